@@ -1,0 +1,1 @@
+"""`fleet validate`, `fleet targets`, `fleet schema`: the fleet definition and targeting."""

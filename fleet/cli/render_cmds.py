@@ -1,0 +1,1 @@
+"""`fleet render`, `fleet plugins`: renderers and the plugin manager."""
