@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,93 @@ def find_binary(name: str) -> str:
 def binary() -> Callable[[str], str]:
     """`binary("helm")` -> path to the real helm; fails with the build command if missing."""
     return find_binary
+
+
+# ---------------------------------------------------------------- real servers
+
+import sys  # noqa: E402
+
+sys.path.insert(0, str(TESTBIN))
+sys.path.insert(0, str(ROOT))
+
+import localfleet  # noqa: E402
+
+from tests.support.servers import GitServer, RedisServer  # noqa: E402
+
+# The session fleet: three clusters in two regions, the names fleet.example.yaml uses.
+FLEET_CLUSTERS = [
+    ("dev-eu", {"env": "dev", "region": "eu"}),
+    ("prod-eu", {"env": "prod", "region": "eu"}),
+    ("prod-us", {"env": "prod", "region": "us"}),
+]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, stopped at the end of the session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    """`git daemon` on a free loopback port; tests create repositories and push to them."""
+    server = GitServer(tmp_path_factory.mktemp("git-server") / "repos")
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    name: str
+    labels: dict[str, str]
+    kubeconfig: Path
+    server: str
+
+
+@dataclass(frozen=True)
+class LocalFleet:
+    dir: Path
+    clusters: dict[str, LocalCluster]
+
+
+@pytest.fixture(scope="session")
+def local_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
+    """Three real clusters (dev-eu, prod-eu, prod-us) for the whole test session.
+
+    FLEET_TEST_FLEET_DIR reuses a fleet already started with `localfleet up` (its
+    clusters.json must list the three names); otherwise one is started and stopped here.
+    """
+    existing = os.environ.get("FLEET_TEST_FLEET_DIR")
+    if existing:
+        state = localfleet.load_state(Path(existing))
+        yield _as_fleet(Path(existing), state)
+        return
+    fleet_dir = tmp_path_factory.mktemp("localfleet")
+    try:
+        state = localfleet.up(fleet_dir, FLEET_CLUSTERS)
+    except localfleet.LocalFleetError as err:
+        pytest.fail(f"local fleet did not start: {err}", pytrace=False)
+    try:
+        yield _as_fleet(fleet_dir, state)
+    finally:
+        localfleet.down(fleet_dir)
+
+
+def _as_fleet(fleet_dir: Path, state: dict[str, dict[str, object]]) -> LocalFleet:
+    clusters = {
+        name: LocalCluster(
+            name=name,
+            labels=dict(entry["labels"]),  # type: ignore[call-overload]
+            kubeconfig=Path(str(entry["kubeconfig"])),
+            server=str(entry["server"]),
+        )
+        for name, entry in state.items()
+    }
+    return LocalFleet(fleet_dir, clusters)

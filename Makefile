@@ -1,0 +1,56 @@
+# fleet — the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-unit test-integration test-e2e lint bench testbin redis venv clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "fleet needs Python 3.11+ (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## testbin: build (or reuse from ~/.cache/fleet-testbin) etcd, kube-*, kwok, helm, kustomize
+testbin:
+	@tests/testbin/build.sh
+
+## redis: make sure Debian's redis-server is there (installs it when root on Debian/Ubuntu)
+redis:
+	@tests/testbin/ensure-system-packages.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check fleet plugins workers
+	$(BIN)/mypy
+
+## test: lint, type-check, then every test tier against real binaries and servers
+test: venv testbin redis lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: venv testbin redis
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: venv testbin redis
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## demo: start three local clusters and run fleet on fleet.example.yaml
+demo: venv testbin
+	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/tests/testbin/bin:$$PATH" tests/testbin/demo.sh
+
+## bench: benchmarks (figures and ratios, never pass/fail)
+bench: venv testbin
+	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/tests/testbin/bin:$$PATH" tests/bench/run.sh
+
+clean:
+	rm -rf $(VENV) .demo .bench .mypy_cache .ruff_cache .pytest_cache
