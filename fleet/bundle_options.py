@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
@@ -24,9 +24,20 @@ class StrictModel(BaseModel):
 
 
 class LabelSelectorRequirement(StrictModel):
+    """One `matchExpressions[]` entry, with Kubernetes' rules on `values`."""
+
     key: str
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        # Kubernetes rejects these too; accepting them would silently match nothing/everything.
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs a non-empty 'values' list")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no 'values'")
+        return self
 
 
 class LabelSelector(StrictModel):
@@ -106,9 +117,7 @@ class Partition(StrictModel):
     cluster_name: str | None = Field(default=None, alias="clusterName")
     cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
     cluster_group: str | None = Field(default=None, alias="clusterGroup")
-    cluster_group_selector: LabelSelector | None = Field(
-        default=None, alias="clusterGroupSelector"
-    )
+    cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
 
 
 class RolloutStrategy(StrictModel):
@@ -138,9 +147,7 @@ class TargetCustomization(StrictModel):
     cluster_name: str | None = Field(default=None, alias="clusterName")
     cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
     cluster_group: str | None = Field(default=None, alias="clusterGroup")
-    cluster_group_selector: LabelSelector | None = Field(
-        default=None, alias="clusterGroupSelector"
-    )
+    cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
     do_not_deploy: bool = Field(default=False, alias="doNotDeploy")
     # overrides, merged over the base options
     namespace: str | None = None
@@ -153,13 +160,14 @@ class TargetCustomization(StrictModel):
     correct_drift: CorrectDrift | None = Field(default=None, alias="correctDrift")
     keep_resources: bool | None = Field(default=None, alias="keepResources")
     namespace_labels: dict[str, str] | None = Field(default=None, alias="namespaceLabels")
-    namespace_annotations: dict[str, str] | None = Field(
-        default=None, alias="namespaceAnnotations"
-    )
+    namespace_annotations: dict[str, str] | None = Field(default=None, alias="namespaceAnnotations")
 
 
 class BundleOptions(StrictModel):
     """Everything a bundle's `fleet.yaml` may say (Rancher Fleet's format)."""
+
+    # Rancher's optional explicit bundle name; otherwise derived from the path (fleet.repo)
+    name: str | None = None
 
     default_namespace: str | None = Field(default=None, alias="defaultNamespace")
     namespace: str | None = None

@@ -1,1 +1,128 @@
 """`fleet validate`, `fleet targets`, `fleet schema`: the fleet definition and targeting."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleet.cli import app
+from fleet.errors import FleetError, Problem
+
+RepoDir = Annotated[
+    Path,
+    typer.Argument(help="Repository checkout holding the root fleet.yaml (kind: Fleet)."),
+]
+
+
+def _display(path: str | None) -> str | None:
+    """Paths inside the current directory are printed relative to it."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
+def _relative(err: FleetError) -> FleetError:
+    return FleetError(problems=[Problem(p.message, _display(p.file), p.line) for p in err.problems])
+
+
+@app.command("validate")
+def validate_command(repo_dir: RepoDir = Path(".")) -> None:
+    """Check the fleet definition, every bundle and every per-cluster template.
+
+    Exit 0 and print a summary when everything is valid; exit 1 with one
+    `path:line: message` line per problem otherwise. Nothing is deployed and no cluster
+    is contacted.
+    """
+    from fleet.repo import load_repository
+    from fleet.targeting import compute_units
+
+    try:
+        repo = load_repository(repo_dir)
+        units = compute_units(repo)
+    except FleetError as err:
+        raise _relative(err) from None
+    typer.echo(
+        f"ok: {len(repo.definition.clusters)} clusters, {len(repo.bundles)} bundles, "
+        f"{len(units)} deployment units"
+    )
+
+
+@app.command("targets")
+def targets_command(
+    repo_dir: RepoDir = Path("."),
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="table (default) or json."),
+    ] = "table",
+) -> None:
+    """Show which bundle goes to which cluster, with its customization and deployment id.
+
+    The deployment id changes exactly when what the cluster should run changes (bundle
+    content, merged options or renderer).
+    """
+    from fleet.repo import load_repository
+    from fleet.targeting import compute_units
+
+    if output not in ("table", "json"):
+        raise FleetError(f"unknown output format '{output}' (use table or json)")
+    try:
+        units = compute_units(load_repository(repo_dir))
+    except FleetError as err:
+        raise _relative(err) from None
+    if output == "json":
+        rows: list[dict[str, Any]] = [
+            {
+                "bundle": u.bundle,
+                "cluster": u.cluster,
+                "customization": u.customization,
+                "deploymentId": u.deployment_id,
+                "region": u.region,
+                "renderer": u.renderer,
+            }
+            for u in units
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    header = ("BUNDLE", "CLUSTER", "CUSTOMIZATION", "DEPLOYMENT ID")
+    table = [(u.bundle, u.cluster, u.customization or "-", u.short_id) for u in units]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        pretty = Table(*header)
+        for row in table:
+            pretty.add_row(*row)
+        Console().print(pretty)
+        return
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command("schema")
+def schema_command(
+    bundle: Annotated[
+        bool,
+        typer.Option("--bundle", help="Schema of a bundle's fleet.yaml instead of the root."),
+    ] = False,
+) -> None:
+    """Print the JSON Schema of the root fleet.yaml (or of a bundle fleet.yaml).
+
+    For editors: `fleet schema > fleet.schema.json` and add
+    `# yaml-language-server: $schema=fleet.schema.json` at the top of fleet.yaml.
+    """
+    from fleet.bundle_options import BundleOptions
+    from fleet.definition import FleetDefinition
+
+    model = BundleOptions if bundle else FleetDefinition
+    schema = model.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "fleet bundle fleet.yaml" if bundle else "fleet definition (kind: Fleet)"
+    typer.echo(json.dumps(schema, indent=2))
