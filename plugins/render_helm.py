@@ -1,0 +1,213 @@
+"""Built-in renderer `helm`: `helm template` through pyhelm3's command layer.
+
+Choices, where Rancher Fleet leaves room:
+- chart source: no `helm.chart` -> the bundle directory itself (it has a Chart.yaml);
+  `oci://...` -> that reference; `helm.repo` set -> `chart` is a chart name in that
+  repository; a URL -> that archive; otherwise a local path (directory or .tgz) resolved
+  inside the repository. `helm.version` (a version or semver range) goes to `--version` for
+  remote charts and is ignored for local ones, as Helm itself does.
+- values: `helm.valuesFiles` in order, then `helm.values` on top (Helm's `-f` then `--set`
+  order; targetCustomization values, already merged into `values`, win over the base
+  files). Rancher Fleet merges the files over inline values of the same level - write a key
+  in one place only if you rely on that. Values reach `helm template` as JSON on stdin.
+- release name: `helm.releaseName`, else the bundle name made DNS-safe; names longer than
+  Helm's 53 characters keep 44 characters plus a hash, so they stay unique.
+- namespace: `namespace`, else `defaultNamespace`, else "default" (`--namespace`).
+- `--kube-version` is the cluster's Kubernetes version when known, so a chart's own
+  `kubeVersion:` constraint and `.Capabilities.KubeVersion` see the real cluster.
+- CRDs from `crds/` are included; test hooks (`helm.sh/hook: test`) are skipped; other hooks
+  are rendered as plain objects (use `helm.mode: release` for charts that need hooks).
+- helm's executable: `$FLEET_HELM`, else `helm` on PATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyhelm3 import Command
+from pyhelm3 import errors as helm_errors
+
+from fleet.bundle_options import BundleOptions, HelmOptions
+from fleet.errors import FleetError
+from fleet.hookspecs import hookimpl
+from fleet.manifests import Manifest, load_manifests, parse_yaml_documents
+from fleet.render import RendererRegistry, RenderRequest
+
+PLUGIN_VERSION = "1"
+RELEASE_NAME_MAX = 53
+T = TypeVar("T")
+
+
+def helm_executable() -> str:
+    """Path of the helm binary: `$FLEET_HELM` or `helm` on PATH."""
+    configured = os.environ.get("FLEET_HELM")
+    found = shutil.which(configured or "helm")
+    if not found:
+        if configured:
+            raise FleetError(f"helm not found: FLEET_HELM={configured} is not an executable")
+        raise FleetError("helm not found on PATH (set FLEET_HELM)")
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _helm_version(executable: str) -> str:
+    try:
+        return f"v{Command(executable=executable).client_version()}"
+    except (subprocess.CalledProcessError, ValueError, OSError) as err:
+        raise FleetError(f"cannot run {executable} version: {err}") from None
+
+
+class HelmRenderer:
+    name = "helm"
+
+    @property
+    def version(self) -> str:
+        return f"helm {_helm_version(helm_executable())} fleet-helm {PLUGIN_VERSION}"
+
+    def describe(self) -> str:
+        try:
+            return f"helm template via pyhelm3 ({helm_executable()}, {self.version})"
+        except FleetError as err:
+            return f"unavailable: {err}"
+
+    def render(self, request: RenderRequest) -> list[Manifest]:
+        options = request.options
+        helm = options.helm or HelmOptions()
+        chart_ref, display, remote = _chart_source(request, helm)
+        args: list[str] = [
+            "template",
+            release_name(helm.release_name or request.name),
+            chart_ref,
+            "--include-crds",
+            "--skip-tests",
+            "--values",
+            "-",
+            "--namespace",
+            options.namespace or options.default_namespace or "default",
+        ]
+        if remote and helm.repo:
+            args += ["--repo", helm.repo]
+        if remote and helm.version:
+            args += ["--version", helm.version]
+        if request.cluster.kube_version:
+            args += ["--kube-version", request.cluster.kube_version]
+        if helm.skip_schema_validation:
+            args.append("--skip-schema-validation")
+        values = json.dumps(merged_values(request, helm)).encode()
+        command = Command(executable=helm_executable())
+        try:
+            output = run_sync(command.run(args, values))
+        except helm_errors.Error as err:
+            message = _helm_message(err.stderr.decode(errors="replace"))
+            raise FleetError(
+                f"helm template failed for chart {display}: {message}", file=request.options_file
+            ) from None
+        return load_manifests(output.decode(), file=f"helm template {display}")
+
+
+def _chart_source(request: RenderRequest, helm: HelmOptions) -> tuple[str, str, bool]:
+    """(chart reference for helm, name for messages, is it remote?)."""
+    chart = helm.chart
+    if not chart:
+        if not (request.bundle_dir / "Chart.yaml").is_file():
+            raise FleetError(
+                "helm: no chart (set helm.chart or put a Chart.yaml in the bundle)",
+                file=request.options_file,
+            )
+        path = request.resolve(".", what="chart")
+        return str(path), _display(request, path), False
+    if helm.repo or "://" in chart:
+        where = f"{helm.repo.rstrip('/')}/{chart}" if helm.repo else chart
+        return chart, where + (f"@{helm.version}" if helm.version else ""), True
+    path = request.resolve(chart, what="helm.chart")
+    if not path.exists():
+        raise FleetError(f"helm.chart {chart!r} not found", file=request.options_file)
+    return str(path), _display(request, path), False
+
+
+def merged_values(request: RenderRequest, helm: HelmOptions) -> dict[str, Any]:
+    """valuesFiles in order, then `values` on top (deep merge: maps merge, rest replaces)."""
+    merged: dict[str, Any] = {}
+    for relpath in helm.values_files:
+        path = request.resolve(relpath, what="values file")
+        if not path.is_file():
+            raise FleetError(f"values file {relpath!r} not found", file=request.options_file)
+        display = _display(request, path)
+        docs = [
+            d
+            for d in parse_yaml_documents(path.read_text(encoding="utf-8"), file=display)
+            if d is not None
+        ]
+        data = docs[0] if docs else {}
+        if not isinstance(data, dict):
+            raise FleetError("values file is not a mapping", file=display)
+        merged = deep_merge(merged, data)
+    return deep_merge(merged, helm.values)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        current = result.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            result[key] = deep_merge(current, value)
+        else:
+            result[key] = value
+    return result
+
+
+def release_name(name: str) -> str:
+    """A valid Helm release name (DNS-1123, at most 53 characters) for a bundle name."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "release"
+    if len(safe) <= RELEASE_NAME_MAX:
+        return safe
+    digest = hashlib.sha256(safe.encode()).hexdigest()[:8]
+    return f"{safe[:44].rstrip('-')}-{digest}"
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run pyhelm3's async call to completion, also from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _helm_message(stderr: str) -> str:
+    """helm's error as one line: the `Error:` line(s), without the prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line.removeprefix("Error:").strip() for line in lines if line.startswith("Error:")]
+    return "; ".join(errors or lines[-1:]) or "unknown error"
+
+
+def _display(request: RenderRequest, path: Path) -> str:
+    try:
+        return path.relative_to(request.repo_root.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+@hookimpl
+def fleet_register_renderers(registry: RendererRegistry) -> None:
+    registry.add(HelmRenderer())
+
+
+@hookimpl
+def fleet_detect_renderer(bundle_dir: Path, options: BundleOptions) -> str | None:
+    """`helm` for a bundle with `helm.chart` (or `helm.repo`) or a Chart.yaml at its root."""
+    if options.helm is not None and (options.helm.chart or options.helm.repo):
+        return "helm"
+    return "helm" if (bundle_dir / "Chart.yaml").is_file() else None

@@ -1,0 +1,168 @@
+"""Built-in renderer `kustomize`: `kustomize build DIR`, or `kubectl kustomize DIR`.
+
+- the binary: `$FLEET_KUSTOMIZE` (a kustomize binary, or kubectl when its name starts with
+  "kubectl"), else `kustomize` on PATH, else `kubectl` on PATH; `fleet plugins` says which.
+- the directory: `kustomize.dir` (relative to the bundle, resolved inside the repository),
+  default the bundle directory; it must hold a kustomization file.
+- kustomize's default load restrictor (LoadRestrictionsRootOnly) is kept: a kustomization
+  cannot read files outside its own root. Exec/container plugins and `helmCharts` stay
+  disabled (no `--enable-alpha-plugins`, no `--enable-helm`): a repository cannot make a
+  worker run programs.
+- as a post-renderer (`request.input_manifests` set: Helm chart + kustomize, Rancher Fleet's
+  behaviour), the bundle is copied to a temporary directory, the chart's output is written
+  there as `fleet-manifests.yaml` and put first in the kustomization's `resources`, and that
+  copy is built. Relative symlinks that leave the bundle do not survive the copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from fleet.bundle_options import BundleOptions
+from fleet.errors import FleetError
+from fleet.hookspecs import hookimpl
+from fleet.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
+from fleet.render import KUSTOMIZATION_FILES, RendererRegistry, RenderRequest
+
+PLUGIN_VERSION = "1"
+MANIFESTS_FILE = "fleet-manifests.yaml"
+TIMEOUT_SECONDS = 300
+
+
+@functools.lru_cache(maxsize=8)
+def _command_for(configured: str | None, path_env: str | None) -> tuple[tuple[str, ...], str]:
+    if configured:
+        exe = shutil.which(configured)
+        if not exe:
+            raise FleetError(f"kustomize not found: FLEET_KUSTOMIZE={configured} is not executable")
+    else:
+        exe = shutil.which("kustomize") or shutil.which("kubectl")
+        if not exe:
+            raise FleetError("kustomize not found on PATH, nor kubectl (set FLEET_KUSTOMIZE)")
+    if Path(exe).name.startswith("kubectl"):
+        return (exe, "kustomize"), _kubectl_version(exe)
+    return (exe, "build"), _kustomize_version(exe)
+
+
+def kustomize_command() -> tuple[tuple[str, ...], str]:
+    """(argv prefix, kustomize version) for the binary fleet will run."""
+    return _command_for(os.environ.get("FLEET_KUSTOMIZE"), os.environ.get("PATH"))
+
+
+def _kustomize_version(exe: str) -> str:
+    output = _run([exe, "version"], what=f"{exe} version")
+    text = output.strip()
+    if "kustomize/" in text:  # v4: {Version:kustomize/v4.5.7 GitCommit:...}
+        text = text.split("kustomize/", 1)[1]
+    return text.split()[0] if text else "unknown"
+
+
+def _kubectl_version(exe: str) -> str:
+    output = _run([exe, "version", "--client", "-o", "json"], what=f"{exe} version")
+    try:
+        return str(json.loads(output).get("kustomizeVersion", "unknown"))
+    except json.JSONDecodeError:
+        return "unknown"
+
+
+def _run(argv: list[str], *, what: str) -> str:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise FleetError(f"{what} failed: {err}") from None
+    if done.returncode != 0:
+        raise FleetError(f"{what} failed: {_one_line(done.stderr)}")
+    return done.stdout
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line.removeprefix("Error:").strip() for line in lines if line.startswith("Error:")]
+    return "; ".join(errors or lines[-1:]) or "unknown error"
+
+
+class KustomizeRenderer:
+    name = "kustomize"
+
+    @property
+    def version(self) -> str:
+        argv, version = kustomize_command()
+        tool = "kubectl-kustomize" if argv[1] == "kustomize" else "kustomize"
+        return f"{tool} {version} fleet-kustomize {PLUGIN_VERSION}"
+
+    def describe(self) -> str:
+        try:
+            argv, version = kustomize_command()
+        except FleetError as err:
+            return f"unavailable: {err}"
+        tool = "kubectl kustomize" if argv[1] == "kustomize" else "kustomize build"
+        return f"{tool} ({argv[0]}, kustomize {version})"
+
+    def render(self, request: RenderRequest) -> list[Manifest]:
+        kdir_rel = (request.options.kustomize.dir if request.options.kustomize else None) or "."
+        kdir = request.resolve(kdir_rel, what="kustomize.dir")
+        kfile = next((kdir / f for f in KUSTOMIZATION_FILES if (kdir / f).is_file()), None)
+        if kfile is None:
+            raise FleetError(
+                f"kustomize.dir {kdir_rel!r} has no kustomization.yaml", file=request.options_file
+            )
+        display = _display(request, kdir)
+        argv, _ = kustomize_command()
+        if request.input_manifests is None:
+            output = _run([*argv, str(kdir)], what=f"kustomize build {display}")
+            return load_manifests(output, file=f"kustomize build {display}")
+        with tempfile.TemporaryDirectory(prefix="fleet-kustomize-") as tmp:
+            build_dir = _staged_copy(request, kdir, kfile, Path(tmp))
+            output = _run([*argv, str(build_dir)], what=f"kustomize build {display}")
+        return load_manifests(output, file=f"kustomize build {display}")
+
+
+def _staged_copy(request: RenderRequest, kdir: Path, kfile: Path, tmp: Path) -> Path:
+    """Copy of the bundle with the previous stage's output added to the kustomization."""
+    bundle = request.resolve(".", what="bundle directory")
+    source, rel = (
+        (bundle, kdir.relative_to(bundle)) if kdir.is_relative_to(bundle) else (kdir, Path("."))
+    )
+    copy_root = tmp / "bundle"
+    shutil.copytree(source, copy_root, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    build_dir = copy_root / rel
+    (build_dir / MANIFESTS_FILE).write_text(dump_manifests(request.input_manifests or ()))
+    docs = parse_yaml_documents(kfile.read_text(encoding="utf-8"), file=_display(request, kfile))
+    kustomization = docs[0] if docs and isinstance(docs[0], dict) else {}
+    resources = list(kustomization.get("resources") or [])
+    if MANIFESTS_FILE not in resources:
+        kustomization["resources"] = [MANIFESTS_FILE, *resources]
+    (build_dir / kfile.name).write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return build_dir
+
+
+def _display(request: RenderRequest, path: Path) -> str:
+    try:
+        return path.relative_to(request.repo_root.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+@hookimpl
+def fleet_register_renderers(registry: RendererRegistry) -> None:
+    registry.add(KustomizeRenderer())
+
+
+@hookimpl
+def fleet_detect_renderer(bundle_dir: Path, options: BundleOptions) -> str | None:
+    """`kustomize` for a bundle with `kustomize.dir` or a kustomization file at its root."""
+    if options.kustomize is not None and options.kustomize.dir:
+        return "kustomize"
+    if any((bundle_dir / name).is_file() for name in KUSTOMIZATION_FILES):
+        return "kustomize"
+    return None
