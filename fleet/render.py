@@ -105,7 +105,9 @@ class Renderer(Protocol):
     same input may change (tool version + plugin version, e.g. "helm v3.16.2 plugin 1").
     `render` returns the manifests as JSON-compatible dicts, in any order, and raises
     `fleet.errors.FleetError` (one line, with the file) for problems the user can fix.
-    An optional `describe() -> str` method adds a line to `fleet plugins`.
+    Optional methods: `describe() -> str` adds a line to `fleet plugins`;
+    `cache_context(request) -> str` returns whatever else of the request the output depends
+    on (e.g. the cluster, when a values file is templated per cluster), added to the key.
     """
 
     @property
@@ -349,8 +351,15 @@ def _cache_key(
         "bundle": request.name,
         "options": request.options.model_dump(mode="json", by_alias=True),
         "kubeVersion": request.cluster.kube_version,
+        "context": _cache_context(renderer, request),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def _cache_context(renderer: Renderer, request: RenderRequest) -> str:
+    """What else of the cluster a renderer reads (its optional `cache_context` method)."""
+    method = getattr(renderer, "cache_context", None)
+    return str(method(request)) if callable(method) else ""
 
 
 def _local_dirs_outside_bundle(request: RenderRequest) -> Iterator[Path]:
@@ -366,3 +375,18 @@ def _local_dirs_outside_bundle(request: RenderRequest) -> Iterator[Path]:
         bundle = request.bundle_dir.resolve()
         if path.exists() and path != bundle and bundle not in path.parents:
             yield request.resolve(relpath, what="path")
+
+
+def renderer_identity(plugins: FleetPlugins, bundle_dir: Path, options: BundleOptions) -> str:
+    """ "name version" of the renderer(s) a bundle uses: part of targeting's deployment id.
+
+    Pass `lambda bundle: renderer_identity(plugins, bundle.path, bundle.options)` as
+    targeting's `renderer_of`, so a new helm binary or plugin version changes the id.
+    """
+    name = options.renderer or plugins.detect_renderer(bundle_dir, options)
+    identity = f"{name} {plugins.renderer(name).version}"
+    kdir = options.kustomize.dir if options.kustomize else None
+    root_kustomization = any((bundle_dir / f).is_file() for f in KUSTOMIZATION_FILES)
+    if name != "kustomize" and (kdir or (name == "helm" and root_kustomization)):
+        identity += f" + kustomize {plugins.renderer('kustomize').version}"
+    return identity

@@ -6,6 +6,8 @@ Choices, where Rancher Fleet leaves room:
   repository; a URL -> that archive; otherwise a local path (directory or .tgz) resolved
   inside the repository. `helm.version` (a version or semver range) goes to `--version` for
   remote charts and is ignored for local ones, as Helm itself does.
+- values files containing `${ }` are templated per cluster like `helm.values` (see
+  `fleet.templating`; off with `helm.disablePreProcess`); `helm.values` arrive templated.
 - values: `helm.valuesFiles` in order, then `helm.values` on top (Helm's `-f` then `--set`
   order; targetCustomization values, already merged into `values`, win over the base
   files). Rancher Fleet merges the files over inline values of the same level - write a key
@@ -43,6 +45,7 @@ from fleet.errors import FleetError
 from fleet.hookspecs import hookimpl
 from fleet.manifests import Manifest, load_manifests, parse_yaml_documents
 from fleet.render import RendererRegistry, RenderRequest
+from fleet.templating import TemplateError, build_context, has_template, render_values
 
 PLUGIN_VERSION = "1"
 RELEASE_NAME_MAX = 53
@@ -80,6 +83,12 @@ class HelmRenderer:
             return f"helm template via pyhelm3 ({helm_executable()}, {self.version})"
         except FleetError as err:
             return f"unavailable: {err}"
+
+    def cache_context(self, request: RenderRequest) -> str:
+        """The cluster, when a values file is templated per cluster (part of the cache key)."""
+        if not _templated_values_files(request):
+            return ""
+        return json.dumps(_template_context(request), sort_keys=True)
 
     def render(self, request: RenderRequest) -> list[Manifest]:
         options = request.options
@@ -152,8 +161,33 @@ def merged_values(request: RenderRequest, helm: HelmOptions) -> dict[str, Any]:
         data = docs[0] if docs else {}
         if not isinstance(data, dict):
             raise FleetError("values file is not a mapping", file=display)
+        if not helm.disable_pre_process and has_template(data):
+            try:
+                data = render_values(data, _template_context(request))
+            except TemplateError as err:
+                where = ".".join(str(p) for p in err.path)
+                raise FleetError(
+                    f"template error at {where}: {err.message}", file=display
+                ) from None
         merged = deep_merge(merged, data)
     return deep_merge(merged, helm.values)
+
+
+def _template_context(request: RenderRequest) -> dict[str, Any]:
+    cluster = request.cluster
+    annotations = getattr(cluster, "annotations", None) or {}
+    return build_context(cluster.name, cluster.labels, annotations)
+
+
+def _templated_values_files(request: RenderRequest) -> bool:
+    helm = request.options.helm
+    if helm is None or helm.disable_pre_process:
+        return False
+    for relpath in helm.values_files:
+        path = request.resolve(relpath, what="values file")
+        if path.is_file() and "${" in path.read_text(encoding="utf-8"):
+            return True
+    return False
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
