@@ -1,0 +1,407 @@
+"""One connection to one cluster: raw JSON requests, cached discovery, errors typed by what next.
+
+Why raw requests through `ApiClient.param_serialize` + `call_api` rather than the typed APIs
+or the dynamic client: the engine handles any kind (CRDs included) as plain dicts; the typed
+APIs would deserialize into models and back, and the dynamic client re-wraps every response
+in `ResourceInstance` objects and has its own discovery cache on disk. Raw calls keep the
+per-object overhead at one `json.dumps` and one `json.loads`, reuse the kubernetes client's
+kubeconfig loading, TLS, token refresh and connection pool, and let us set the content type
+server-side apply needs (`application/apply-patch+yaml`; JSON is valid YAML).
+
+Errors are classified the kopf way, by what the caller should do next:
+`ClusterUnreachable` -> retry later with backoff (the worker does); `Conflict`, `Invalid`,
+`Forbidden`, `NotFound` -> report on the object and go on. Messages are one line, name the
+cluster and the object, and never carry a Secret's data or any credential.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from fleet.errors import FleetError
+
+log = logging.getLogger(__name__)
+
+Manifest = dict[str, Any]
+
+APPLY_PATCH = "application/apply-patch+yaml"
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Address of one object in a cluster; `namespace` is None for cluster-scoped ones."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ObjectRef:
+        meta = manifest.get("metadata") or {}
+        return cls(
+            str(manifest.get("apiVersion", "")),
+            str(manifest.get("kind", "")),
+            meta.get("namespace") or None,
+            str(meta.get("name", "")),
+        )
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        return out
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """What discovery says about a kind: its plural resource name and scope."""
+
+    group_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def collection_path(self, namespace: str | None) -> str:
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def object_path(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{quote(name, safe='')}"
+
+
+class KubeError(FleetError):
+    """An API request failed; subclasses say what to do next. `status` is the HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClusterUnreachable(KubeError):
+    """Connection refused, timeout, 429 or 5xx: retry the whole unit later with backoff."""
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float = 10.0) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class Conflict(KubeError):
+    """409: another field manager owns a field fleet sets (or an optimistic-lock race)."""
+
+
+class Invalid(KubeError):
+    """400/422 or an unknown kind: the user must fix the manifest; retrying will not help."""
+
+
+class Forbidden(KubeError):
+    """401/403: the credentials fleet uses for this cluster lack a permission."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace, or its kind) does not exist."""
+
+
+_SECRET_VALUE = re.compile(r'(Invalid value: )("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _server_message(raw: bytes, kind: str | None) -> tuple[str, dict[str, Any]]:
+    """The `message` of a Kubernetes Status body (first line), Secret values redacted."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("message") or raw[:200].decode("utf-8", "replace")).strip()
+    message = " ".join(message.split())  # one line, whatever the server sent
+    if kind == "Secret":
+        message = _SECRET_VALUE.sub(r"\1<redacted>", message)
+    details = body.get("details")
+    return message, details if isinstance(details, dict) else {}
+
+
+def classify(
+    status: int, raw: bytes, *, cluster: str, what: str, kind: str | None = None
+) -> KubeError:
+    """Turn a non-2xx response into the typed error that says what to do next."""
+    message, details = _server_message(raw, kind)
+    prefix = f"{cluster}: {what}"
+    if status == 409:
+        conflicts = [
+            str(c.get("message", ""))
+            for c in details.get("causes") or []
+            if c.get("reason") == "FieldManagerConflict" or "conflict" in str(c.get("message"))
+        ]
+        fields = [str(c.get("field", "")) for c in details.get("causes") or [] if c.get("field")]
+        if conflicts:
+            owners = sorted({m.split(" using ")[0] for m in conflicts})
+            fields_text = f" on {', '.join(fields[:5])}" if fields else ""
+            return Conflict(
+                f"{prefix}: {'; '.join(owners)}{fields_text} "
+                "(set correctDrift.force or helm.force to take the fields over)",
+                status=status,
+            )
+        return Conflict(f"{prefix}: conflict: {message}", status=status)
+    if status in (400, 422):
+        return Invalid(f"{prefix}: invalid: {message}", status=status)
+    if status == 401:
+        return Forbidden(f"{prefix}: unauthorized (check this cluster's credentials)", status=401)
+    if status == 403:
+        return Forbidden(f"{prefix}: forbidden: {message}", status=status)
+    if status == 404:
+        return NotFound(f"{prefix}: not found: {message}", status=status)
+    if status == 429 or status >= 500:
+        return ClusterUnreachable(
+            f"{prefix}: API server answered {status}: {message}; will retry with backoff",
+            status=status,
+        )
+    return Invalid(f"{prefix}: HTTP {status}: {message}", status=status)
+
+
+class ClusterConnection:
+    """The API client of one cluster plus a discovery cache and request counters.
+
+    `writes` counts requests that change the cluster (dry runs excluded): the no-op test and
+    the benchmark read it. Not thread-safe: one sync uses one connection at a time.
+    """
+
+    def __init__(
+        self, name: str, api_client: Any, *, timeout: tuple[float, float] = (5.0, 60.0)
+    ) -> None:
+        self.name = name
+        self._api = api_client
+        self._timeout = timeout
+        self._discovery: dict[str, dict[str, ResourceType] | None] = {}
+        self.requests = 0
+        self.writes = 0
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: str | Path, context: str | None = None, *, name: str | None = None
+    ) -> ClusterConnection:
+        """Connect with a kubeconfig file (the kubeconfig's current context unless `context`)."""
+        label = name or context or Path(path).stem
+        try:
+            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(path), context=context, persist_config=False
+            )
+        except (OSError, k8s_config.ConfigException) as err:
+            # the loader's message names the file/context, never key material
+            raise KubeError(f"{label}: cannot load kubeconfig {path}: {err}") from None
+        return cls(label, api)
+
+    def close(self) -> None:
+        self._api.close()
+
+    # ------------------------------------------------------------------ raw requests
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        what: str = "",
+        kind: str | None = None,
+    ) -> Manifest:
+        """One API request; returns the decoded JSON body or raises a typed `KubeError`."""
+        query = query or []
+        headers = {"Accept": accept}
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        what = what or f"{method} {path}"
+        self.requests += 1
+        if method != "GET" and ("dryRun", "All") not in query:
+            self.writes += 1
+        try:
+            args = self._api.param_serialize(
+                method,
+                path,
+                query_params=query,
+                header_params=headers,
+                body=data,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*args, _request_timeout=self._timeout)
+            raw = response.read()
+        except ApiException as err:  # the client raises status 0 for TLS failures
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server ({err.reason}); "
+                "will retry with backoff"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server "
+                f"({type(err).__name__}); will retry with backoff"
+            ) from None
+        if not 200 <= response.status < 300:
+            raise classify(response.status, raw, cluster=self.name, what=what, kind=kind)
+        if not raw:
+            return {}
+        decoded = json.loads(raw)
+        return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    # ------------------------------------------------------------------ discovery
+
+    def resource(self, api_version: str, kind: str) -> ResourceType:
+        """Plural and scope of (apiVersion, kind), cached; refreshed once on a miss.
+
+        A miss refetches that one group version, so a kind whose CRD was just applied is
+        found without dropping the whole cache. Unknown after that -> `Invalid`.
+        """
+        found = self._lookup(api_version, kind, refresh=False)
+        if found is None:
+            found = self._lookup(api_version, kind, refresh=True)
+        if found is None:
+            raise Invalid(
+                f"{self.name}: {kind} ({api_version}): no such kind on this cluster "
+                "(is its CustomResourceDefinition installed?)"
+            )
+        return found
+
+    def invalidate(self, group_version: str | None = None) -> None:
+        """Forget discovery for one group version (or all), e.g. after applying CRDs."""
+        if group_version is None:
+            self._discovery.clear()
+        else:
+            self._discovery.pop(group_version, None)
+
+    def _lookup(self, api_version: str, kind: str, *, refresh: bool) -> ResourceType | None:
+        if refresh or api_version not in self._discovery:
+            self._discovery[api_version] = self._fetch_group_version(api_version)
+        kinds = self._discovery[api_version]
+        return kinds.get(kind) if kinds else None
+
+    def _fetch_group_version(self, api_version: str) -> dict[str, ResourceType] | None:
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            listing = self.request("GET", path, what=f"discovery of {api_version}")
+        except NotFound:
+            return None
+        kinds: dict[str, ResourceType] = {}
+        for res in listing.get("resources") or []:
+            name = str(res.get("name", ""))
+            if "/" in name or not res.get("kind"):
+                continue  # subresources such as deployments/status
+            kinds[str(res["kind"])] = ResourceType(
+                api_version, str(res["kind"]), name, bool(res.get("namespaced"))
+            )
+        return kinds
+
+    # ------------------------------------------------------------------ verbs on objects
+
+    def get(self, ref: ObjectRef) -> Manifest | None:
+        """The live object, or None when it does not exist."""
+        res = self.resource(ref.api_version, ref.kind)
+        try:
+            return self.request(
+                "GET", res.object_path(ref.namespace, ref.name), what=f"read {ref}", kind=ref.kind
+            )
+        except NotFound:
+            return None
+
+    def list_objects(
+        self,
+        res: ResourceType,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+    ) -> list[Manifest]:
+        """One LIST call; items get apiVersion/kind filled in (the server leaves them out)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        accept = f"{METADATA_LIST_ACCEPT},application/json" if metadata_only else "application/json"
+        where = f" in {namespace}" if namespace and res.namespaced else ""
+        body = self.request(
+            "GET",
+            res.collection_path(namespace),
+            query=query,
+            accept=accept,
+            what=f"list {res.plural}{where}",
+        )
+        items = body.get("items") or []
+        for item in items:
+            item["apiVersion"], item["kind"] = res.group_version, res.kind
+        return list(items)
+
+    def apply(
+        self, manifest: Manifest, *, force: bool, dry_run: bool = False, field_manager: str
+    ) -> Manifest:
+        """Server-side apply of one object; returns the object as the server stored it."""
+        ref = ObjectRef.of(manifest)
+        res = self.resource(ref.api_version, ref.kind)
+        query = [("fieldManager", field_manager)]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self.request(
+            "PATCH",
+            res.object_path(ref.namespace if res.namespaced else None, ref.name),
+            query=query,
+            body=json.dumps(manifest, separators=(",", ":")).encode(),
+            content_type=APPLY_PATCH,
+            what=f"{'dry-run ' if dry_run else ''}apply {ref}",
+            kind=ref.kind,
+        )
+
+    def delete(self, ref: ObjectRef, *, uid: str | None = None) -> bool:
+        """Delete in the background (dependents garbage-collected); False if already gone.
+
+        `uid` is a precondition: an object recreated since we read it is not deleted.
+        """
+        res = self.resource(ref.api_version, ref.kind)
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self.request(
+                "DELETE",
+                res.object_path(ref.namespace if res.namespaced else None, ref.name),
+                body=options,
+                what=f"delete {ref}",
+                kind=ref.kind,
+            )
+        except NotFound:
+            return False
+        return True
+
+
+def connect(
+    kubeconfig: str | Path, context: str | None = None, *, name: str | None = None
+) -> ClusterConnection:
+    """Shorthand for `ClusterConnection.from_kubeconfig`."""
+    return ClusterConnection.from_kubeconfig(kubeconfig, context, name=name)
+
+
+def new_api_client(configuration: Any) -> Any:
+    """An ApiClient for a ready `kubernetes.client.Configuration` (credential plugins)."""
+    return k8s_client.ApiClient(configuration)
