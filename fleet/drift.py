@@ -167,7 +167,7 @@ def detect_drift(
 # ---------------------------------------------------------------- diffs for humans
 
 
-def _redact_secret(obj: Manifest, other: Manifest | None) -> Manifest:
+def _redact_secret(obj: Manifest, other: Manifest | None, side: str) -> Manifest:
     """Secret values replaced by markers that show *whether* a key changed, never its value."""
     if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
         return obj
@@ -178,7 +178,7 @@ def _redact_secret(obj: Manifest, other: Manifest | None) -> Manifest:
             continue
         theirs = (other or {}).get(key) or {}
         out[key] = {
-            k: "<redacted>" if theirs.get(k) == v else "<redacted, differs>"
+            k: "<redacted>" if theirs.get(k) == v else f"<redacted, {side} value differs>"
             for k, v in values.items()
         }
     return out
@@ -190,8 +190,8 @@ def object_diff(ref: ObjectRef, live: Manifest | None, would: Manifest | None) -
     after = comparable(would) if would is not None else None
     if before == after:
         return ""
-    left = _redact_secret(before, after) if before is not None else None
-    right = _redact_secret(after, before) if after is not None else None
+    left = _redact_secret(before, after, "live") if before is not None else None
+    right = _redact_secret(after, before, "desired") if after is not None else None
     text_left = yaml.safe_dump(left, sort_keys=True).splitlines(True) if left else []
     text_right = yaml.safe_dump(right, sort_keys=True).splitlines(True) if right else []
     return "".join(

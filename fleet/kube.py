@@ -233,10 +233,8 @@ class ClusterConnection:
         """One API request; returns the decoded JSON body or raises a typed `KubeError`."""
         query = query or []
         headers = {"Accept": accept}
-        data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
         what = what or f"{method} {path}"
         self.requests += 1
         if method != "GET" and ("dryRun", "All") not in query:
@@ -247,7 +245,7 @@ class ClusterConnection:
                 path,
                 query_params=query,
                 header_params=headers,
-                body=data,
+                body=body,  # bytes go out as they are; dicts are JSON-encoded by the client
                 auth_settings=["BearerToken"],
             )
             response = self._api.call_api(*args, _request_timeout=self._timeout)

@@ -136,7 +136,7 @@ def sync_unit(
             if not dry_run and is_unchanged(item, current):
                 outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
                 continue
-            if dry_run and item.ref.namespace in skip_ns:  # namespace would be created first
+            if dry_run and current is None and item.ref.namespace in skip_ns:
                 res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
             else:
                 res = apply_one(conn, item, exists=current is not None, force=apply_force,
@@ -194,7 +194,9 @@ def sync_unit(
             )
     rest = [d for d in rest if d.ref not in outcome]
     live.update(live_objects(conn, bundle, rest, full=dry_run or drift_on))
-    apply_all(rest, set(created) if dry_run else set())
+    # a dry run cannot ask the server about objects in namespaces that do not exist yet
+    missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in live}
+    apply_all(rest, set(created) | missing_ns if dry_run else set())
 
     # 3. Drift: objects fleet did not need to write may still have been edited by hand.
     if drift_on:
