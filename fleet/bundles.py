@@ -12,6 +12,7 @@ to stay inside the repository before anything is read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from fleet.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, Y
 from fleet.definition import NAME_PATTERN, BundleTarget, has_criterion, undefined_group
 from fleet.errors import FleetError, Problem
 from fleet.hashing import hash_files, hash_path
+from fleet.kustomize_refs import external_kustomize_refs
 from fleet.merge import deep_merge
 from fleet.pathsafety import resolve_inside, walk_files
 from fleet.validation import validate_document
@@ -164,6 +166,8 @@ def _check_customizations(bundle: Bundle, groups: set[str] | None, out: list[Pro
 class _Refs:
     values_files: dict[str, Path] = field(default_factory=dict)
     external: dict[str, Path] = field(default_factory=dict)
+    kustomize_dirs: list[Path] = field(default_factory=list)
+    kustomize_external: list[Path] = field(default_factory=list)
 
 
 def _check_paths(bundle: Bundle, root: Path, out: list[Problem]) -> _Refs:
@@ -201,11 +205,15 @@ def _check_paths(bundle: Bundle, root: Path, out: list[Problem]) -> _Refs:
                     refs.external[helm.chart] = real
         if kustomize is not None and kustomize.dir:
             real = check((*loc, "kustomize", "dir"), kustomize.dir, "kustomize dir", "dir")
+            if real is not None:
+                refs.kustomize_dirs.append(real)
             if real is not None and not real.is_relative_to(bundle.path.resolve()):
                 refs.external[kustomize.dir] = real
         if yaml_opts is not None:
             for j, name in enumerate(yaml_opts.overlays):
                 check((*loc, "yaml", "overlays", j), f"overlays/{name}", "overlay", "dir")
+    starts = [bundle.path, *refs.kustomize_dirs]
+    refs.kustomize_external = external_kustomize_refs(starts, bundle.path, root, out)
     return refs
 
 
@@ -232,7 +240,13 @@ def _is_local_chart(helm: HelmOptions) -> bool:
 def _hash(bundle: Bundle, root: Path, refs: _Refs) -> None:
     excluded = {real for real in refs.values_files.values()}
     files = [(rel, real) for rel, real in walk_files(bundle.path, root) if real not in excluded]
-    bundle.content_hash = hash_files(files)
+    content = hash_files(files)
+    if refs.kustomize_external:  # shared kustomize bases outside the bundle directory
+        parts = [content]
+        for real in refs.kustomize_external:
+            parts.append(f"{real.relative_to(root).as_posix()}={hash_path(real, root)}")
+        content = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    bundle.content_hash = content
     hashes: dict[str, str] = {}
     templated: set[str] = set()
     for raw, real in refs.values_files.items():

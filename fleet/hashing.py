@@ -9,7 +9,9 @@ following symlinks that stay inside the repository, skipping `.git`), as sorted 
 are left out of it and hashed separately (`input_hashes`), so that changing a values file
 only changes the units whose merged options use it. Paths outside the bundle directory but
 inside the repository (a shared local chart, a values file, a kustomize dir) are hashed the
-same way and added to the units that use them.
+same way and added to the units that use them. Kustomize bases that a kustomization in the
+bundle reaches outside the bundle directory (`resources: [../../shared/base]`) are hashed
+into the bundle's content hash (see `fleet.kustomize_refs`).
 """
 
 from __future__ import annotations

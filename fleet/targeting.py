@@ -20,8 +20,9 @@ Rules (Rancher Fleet's, where it has one):
 - Then helm values templating (`fleet.templating`) unless `helm.disablePreProcess`.
 
 Speed: merged options and their canonical JSON are computed once per (bundle,
-customization); only bundles whose values contain `${` are re-templated per cluster, and
-ids are cached per distinct templated result. No pydantic validation per unit.
+customization); values containing `${` are templated once per distinct value of the
+context parts they read (e.g. once per region for `${ .ClusterLabels.region }`), and ids
+are cached with them. No pydantic validation per unit.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from fleet.hashing import canonical_json, deployment_id
 from fleet.merge import deep_merge
 from fleet.repo import FleetRepo
 from fleet.selectors import CompiledSelector, compile_selector
-from fleet.templating import TemplateError, build_context, check_template, render_values
+from fleet.templating import (
+    EVERYTHING,
+    TemplateError,
+    TemplateUses,
+    build_context,
+    check_template,
+    render_values,
+    template_uses,
+)
 
 RendererOf = Callable[[Bundle], str]
 _EMPTY: Mapping[str, LabelSelector] = {}
@@ -119,21 +128,26 @@ class _Variant:
     renderer: str
     templated: bool
     needs_context: bool
+    uses: TemplateUses = EVERYTHING
     fixed_id: str = ""
-    cache: dict[str, tuple[BundleOptions, str]] = field(default_factory=dict)
+    cache: dict[tuple[Any, ...], tuple[BundleOptions, str]] = field(default_factory=dict)
     failed: bool = False
 
     def unit(self, cluster: _Cluster, problems: list[Problem]) -> DeploymentUnit | None:
         options, unit_id = self.options, self.fixed_id
         if self.templated or self.needs_context:
-            context = build_context(cluster.name, cluster.labels, cluster.annotations)
-            try:
-                options, unit_id = self._for_context(context)
-            except TemplateError as err:
-                if not self.failed:
+            key = self.uses.key(cluster.name, cluster.labels, cluster.annotations)
+            hit = self.cache.get(key)
+            if hit is None:
+                if self.failed:
+                    return None
+                try:
+                    hit = self.cache[key] = self._for_cluster(cluster)
+                except TemplateError as err:
                     self.failed = True
                     problems.append(_template_problem(self.bundle, self.index, err, cluster.name))
-                return None
+                    return None
+            options, unit_id = hit
         return DeploymentUnit(
             self.bundle.name,
             cluster.name,
@@ -147,31 +161,22 @@ class _Variant:
             self.renderer,
         )
 
-    def _for_context(self, context: dict[str, Any]) -> tuple[BundleOptions, str]:
-        helm = self.options.helm
-        values = helm.values if helm is not None else {}
+    def _for_cluster(self, cluster: _Cluster) -> tuple[BundleOptions, str]:
+        """Template the values for one cluster; cached by the context parts they read."""
+        context = build_context(cluster.name, cluster.labels, cluster.annotations)
+        options, doc = self.options, self.options_doc
+        helm = options.helm
         if self.templated and helm is not None:
             values = render_values(helm.values, context)
-        key = canonical_json(values) + (canonical_json(context) if self.needs_context else "")
-        hit = self.cache.get(key)
-        if hit is None:
-            options = self.options
-            doc = self.options_doc
-            if self.templated and helm is not None:
-                options = options.model_copy(
-                    update={"helm": helm.model_copy(update={"values": values})}
-                )
-                doc = {**doc, "helm": {**doc.get("helm", {}), "values": values}}
-            context_json = canonical_json(context) if self.needs_context else ""
-            unit_id = deployment_id(
-                self.bundle.content_hash,
-                self.inputs,
-                canonical_json(doc),
-                self.renderer,
-                context_json,
+            options = options.model_copy(
+                update={"helm": helm.model_copy(update={"values": values})}
             )
-            hit = self.cache[key] = (options, unit_id)
-        return hit
+            doc = {**doc, "helm": {**doc.get("helm", {}), "values": values}}
+        context_json = canonical_json(context) if self.needs_context else ""
+        unit_id = deployment_id(
+            self.bundle.content_hash, self.inputs, canonical_json(doc), self.renderer, context_json
+        )
+        return options, unit_id
 
 
 def merge_customization(base: BundleOptions, custom: TargetCustomization) -> BundleOptions:
@@ -235,6 +240,11 @@ def _variant(bundle: Bundle, renderer: str, index: int | None, problems: list[Pr
     variant = _Variant(
         bundle, name, index, options, doc, tuple(inputs), renderer, templated, needs_context
     )
+    if templated and not needs_context and helm is not None:
+        try:
+            variant.uses = template_uses(helm.values)
+        except TemplateError:
+            variant.failed = True  # already reported by _check_templates
     if not templated and not needs_context:
         variant.fixed_id = deployment_id(
             bundle.content_hash, variant.inputs, canonical_json(doc), renderer

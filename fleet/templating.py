@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleet.cluster import ClusterContext
 from fleet.validation import did_you_mean
 
 _ACTION = re.compile(r"\$\{(.*?)\}", re.DOTALL)
@@ -133,6 +134,16 @@ def build_context(
     }
 
 
+def template_context(cluster: ClusterContext) -> dict[str, Any]:
+    """`build_context` for a ClusterContext (annotations when it is a TargetCluster).
+
+    Renderers use this to template the *contents* of `helm.valuesFiles` the way Rancher
+    does (targeting templates the inline `helm.values` itself).
+    """
+    annotations = getattr(cluster, "annotations", None)
+    return build_context(cluster.name, cluster.labels, annotations if annotations else None)
+
+
 def has_template(value: Any) -> bool:
     """Does any string (or key) in a values tree contain `${`?"""
     if isinstance(value, str):
@@ -171,6 +182,78 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     if len(parts) == 1 and isinstance(parts[0], _Node):
         return _retype(_eval(parts[0], context))
     return "".join(p if isinstance(p, str) else _text(_eval(p, context)) for p in parts)
+
+
+@dataclass(frozen=True)
+class TemplateUses:
+    """Which parts of the cluster context a set of templates reads (None = all of it).
+
+    Targeting keys its per-cluster cache on `key(...)`, so a template that reads only the
+    `region` label is evaluated once per region, not once per cluster.
+    """
+
+    name: bool = False
+    labels: frozenset[str] | None = frozenset()
+    annotations: frozenset[str] | None = frozenset()
+
+    def key(
+        self, name: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> tuple[Any, ...]:
+        return (
+            name if self.name else None,
+            tuple(sorted(labels.items()))
+            if self.labels is None
+            else tuple(labels.get(k) for k in sorted(self.labels)),
+            tuple(sorted(annotations.items()))
+            if self.annotations is None
+            else tuple(annotations.get(k) for k in sorted(self.annotations)),
+        )
+
+
+EVERYTHING = TemplateUses(True, None, None)
+
+
+def template_uses(values: Any) -> TemplateUses:
+    """What the templates in a values tree read; syntax errors raise TemplateError."""
+    name, labels, annotations = False, set[str](), set[str]()
+    all_labels = all_annotations = False
+    stack: list[Any] = [values]
+    nodes: list[_Node] = []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "${" in value:
+                nodes.extend(p for p in _compile(value) if isinstance(p, _Node))
+        elif isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.args)
+        if node.kind != "field":
+            continue
+        path = node.value
+        if not path:
+            return EVERYTHING
+        if path[0] == "ClusterName":
+            name = True
+        elif path[0] == "ClusterLabels":
+            if len(path) > 1:
+                labels.add(path[1])
+            else:
+                all_labels = True
+        elif path[0] == "ClusterAnnotations":
+            if len(path) > 1:
+                annotations.add(path[1])
+            else:
+                all_annotations = True
+    return TemplateUses(
+        name,
+        None if all_labels else frozenset(labels),
+        None if all_annotations else frozenset(annotations),
+    )
 
 
 def check_template(text: str) -> None:

@@ -267,3 +267,34 @@ def test_customization_needs_a_criterion(tmp_path: Path) -> None:
     write(tmp_path / "b/fleet.yaml", "targetCustomizations:\n  - name: x\n    namespace: y\n")
     with pytest.raises(FleetError, match=r"fleet.yaml:2: targetCustomizations\[0\] needs"):
         load_bundle(tmp_path / "b")
+
+
+def test_shared_kustomize_base_outside_bundle_is_hashed(tmp_path: Path) -> None:
+    fleet_repo(
+        tmp_path,
+        "bundles:\n  paths: [app]\n",
+        {
+            "shared/base/kustomization.yaml": "resources: [cm.yaml]\n",
+            "shared/base/cm.yaml": "kind: ConfigMap\n",
+            "app/kustomization.yaml": "resources:\n  - ../shared/base\n  - https://example.com/x\n",
+        },
+    )
+    first = compute_units(load_repository(tmp_path))[0].deployment_id
+    write(tmp_path / "shared/base/cm.yaml", "kind: ConfigMap\ndata: {a: b}\n")
+    assert compute_units(load_repository(tmp_path))[0].deployment_id != first
+
+
+def test_kustomize_reference_outside_repo_is_an_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write(tmp_path / "outside/kustomization.yaml", "resources: []\n")
+    fleet_repo(
+        repo,
+        "bundles:\n  paths: [app]\n",
+        {"app/kustomization.yaml": "resources:\n  - ok.yaml\n  - ../../outside\n"},
+    )
+    with pytest.raises(FleetError) as info:
+        load_repository(repo)
+    assert str(info.value) == (
+        f"{repo / 'app/kustomization.yaml'}:3: kustomize resource '../../outside' "
+        "is outside the repository"
+    )

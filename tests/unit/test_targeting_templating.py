@@ -13,7 +13,15 @@ from fleet.definition import TargetCluster
 from fleet.errors import FleetError
 from fleet.repo import load_bundle
 from fleet.targeting import unit_for_cluster
-from fleet.templating import TemplateError, build_context, render_string, render_values
+from fleet.templating import (
+    EVERYTHING,
+    TemplateError,
+    build_context,
+    render_string,
+    render_values,
+    template_context,
+    template_uses,
+)
 
 CTX = build_context("prod-eu", {"env": "prod", "region": "eu", "replicas": "3"}, {"team": "a"})
 
@@ -137,3 +145,34 @@ def test_annotations_from_target_cluster(tmp_path: Path) -> None:
     unit = unit_for_cluster(load_bundle(path), cluster)
     assert unit is not None and unit.options.helm is not None
     assert unit.options.helm.values == {"owner": "ops"}
+
+
+def test_template_context_for_renderers() -> None:
+    ctx = template_context(TargetCluster("c1", {"env": "dev"}, annotations={"a": "b"}))
+    assert render_values({"x": "${ .ClusterAnnotations.a }-${ .ClusterLabels.env }"}, ctx) == {
+        "x": "b-dev"
+    }
+    assert template_context(ClusterContext("c2"))["ClusterAnnotations"] == {}
+
+
+def test_template_uses_limits_the_cache_key() -> None:
+    uses = template_uses(
+        {"a": "${ .ClusterLabels.region }", "b": ['${ get .ClusterAnnotations "x" }']}
+    )
+    assert uses.name is False and uses.labels == {"region"} and uses.annotations is None
+    assert uses.key("c1", {"region": "eu", "env": "dev"}, {}) == uses.key(
+        "c2", {"region": "eu", "env": "prod"}, {}
+    )
+    assert template_uses("${ . }") == EVERYTHING
+
+
+def test_same_templated_result_same_id_across_clusters(tmp_path: Path) -> None:
+    path = bundle_dir(
+        tmp_path, "helm:\n  chart: ./chart\n  values: {r: '${ .ClusterLabels.region }'}\n"
+    )
+    bundle = load_bundle(path)
+    one = unit_for_cluster(bundle, ClusterContext("a", {"region": "eu", "env": "dev"}))
+    two = unit_for_cluster(bundle, ClusterContext("b", {"region": "eu"}))
+    three = unit_for_cluster(bundle, ClusterContext("c", {"region": "us"}))
+    assert one is not None and two is not None and three is not None
+    assert one.deployment_id == two.deployment_id != three.deployment_id
