@@ -254,6 +254,14 @@ def _wait(what: str, check, cluster: Cluster, deadline: float, procs) -> None:  
     raise LocalFleetError(f"{cluster.name}: timed out waiting for {what} (logs in {cluster.dir}/logs)")
 
 
+def _etcd_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            return bool(json.loads(resp.read()).get("health") == "true")
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def _node_manifest(name: str) -> dict[str, object]:
     resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
     return {
@@ -292,6 +300,7 @@ def start_cluster(cluster: Cluster, timeout: float) -> None:
         "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
         "--quota-backend-bytes", str(2 * 1024**3), "--log-level", "warn",
     ])
+    _wait("etcd /health", lambda: _etcd_healthy(etcd_url), cluster, deadline, procs)
     procs["kube-apiserver"] = cluster.spawn("kube-apiserver", [
         binaries["kube-apiserver"],
         f"--etcd-servers={etcd_url}",
@@ -322,7 +331,7 @@ def start_cluster(cluster: Cluster, timeout: float) -> None:
         f"--service-account-private-key-file={pki}/sa.key", f"--root-ca-file={pki}/ca.crt",
         "--use-service-account-credentials=false",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
         "--concurrent-gc-syncs=10", "--v=0",
     ])
     procs["kube-scheduler"] = cluster.spawn("kube-scheduler", [

@@ -11,7 +11,8 @@ import localfleet
 
 def test_cluster_argument_with_labels() -> None:
     assert localfleet.parse_cluster_arg("prod-eu:env=prod,region=eu") == (
-        "prod-eu", {"env": "prod", "region": "eu"}
+        "prod-eu",
+        {"env": "prod", "region": "eu"},
     )
     assert localfleet.parse_cluster_arg("solo") == ("solo", {})
 
