@@ -1,0 +1,178 @@
+"""Inventory in the cluster, prune of what left a bundle, removal of a bundle."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from fleet.apply import ANN_PRUNE, Action
+from fleet.inventory import (
+    COMPRESS_ABOVE,
+    INVENTORY_NAMESPACE,
+    MAX_REVISIONS,
+    Inventory,
+    InventoryEntry,
+    InventoryUnreadable,
+    inventory_name,
+    list_deployed,
+    read_inventory,
+    record,
+    write_inventory,
+)
+from fleet.kube import ClusterConnection, ObjectRef
+from fleet.prune import remove_bundle
+from fleet.states import BundleState
+from fleet.sync_unit import sync_unit
+from tests.conftest import LocalFleet
+from tests.e2e.engine_support import configmap, connect, core_api, namespace, options, unique
+
+
+@pytest.fixture
+def conn(local_fleet: LocalFleet) -> ClusterConnection:
+    return connect(local_fleet, "prod-eu")
+
+
+def exists(local_fleet: LocalFleet, name: str, ns: str) -> bool:
+    try:
+        core_api(local_fleet, "prod-eu").read_namespaced_config_map(name, ns)
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def test_missing_inventory_is_empty(conn: ClusterConnection) -> None:
+    inv = read_inventory(conn, unique("never-deployed"))
+    assert not inv.exists and inv.objects == [] and inv.current is None
+
+
+def test_object_that_left_the_bundle_is_pruned(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("prune"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), configmap("b", ns)], options())
+    result = sync_unit(conn, bundle, "2" * 64, "c2", [configmap("a", ns)], options())
+    assert result.state is BundleState.READY, result.message
+    assert result.pruned == [ObjectRef("v1", "ConfigMap", ns, "b")]
+    assert not exists(local_fleet, "b", ns) and exists(local_fleet, "a", ns)
+    assert read_inventory(conn, bundle).refs() == {
+        ObjectRef("v1", "ConfigMap", ns, "a"),
+        ObjectRef("v1", "Namespace", None, ns),  # created by fleet, recorded as such
+    }
+
+
+def test_prune_disabled_and_keep_resources_keep_objects(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("keep"), unique("ns")
+    kept = configmap("kept", ns)
+    kept["metadata"]["annotations"] = {ANN_PRUNE: "disabled"}
+    flux = configmap("flux", ns)
+    flux["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), kept, flux], options())
+    result = sync_unit(conn, bundle, "2" * 64, "c2", [configmap("a", ns)], options())
+    assert {o.ref.name: o.action for o in result.objects if o.ref.name != "a"} == {
+        "kept": Action.KEPT,
+        "flux": Action.KEPT,
+    }
+    assert exists(local_fleet, "kept", ns) and exists(local_fleet, "flux", ns)
+
+    result = sync_unit(conn, bundle, "3" * 64, "c3", [], options(keepResources=True))
+    assert exists(local_fleet, "a", ns)
+    assert {o.ref.kind: o.action for o in result.objects} == {
+        "ConfigMap": Action.KEPT,
+        "Namespace": Action.KEPT,
+    }
+    assert read_inventory(conn, bundle).refs() == set()
+
+
+def test_no_prune_after_an_apply_error(conn: ClusterConnection, local_fleet: LocalFleet) -> None:
+    bundle, ns = unique("noprune"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), configmap("b", ns)], options())
+    broken = [configmap("a", ns), configmap("Bad_Name", ns)]
+    result = sync_unit(conn, bundle, "2" * 64, "c2", broken, options())
+    assert result.state is BundleState.ERR_APPLIED
+    assert exists(local_fleet, "b", ns)
+    assert ObjectRef("v1", "ConfigMap", ns, "b") in read_inventory(conn, bundle).refs()
+    fixed = sync_unit(conn, bundle, "3" * 64, "c3", [configmap("a", ns)], options())
+    assert fixed.pruned == [ObjectRef("v1", "ConfigMap", ns, "b")]
+
+
+def test_unreadable_inventory_stops_everything(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("corrupt"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), configmap("b", ns)], options())
+    core = core_api(local_fleet, "prod-eu")
+    core.patch_namespaced_config_map(
+        inventory_name(bundle), INVENTORY_NAMESPACE, {"data": {"inventory.json": "{not json"}}
+    )
+    with pytest.raises(InventoryUnreadable):
+        read_inventory(conn, bundle)
+    writes = conn.writes
+    result = sync_unit(conn, bundle, "2" * 64, "c2", [configmap("a", ns)], options())
+    assert result.state is BundleState.ERR_APPLIED
+    assert "corrupt" in result.message and "\n" not in result.message
+    assert conn.writes == writes and exists(local_fleet, "b", ns)
+    with pytest.raises(InventoryUnreadable):
+        remove_bundle(conn, bundle)
+    assert exists(local_fleet, "b", ns)
+
+
+def test_remove_bundle_deletes_objects_and_inventory(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("remove"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [namespace(ns), configmap("a", ns)], options())
+    assert bundle in list_deployed(conn)
+    results = remove_bundle(conn, bundle)
+    assert {o.ref.kind: o.action for o in results} == {
+        "ConfigMap": Action.PRUNED,
+        "Namespace": Action.PRUNED,  # in the bundle itself, so it goes with it
+    }
+    assert not read_inventory(conn, bundle).exists
+    assert bundle not in list_deployed(conn)
+    assert remove_bundle(conn, bundle) == []  # idempotent
+
+
+def test_remove_bundle_with_keep_resources_only_drops_the_record(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("keepall"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns)], options())
+    results = remove_bundle(conn, bundle, keep_resources=True)
+    assert all(o.action is Action.KEPT for o in results)
+    assert exists(local_fleet, "a", ns)
+    assert not read_inventory(conn, bundle).exists
+
+
+def test_revisions_are_capped_and_large_inventories_compressed(conn: ClusterConnection) -> None:
+    bundle = unique("big")
+    inv = Inventory(bundle)
+    for i in range(MAX_REVISIONS + 3):
+        new = record(inv, [], commit=f"c{i}", deployment_id=f"{i:064}", state="Ready", message="")
+        assert new is not None
+        inv = new
+    assert len(inv.revisions) == MAX_REVISIONS
+    assert inv.revisions[-1].commit == f"c{MAX_REVISIONS + 2}"
+    last = inv.revisions[-1]
+    same = record(inv, [], commit=last.commit, deployment_id=last.deployment_id, state="Ready",
+                  message="")  # fmt: skip
+    assert same is None
+
+    entries = [
+        InventoryEntry(
+            ObjectRef("v1", "ConfigMap", "ns-with-a-long-name", f"object-{i:06}"), "f" * 64
+        )
+        for i in range(6000)
+    ]
+    inv.objects = entries
+    assert len(inv.to_json()) > COMPRESS_ABOVE
+    write_inventory(conn, inv)
+    back = read_inventory(conn, bundle)
+    assert back.objects == entries and back.revisions == inv.revisions
+    ref = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, inventory_name(bundle))
+    stored = conn.get(ref)
+    assert stored is not None and "inventory.json.gz" in stored["binaryData"]
+    conn.delete(ref)
