@@ -28,7 +28,7 @@ redis:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check fleet plugins workers
+	$(BIN)/ruff format --check fleet plugins workers tests
 	$(BIN)/mypy
 
 ## test: lint, type-check, then every test tier against real binaries and servers

@@ -6,9 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import TESTBIN
-
 import localfleet
+
+from tests.conftest import TESTBIN
 
 LOCALFLEET = str(TESTBIN / "localfleet")
 
@@ -27,7 +27,11 @@ def test_up_status_down_leaves_no_process_behind(tmp_path: Path) -> None:
     assert (fleet_dir / "solo.kubeconfig").exists()
     pids = {role: (p["pid"], p["start"]) for role, p in state["solo"]["pids"].items()}
     assert set(pids) == {
-        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
     }
     assert all(localfleet.pid_alive(pid, start) for pid, start in pids.values())
 

@@ -31,6 +31,8 @@ def test_git_push_and_clone_over_git_protocol(git_server: GitServer, tmp_path: P
     assert run_git("rev-parse", "HEAD", cwd=clone) == sha
     remote = subprocess.run(
         ["git", "ls-remote", git_server.url("testbed-roundtrip"), "refs/heads/main"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert remote.split()[0] == sha

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -118,9 +119,23 @@ def _signed_cert(name: str, subject: str, ext: str, pki: Path) -> None:
     _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=pki)
     (pki / f"{name}.ext").write_text(ext)
     _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", f"{name}.ext",
-        "-out", f"{name}.crt", cwd=pki,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-sha256",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=pki,
     )
 
 
@@ -129,21 +144,42 @@ def make_pki(pki: Path) -> None:
     pki.mkdir(parents=True, exist_ok=True)
     _ec_key("ca.key", pki)
     _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=localfleet-ca",
-        "-days", "3650", "-sha256", "-out", "ca.crt", cwd=pki,
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=localfleet-ca",
+        "-days",
+        "3650",
+        "-sha256",
+        "-out",
+        "ca.crt",
+        cwd=pki,
     )
-    sans = ",".join([
-        "IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes",
-        "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-        "DNS:kubernetes.default.svc.cluster.local",
-    ])
-    _signed_cert(
-        "apiserver", "/CN=kube-apiserver",
-        f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n", pki,
+    sans = ",".join(
+        [
+            "IP:127.0.0.1",
+            "DNS:localhost",
+            "IP:10.0.0.1",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
     )
     _signed_cert(
-        "admin", "/O=system:masters/CN=localfleet-admin",
-        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n", pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n",
+        pki,
+    )
+    _signed_cert(
+        "admin",
+        "/O=system:masters/CN=localfleet-admin",
+        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n",
+        pki,
     )
     _ec_key("sa.key", pki)
     _openssl("ec", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
@@ -156,10 +192,21 @@ def write_kubeconfig(path: Path, name: str, server: str, pki: Path) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {
-            "server": server, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": f"{name}-admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": f"{name}-admin",
+                "user": {
+                    "client-certificate-data": b64("admin.crt"),
+                    "client-key-data": b64("admin.key"),
+                },
+            }
+        ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
         "current-context": name,
     }
@@ -200,15 +247,24 @@ class Cluster:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "name": self.name, "labels": self.labels, "kubeconfig": str(self.kubeconfig),
-            "server": self.server, "dir": str(self.dir), "ports": self.ports, "pids": self.pids,
+            "name": self.name,
+            "labels": self.labels,
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "dir": str(self.dir),
+            "ports": self.ports,
+            "pids": self.pids,
         }
 
     def spawn(self, role: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.dir / "logs" / f"{role}.log", "ab")  # noqa: SIM115 - child keeps it
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.dir,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.dir,
         )
         log.close()
         self.pids[role] = {"pid": proc.pid, "start": _start_time(proc.pid), "argv0": argv[0]}
@@ -251,7 +307,9 @@ def _wait(what: str, check, cluster: Cluster, deadline: float, procs) -> None:  
                     f"{what}; log {cluster.dir}/logs/{role}.log ends:\n{tail}"
                 )
         time.sleep(0.25)
-    raise LocalFleetError(f"{cluster.name}: timed out waiting for {what} (logs in {cluster.dir}/logs)")
+    raise LocalFleetError(
+        f"{cluster.name}: timed out waiting for {what} (logs in {cluster.dir}/logs)"
+    )
 
 
 def _etcd_healthy(url: str) -> bool:
@@ -265,13 +323,16 @@ def _etcd_healthy(url: str) -> bool:
 def _node_manifest(name: str) -> dict[str, object]:
     resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
             "name": name,
             "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
             "labels": {
-                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
             },
         },
         "status": {"allocatable": resources, "capacity": resources},
@@ -293,66 +354,116 @@ def start_cluster(cluster: Cluster, timeout: float) -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     deadline = time.monotonic() + timeout
 
-    procs["etcd"] = cluster.spawn("etcd", [
-        binaries["etcd"], "--name", "default", "--data-dir", str(cluster.dir / "etcd"),
-        "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-        "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-        "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
-        "--quota-backend-bytes", str(2 * 1024**3), "--log-level", "warn",
-    ])
+    procs["etcd"] = cluster.spawn(
+        "etcd",
+        [
+            binaries["etcd"],
+            "--name",
+            "default",
+            "--data-dir",
+            str(cluster.dir / "etcd"),
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"default={peer_url}",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes",
+            str(2 * 1024**3),
+            "--log-level",
+            "warn",
+        ],
+    )
     _wait("etcd /health", lambda: _etcd_healthy(etcd_url), cluster, deadline, procs)
-    procs["kube-apiserver"] = cluster.spawn("kube-apiserver", [
-        binaries["kube-apiserver"],
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={ports['apiserver']}",
-        f"--cert-dir={pki}",
-        f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
-        f"--client-ca-file={pki}/ca.crt",
-        "--authorization-mode=RBAC",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki}/sa.pub",
-        f"--service-account-signing-key-file={pki}/sa.key",
-        "--allow-privileged=true",
-        # Loopback addresses are not valid endpoints for the `kubernetes` Service.
-        "--endpoint-reconciler-type=none",
-        "--storage-media-type=application/vnd.kubernetes.protobuf",
-        "--v=0",
-    ])
-    _wait("etcd and kube-apiserver /readyz",
-          lambda: _request(cluster, "/readyz")[0] == 200, cluster, deadline, procs)
+    procs["kube-apiserver"] = cluster.spawn(
+        "kube-apiserver",
+        [
+            binaries["kube-apiserver"],
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki}/apiserver.crt",
+            f"--tls-private-key-file={pki}/apiserver.key",
+            f"--client-ca-file={pki}/ca.crt",
+            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki}/sa.pub",
+            f"--service-account-signing-key-file={pki}/sa.key",
+            "--allow-privileged=true",
+            # Loopback addresses are not valid endpoints for the `kubernetes` Service.
+            "--endpoint-reconciler-type=none",
+            "--storage-media-type=application/vnd.kubernetes.protobuf",
+            "--v=0",
+        ],
+    )
+    _wait(
+        "etcd and kube-apiserver /readyz",
+        lambda: _request(cluster, "/readyz")[0] == 200,
+        cluster,
+        deadline,
+        procs,
+    )
     kubeconfig = str(cluster.kubeconfig)
-    procs["kube-controller-manager"] = cluster.spawn("kube-controller-manager", [
-        binaries["kube-controller-manager"],
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false",
-        f"--service-account-private-key-file={pki}/sa.key", f"--root-ca-file={pki}/ca.crt",
-        "--use-service-account-credentials=false",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
-        "--concurrent-gc-syncs=10", "--v=0",
-    ])
-    procs["kube-scheduler"] = cluster.spawn("kube-scheduler", [
-        binaries["kube-scheduler"],
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false", "--v=0",
-    ])
-    procs["kwok"] = cluster.spawn("kwok", [
-        binaries["kwok"],
-        f"--kubeconfig={kubeconfig}",
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-lease-duration-seconds=40",
-        "--cidr=10.244.0.0/16",
-        "--node-ip=10.244.0.1",
-        "--server-address=127.0.0.1:0",
-    ])
-    _wait("namespace default",
-          lambda: _request(cluster, "/api/v1/namespaces/default")[0] == 200,
-          cluster, deadline, procs)
+    procs["kube-controller-manager"] = cluster.spawn(
+        "kube-controller-manager",
+        [
+            binaries["kube-controller-manager"],
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={pki}/sa.key",
+            f"--root-ca-file={pki}/ca.crt",
+            "--use-service-account-credentials=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+            "--concurrent-gc-syncs=10",
+            "--v=0",
+        ],
+    )
+    procs["kube-scheduler"] = cluster.spawn(
+        "kube-scheduler",
+        [
+            binaries["kube-scheduler"],
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--v=0",
+        ],
+    )
+    procs["kwok"] = cluster.spawn(
+        "kwok",
+        [
+            binaries["kwok"],
+            f"--kubeconfig={kubeconfig}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.244.0.1",
+            "--server-address=127.0.0.1:0",
+        ],
+    )
+    _wait(
+        "namespace default",
+        lambda: _request(cluster, "/api/v1/namespaces/default")[0] == 200,
+        cluster,
+        deadline,
+        procs,
+    )
     for index in range(FAKE_NODES):
         node = f"kwok-{cluster.name}-{index}"
         status, body = _request(cluster, "/api/v1/nodes", method="POST", body=_node_manifest(node))
@@ -365,9 +476,12 @@ def start_cluster(cluster: Cluster, timeout: float) -> None:
             return False
         items = json.loads(body).get("items", [])
         ready = [
-            n for n in items
-            if any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in n.get("status", {}).get("conditions", []))
+            n
+            for n in items
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
         ]
         return len(ready) >= FAKE_NODES
 
@@ -395,7 +509,9 @@ def stop_pids(pids: dict[str, dict[str, object]], grace: float = 10.0) -> list[s
             continue
         stopped.append(role)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and pid_alive(pid, start if isinstance(start, str) else None):
+        while time.monotonic() < deadline and pid_alive(
+            pid, start if isinstance(start, str) else None
+        ):
             _reap(pid)
             time.sleep(0.1)
         if pid_alive(pid, start if isinstance(start, str) else None):
@@ -407,10 +523,8 @@ def stop_pids(pids: dict[str, dict[str, object]], grace: float = 10.0) -> list[s
 
 def _reap(pid: int) -> None:
     """Reap our own child (when `up` and `down` run in one process, e.g. under pytest)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 # ---------------------------------------------------------------- state and commands
@@ -430,7 +544,9 @@ def save_state(fleet_dir: Path, state: dict[str, dict[str, object]]) -> None:
     tmp.replace(fleet_dir / STATE_FILE)
 
 
-def up(fleet_dir: Path, clusters: list[tuple[str, dict[str, str]]], timeout: float = 240) -> dict[str, dict[str, object]]:
+def up(
+    fleet_dir: Path, clusters: list[tuple[str, dict[str, str]]], timeout: float = 240
+) -> dict[str, dict[str, object]]:
     """Start every cluster (in parallel), wait until all are ready, record them."""
     fleet_dir = fleet_dir.resolve()
     fleet_dir.mkdir(parents=True, exist_ok=True)
@@ -518,7 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="start clusters and wait until they are ready")
     p_up.add_argument("--dir", required=True, type=Path, help="state directory")
     p_up.add_argument(
-        "--cluster", action="append", required=True, metavar="NAME[:k=v,...]",
+        "--cluster",
+        action="append",
+        required=True,
+        metavar="NAME[:k=v,...]",
         help="a cluster and its labels; repeat for several",
     )
     p_up.add_argument("--timeout", type=float, default=240, help="seconds per cluster")
@@ -534,8 +653,10 @@ def main(argv: list[str] | None = None) -> int:
             clusters = [parse_cluster_arg(text) for text in args.cluster]
             started = up(args.dir, clusters, args.timeout)
             for name, entry in started.items():
-                print(f"{name}\t{entry['server']}\t{entry['kubeconfig']}\t"
-                      f"{_labels_text(entry['labels'])}\tready in {entry['startup_seconds']}s")
+                print(
+                    f"{name}\t{entry['server']}\t{entry['kubeconfig']}\t"
+                    f"{_labels_text(entry['labels'])}\tready in {entry['startup_seconds']}s"
+                )
         elif args.command == "down":
             for name in down(args.dir, args.names or None):
                 print(f"{name}\tstopped")
@@ -548,7 +669,11 @@ def main(argv: list[str] | None = None) -> int:
                     alive = entry["alive"]
                     assert isinstance(alive, dict)
                     down_roles = [r for r, ok in alive.items() if not ok]
-                    state = "running" if entry["healthy"] else f"degraded ({', '.join(down_roles)} down)"
+                    state = (
+                        "running"
+                        if entry["healthy"]
+                        else f"degraded ({', '.join(down_roles)} down)"
+                    )
                     print(f"{name}\t{entry['server']}\t{_labels_text(entry['labels'])}\t{state}")
             if not report and args.output == "table":
                 print(f"no clusters in {args.dir}")

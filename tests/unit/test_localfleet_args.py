@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import localfleet
+import pytest
 
 
 def test_cluster_argument_with_labels() -> None:
@@ -30,7 +29,7 @@ def test_missing_binary_names_the_build_command(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
     monkeypatch.delenv("FLEET_KWOK", raising=False)
-    with pytest.raises(localfleet.LocalFleetError, match="tests/testbin/build.sh kwok"):
+    with pytest.raises(localfleet.LocalFleetError, match=r"tests/testbin/build\.sh kwok"):
         localfleet.find_binary("kwok")
 
 
