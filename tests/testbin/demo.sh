@@ -43,17 +43,7 @@ fleet targets "$repo"
 
 for cluster in dev-eu prod-eu prod-us; do
   say "fleet render --cluster $cluster: the objects $cluster should run"
-  fleet render "$repo" --cluster "$cluster" | python3 -c '
-import sys, yaml
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
-for d in docs:
-    md = d.get("metadata", {})
-    ns = md.get("namespace", "-")
-    extra = ""
-    if d.get("kind") == "Deployment":
-        extra = f"replicas={d[\"spec\"].get(\"replicas\")}"
-    print(f"  {d[\"kind\"]:<24} {ns:<16} {md.get(\"name\"):<28} {extra}")
-print(f"  ({len(docs)} objects)")'
+  fleet render "$repo" --cluster "$cluster" | python3 "$root/tests/testbin/summarize_manifests.py"
 done
 
 if [ "${DEMO_STOP:-0}" = 1 ]; then
