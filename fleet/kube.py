@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import quote
 
 import urllib3
-from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
@@ -398,8 +397,3 @@ def connect(
 ) -> ClusterConnection:
     """Shorthand for `ClusterConnection.from_kubeconfig`."""
     return ClusterConnection.from_kubeconfig(kubeconfig, context, name=name)
-
-
-def new_api_client(configuration: Any) -> Any:
-    """An ApiClient for a ready `kubernetes.client.Configuration` (credential plugins)."""
-    return k8s_client.ApiClient(configuration)

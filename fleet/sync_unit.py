@@ -42,7 +42,7 @@ from fleet.inventory import (
     record,
     write_inventory,
 )
-from fleet.kube import ClusterConnection, Manifest, ObjectRef
+from fleet.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
 from fleet.prune import prune, prune_candidates
 from fleet.states import BundleState, worst_state
 
@@ -110,149 +110,162 @@ def sync_unit(
         result.seconds = time.monotonic() - started
         return result
 
-    if render_error is not None:
-        return done(
-            BundleState.ERR_APPLIED,
-            f"render failed: {render_error}; nothing applied or pruned, last revision kept",
-        )
     try:
-        old = read_inventory(conn, bundle)
-    except InventoryUnreadable as err:
-        log.error("%s", err)
+        if render_error is not None:
+            return done(
+                BundleState.ERR_APPLIED,
+                f"render failed: {render_error}; nothing applied or pruned, last revision kept",
+            )
+        try:
+            old = read_inventory(conn, bundle)
+        except InventoryUnreadable as err:
+            log.error("%s", err)
+            return done(BundleState.ERR_APPLIED, str(err))
+
+        default_ns = options.namespace or options.default_namespace or "default"
+        desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
+        apply_force, correct_force = _force(options)
+        timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
+        drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
+        outcome: dict[ObjectRef, ObjectResult] = {}
+        live: dict[ObjectRef, Manifest] = {}
+        diffs: list[str] = []
+
+        def apply_all(batch: list[Desired], skip_ns: set[str]) -> None:
+            for item in batch:
+                current = live.get(item.ref)
+                if not dry_run and is_unchanged(item, current):
+                    outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
+                    continue
+                if dry_run and current is None and item.ref.namespace in skip_ns:
+                    res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
+                else:
+                    res = apply_one(conn, item, exists=current is not None, force=apply_force,
+                                    dry_run=dry_run)  # fmt: skip
+                if dry_run and res.live is not None:
+                    diffs.append(object_diff(item.ref, current, res.live))
+                    if current is not None and not diffs[-1]:
+                        res.action = Action.UNCHANGED
+                elif res.live is not None:
+                    live[item.ref] = res.live
+                outcome[item.ref] = res
+
+        # 1. CRDs first, then wait until Established so their kinds can be resolved.
+        crds = [d for d in desired if (d.ref.group, d.ref.kind) == CRD_KEY]
+        for item in crds:
+            resolve(conn, item)
+        live.update(live_objects(conn, bundle, crds, full=dry_run or drift_on))
+        apply_all(crds, set())
+        written_crds = [
+            d for d in crds if outcome[d.ref].action in (Action.CREATED, Action.CONFIGURED)
+        ]
+        if written_crds and not dry_run:
+            crd_health = wait_healthy(
+                conn, bundle, crds, live, timeout=min(timeout, CRD_WAIT_SECONDS)
+            )
+            conn.invalidate()
+            for ref, verdict in crd_health.items():
+                if not verdict.ready and outcome[ref].action is not Action.FAILED:
+                    outcome[ref].message = verdict.message
+
+        # 2. Everything else: resolve kinds, make namespaces, apply in order.
+        rest = [d for d in desired if (d.ref.group, d.ref.kind) != CRD_KEY]
+        for item in rest:
+            error = resolve(conn, item)
+            if error:
+                held = any(_crd_serves(c, item.ref) for c in crds)
+                outcome[item.ref] = ObjectResult(
+                    item.ref,
+                    Action.HELD if held else Action.FAILED,
+                    BundleState.WAIT_APPLIED if held else BundleState.ERR_APPLIED,
+                    f"{item.ref}: waiting for its CustomResourceDefinition" if held else error,
+                )
+        rest = sorted((d for d in rest if d.ref not in outcome), key=phase)
+        in_bundle = {d.ref.name for d in rest if (d.ref.group, d.ref.kind) == ("", "Namespace")}
+        needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
+        created, ns_errors = ensure_namespaces(
+            conn,
+            bundle,
+            needed - in_bundle,
+            labels=options.namespace_labels,
+            annotations=options.namespace_annotations,
+            dry_run=dry_run,
+        )
+        result.created_namespaces = created
+        for item in rest:
+            if item.ref.namespace in ns_errors:
+                outcome[item.ref] = ObjectResult(
+                    item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
+                )
+        rest = [d for d in rest if d.ref not in outcome]
+        live.update(live_objects(conn, bundle, rest, full=dry_run or drift_on))
+        # a dry run cannot ask the server about objects in namespaces that do not exist yet
+        missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in live}
+        apply_all(rest, set(created) | missing_ns if dry_run else set())
+
+        # 3. Drift: objects fleet did not need to write may still have been edited by hand.
+        if drift_on:
+            _correct_drift(conn, desired, outcome, live, options, correct_force, result)
+
+        failed = any(o.action is Action.FAILED for o in outcome.values())
+
+        # 4. Prune (never after an apply error) and the next inventory.
+        entries = [
+            InventoryEntry(r.ref, r.hash)
+            for r in outcome.values()
+            if r.action is not Action.FAILED and r.action is not Action.HELD
+        ]
+        entries += _carried_over(old, outcome, created)
+        pruned: list[ObjectResult] = []
+        leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
+        if failed:
+            entries += leaving  # prune them after the next successful sync
+        elif options.keep_resources:
+            pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
+        else:
+            pruned, still = prune(conn, bundle, leaving, dry_run=dry_run)
+            entries += still
+        if dry_run:
+            diffs += [
+                f"--- live/{p.ref}\n+++ (deleted)\n" for p in pruned if p.action is Action.PRUNED
+            ]
+            diffs += [f"+++ Namespace {ns} (created)\n" for ns in created]
+
+        # 5. Health.
+        objects = [outcome[d.ref] for d in desired if d.ref in outcome] + pruned
+        result.objects = objects
+        if dry_run:
+            result.diff = "".join(d for d in diffs if d)
+            changed = bool(result.diff)
+            state = BundleState.OUT_OF_SYNC if changed else BundleState.READY
+            errors = [o for o in objects if o.state is BundleState.ERR_APPLIED]
+            if errors:
+                return done(BundleState.ERR_APPLIED, errors[0].message)
+            return done(state, "would change: see diff" if changed else "in sync")
+        applied = [
+            d for d in desired if d.res is not None and outcome[d.ref].action is not Action.FAILED
+        ]
+        applied = [d for d in applied if outcome[d.ref].action is not Action.HELD]
+        health = wait_healthy(conn, bundle, applied, live, timeout=timeout if wait else 0)
+        _merge_health(objects, health)
+        state = worst_state(o.state for o in objects)
+        message = _message(objects, state, timeout if wait else 0)
+
+        # 6. Record the inventory: at most one write, none when nothing changed.
+        new = record(
+            old, entries, commit=commit, deployment_id=deployment_id, state=state.value,
+            message=message,
+        )  # fmt: skip
+        if new is not None:
+            write_inventory(conn, new)
+            result.inventory_written = True
+        return done(state, message)
+
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:  # forbidden LIST, inventory write refused, ...
+        log.error("%s; the unit is ErrApplied and retried at the next sync", err)
         return done(BundleState.ERR_APPLIED, str(err))
-
-    default_ns = options.namespace or options.default_namespace or "default"
-    desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
-    apply_force, correct_force = _force(options)
-    timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
-    drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
-    outcome: dict[ObjectRef, ObjectResult] = {}
-    live: dict[ObjectRef, Manifest] = {}
-    diffs: list[str] = []
-
-    def apply_all(batch: list[Desired], skip_ns: set[str]) -> None:
-        for item in batch:
-            current = live.get(item.ref)
-            if not dry_run and is_unchanged(item, current):
-                outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
-                continue
-            if dry_run and current is None and item.ref.namespace in skip_ns:
-                res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
-            else:
-                res = apply_one(conn, item, exists=current is not None, force=apply_force,
-                                dry_run=dry_run)  # fmt: skip
-            if dry_run and res.live is not None:
-                diffs.append(object_diff(item.ref, current, res.live))
-                if current is not None and not diffs[-1]:
-                    res.action = Action.UNCHANGED
-            elif res.live is not None:
-                live[item.ref] = res.live
-            outcome[item.ref] = res
-
-    # 1. CRDs first, then wait until Established so their kinds can be resolved.
-    crds = [d for d in desired if (d.ref.group, d.ref.kind) == CRD_KEY]
-    for item in crds:
-        resolve(conn, item)
-    live.update(live_objects(conn, bundle, crds, full=dry_run or drift_on))
-    apply_all(crds, set())
-    written_crds = [d for d in crds if outcome[d.ref].action in (Action.CREATED, Action.CONFIGURED)]
-    if written_crds and not dry_run:
-        crd_health = wait_healthy(conn, bundle, crds, live, timeout=min(timeout, CRD_WAIT_SECONDS))
-        conn.invalidate()
-        for ref, verdict in crd_health.items():
-            if not verdict.ready and outcome[ref].action is not Action.FAILED:
-                outcome[ref].message = verdict.message
-
-    # 2. Everything else: resolve kinds, make namespaces, apply in order.
-    rest = [d for d in desired if (d.ref.group, d.ref.kind) != CRD_KEY]
-    for item in rest:
-        error = resolve(conn, item)
-        if error:
-            held = any(_crd_serves(c, item.ref) for c in crds)
-            outcome[item.ref] = ObjectResult(
-                item.ref,
-                Action.HELD if held else Action.FAILED,
-                BundleState.WAIT_APPLIED if held else BundleState.ERR_APPLIED,
-                f"{item.ref}: waiting for its CustomResourceDefinition" if held else error,
-            )
-    rest = sorted((d for d in rest if d.ref not in outcome), key=phase)
-    in_bundle = {d.ref.name for d in rest if (d.ref.group, d.ref.kind) == ("", "Namespace")}
-    needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
-    created, ns_errors = ensure_namespaces(
-        conn,
-        bundle,
-        needed - in_bundle,
-        labels=options.namespace_labels,
-        annotations=options.namespace_annotations,
-        dry_run=dry_run,
-    )
-    result.created_namespaces = created
-    for item in rest:
-        if item.ref.namespace in ns_errors:
-            outcome[item.ref] = ObjectResult(
-                item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
-            )
-    rest = [d for d in rest if d.ref not in outcome]
-    live.update(live_objects(conn, bundle, rest, full=dry_run or drift_on))
-    # a dry run cannot ask the server about objects in namespaces that do not exist yet
-    missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in live}
-    apply_all(rest, set(created) | missing_ns if dry_run else set())
-
-    # 3. Drift: objects fleet did not need to write may still have been edited by hand.
-    if drift_on:
-        _correct_drift(conn, desired, outcome, live, options, correct_force, result)
-
-    failed = any(o.action is Action.FAILED for o in outcome.values())
-
-    # 4. Prune (never after an apply error) and the next inventory.
-    entries = [
-        InventoryEntry(r.ref, r.hash)
-        for r in outcome.values()
-        if r.action is not Action.FAILED and r.action is not Action.HELD
-    ]
-    entries += _carried_over(old, outcome, created)
-    pruned: list[ObjectResult] = []
-    leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
-    if failed:
-        entries += leaving  # prune them after the next successful sync
-    elif options.keep_resources:
-        pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
-    else:
-        pruned, still = prune(conn, bundle, leaving, dry_run=dry_run)
-        entries += still
-    if dry_run:
-        diffs += [f"--- live/{p.ref}\n+++ (deleted)\n" for p in pruned if p.action is Action.PRUNED]
-        diffs += [f"+++ Namespace {ns} (created)\n" for ns in created]
-
-    # 5. Health.
-    objects = [outcome[d.ref] for d in desired if d.ref in outcome] + pruned
-    result.objects = objects
-    if dry_run:
-        result.diff = "".join(d for d in diffs if d)
-        changed = bool(result.diff)
-        state = BundleState.OUT_OF_SYNC if changed else BundleState.READY
-        errors = [o for o in objects if o.state is BundleState.ERR_APPLIED]
-        if errors:
-            return done(BundleState.ERR_APPLIED, errors[0].message)
-        return done(state, "would change: see diff" if changed else "in sync")
-    applied = [
-        d for d in desired if d.res is not None and outcome[d.ref].action is not Action.FAILED
-    ]
-    applied = [d for d in applied if outcome[d.ref].action is not Action.HELD]
-    health = wait_healthy(conn, bundle, applied, live, timeout=timeout if wait else 0)
-    _merge_health(objects, health)
-    state = worst_state(o.state for o in objects)
-    message = _message(objects, state, timeout if wait else 0)
-
-    # 6. Record the inventory: at most one write, none when nothing changed.
-    new = record(
-        old, entries, commit=commit, deployment_id=deployment_id, state=state.value,
-        message=message,
-    )  # fmt: skip
-    if new is not None:
-        write_inventory(conn, new)
-        result.inventory_written = True
-    return done(state, message)
 
 
 def _dedupe(desired: list[Desired]) -> list[Desired]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from kubernetes.client.rest import ApiException
 
 from fleet.apply import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE, Action, bundle_label
 from fleet.inventory import read_inventory
-from fleet.kube import ClusterConnection, ObjectRef
+from fleet.kube import ClusterConnection, ClusterUnreachable, ObjectRef
 from fleet.states import BundleState
 from fleet.sync_unit import sync_unit
 from tests.conftest import LocalFleet
@@ -254,3 +257,40 @@ def test_dry_run_writes_nothing_and_redacts_secrets(
                      dry_run=True)  # fmt: skip
     assert same.state is BundleState.OUT_OF_SYNC  # the Secret would be pruned
     assert "Secret" in same.diff and "deleted" in same.diff
+
+
+def test_unreachable_cluster_raises_for_a_retry(local_fleet: LocalFleet, tmp_path: Path) -> None:
+    """A stopped API server: ClusterUnreachable (the worker retries), nothing else."""
+    text = local_fleet.clusters["dev-eu"].kubeconfig.read_text()
+    server = local_fleet.clusters["dev-eu"].server
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(text.replace(server, "https://127.0.0.1:9"))
+    conn = ClusterConnection.from_kubeconfig(dead, name="dead")
+    with pytest.raises(ClusterUnreachable) as err:
+        sync_unit(conn, unique("x"), "1" * 64, "c1", [configmap("a", "default")], options())
+    message = str(err.value)
+    assert message.startswith("dead: ") and "will retry" in message and "\n" not in message
+    assert "BEGIN" not in message and "token" not in message.lower()
+
+
+def test_forbidden_is_errapplied_and_never_shows_credentials(
+    local_fleet: LocalFleet, tmp_path: Path
+) -> None:
+    """A service account without any role: one line saying forbidden, no token in it."""
+    core = core_api(local_fleet)
+    ns = unique("sa")
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "nobody"}})
+    token = core.create_namespaced_service_account_token(
+        "nobody", ns, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    kubeconfig = yaml.safe_load(local_fleet.clusters["dev-eu"].kubeconfig.read_text())
+    for user in kubeconfig["users"]:
+        user["user"] = {"token": token}
+    path = tmp_path / "nobody.kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    conn = ClusterConnection.from_kubeconfig(path, name="dev-eu")
+    result = sync_unit(conn, unique("x"), "1" * 64, "c1", [configmap("a", ns)], options())
+    assert result.state is BundleState.ERR_APPLIED
+    assert "forbidden" in result.message and "\n" not in result.message
+    assert token not in result.message and result.writes == 0
