@@ -619,8 +619,28 @@ def status(fleet_dir: Path) -> dict[str, dict[str, object]]:
         pids = entry.get("pids", {})
         assert isinstance(pids, dict)
         alive = {role: pid_alive(int(p["pid"]), p.get("start")) for role, p in pids.items()}
-        report[name] = {**entry, "alive": alive, "healthy": bool(alive) and all(alive.values())}
+        memory = {role: _memory_mib(int(p["pid"])) for role, p in pids.items() if alive.get(role)}
+        report[name] = {
+            **entry,
+            "alive": alive,
+            "healthy": bool(alive) and all(alive.values()),
+            "rss_mib": sum(m[0] for m in memory.values()),
+            "pss_mib": sum(m[1] for m in memory.values()),
+        }
     return report
+
+
+def _memory_mib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in MiB; PSS shares the binaries' pages among the clusters."""
+    values = {"Rss:": 0, "Pss:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(":")[0] + ":"
+            if key in values:
+                values[key] = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return values["Rss:"], values["Pss:"]
 
 
 def _labels_text(labels: object) -> str:
@@ -674,7 +694,10 @@ def main(argv: list[str] | None = None) -> int:
                         if entry["healthy"]
                         else f"degraded ({', '.join(down_roles)} down)"
                     )
-                    print(f"{name}\t{entry['server']}\t{_labels_text(entry['labels'])}\t{state}")
+                    print(
+                        f"{name}\t{entry['server']}\t{_labels_text(entry['labels'])}\t{state}"
+                        f"\trss={entry['rss_mib']}MiB pss={entry['pss_mib']}MiB"
+                    )
             if not report and args.output == "table":
                 print(f"no clusters in {args.dir}")
     except LocalFleetError as err:

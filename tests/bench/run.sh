@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, printing figures and ratios (never pass/fail; the machines
+# are shared and noisy, so read the numbers, don't assert on them).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+py=${PYTHON:-python}
+
+echo "== targeting: 1,000 clusters x 50 bundles"
+$py tests/bench/bench_targeting.py
+
+echo
+echo "== render dedupe: 1,000 clusters, renders performed vs. units"
+$py tests/bench/bench_render.py
+
+echo
+echo "== local fleet start-up: 5 clusters"
+$py tests/bench/bench_localfleet.py --clusters 5
