@@ -16,7 +16,7 @@ from fleet.errors import FleetError
 from fleet.plugin_manager import FleetPlugins
 from fleet.render import RenderCache, RenderRequest, render_bundle
 
-GUIDE = Path(__file__).resolve().parents[2] / "README_PLUGINS.md"
+GUIDE = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def guide_text() -> str:
@@ -36,7 +36,7 @@ def test_every_hook_is_documented() -> None:
     hooks = [name for name in dir(hookspecs) if name.startswith("fleet_")]
     assert hooks
     for hook in hooks:
-        assert f"`{hook}(" in text, f"{hook} is missing from README_PLUGINS.md"
+        assert f"`{hook}(" in text, f"{hook} is missing from the plugin guide in README.md"
 
 
 def test_worked_example_renders_detects_and_transforms(tmp_path: Path) -> None:
