@@ -28,6 +28,7 @@ from fleet.bundle_options import BundleOptions
 from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
 from fleet.manifests import Manifest, apply_namespaces, canonical_json, sort_manifests
+from fleet.pathsafety import resolve_inside
 
 if TYPE_CHECKING:
     from fleet.plugin_manager import FleetPlugins
@@ -69,32 +70,12 @@ class RenderRequest:
             self.repo_root, self.bundle_dir, relpath, what=what, file=self.options_file
         )
 
-
-def resolve_inside(
-    repo_root: Path,
-    base_dir: Path,
-    relpath: str,
-    *,
-    what: str,
-    file: Path | str | None = None,
-    line: int | None = None,
-) -> Path:
-    """`base_dir / relpath` resolved (symlinks too); FleetError unless inside `repo_root`.
-
-    Same contract as `fleet.pathsafety.resolve_inside` (absolute paths are refused too);
-    kept here until that module lands, so rendering does not depend on repository loading.
-    """
-    if not relpath or relpath.startswith(("/", "\\", "~")) or Path(relpath).is_absolute():
-        raise FleetError(
-            f"{what} {relpath!r} must be a path relative to its bundle", file=file, line=line
-        )
-    root = repo_root.resolve()
-    candidate = (base_dir / relpath).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise FleetError(
-            f"{what} {relpath!r} is outside the repository {root}", file=file, line=line
-        )
-    return candidate
+    def display(self, path: Path) -> str:
+        """`path` relative to the repository root, for messages (absolute if outside)."""
+        try:
+            return path.relative_to(self.repo_root.resolve()).as_posix() or "."
+        except ValueError:
+            return str(path)
 
 
 class Renderer(Protocol):

@@ -44,6 +44,7 @@ from fleet.bundle_options import BundleOptions, HelmOptions
 from fleet.errors import FleetError
 from fleet.hookspecs import hookimpl
 from fleet.manifests import Manifest, load_manifests, parse_yaml_documents
+from fleet.merge import deep_merge
 from fleet.render import RendererRegistry, RenderRequest
 from fleet.templating import TemplateError, build_context, has_template, render_values
 
@@ -135,14 +136,14 @@ def _chart_source(request: RenderRequest, helm: HelmOptions) -> tuple[str, str, 
                 file=request.options_file,
             )
         path = request.resolve(".", what="chart")
-        return str(path), _display(request, path), False
+        return str(path), request.display(path), False
     if helm.repo or "://" in chart:
         where = f"{helm.repo.rstrip('/')}/{chart}" if helm.repo else chart
         return chart, where + (f"@{helm.version}" if helm.version else ""), True
     path = request.resolve(chart, what="helm.chart")
     if not path.exists():
         raise FleetError(f"helm.chart {chart!r} not found", file=request.options_file)
-    return str(path), _display(request, path), False
+    return str(path), request.display(path), False
 
 
 def merged_values(request: RenderRequest, helm: HelmOptions) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def merged_values(request: RenderRequest, helm: HelmOptions) -> dict[str, Any]:
         path = request.resolve(relpath, what="values file")
         if not path.is_file():
             raise FleetError(f"values file {relpath!r} not found", file=request.options_file)
-        display = _display(request, path)
+        display = request.display(path)
         docs = [
             d
             for d in parse_yaml_documents(path.read_text(encoding="utf-8"), file=display)
@@ -190,17 +191,6 @@ def _templated_values_files(request: RenderRequest) -> bool:
     return False
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    result = dict(base)
-    for key, value in override.items():
-        current = result.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            result[key] = deep_merge(current, value)
-        else:
-            result[key] = value
-    return result
-
-
 def release_name(name: str) -> str:
     """A valid Helm release name (DNS-1123, at most 53 characters) for a bundle name."""
     safe = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "release"
@@ -225,13 +215,6 @@ def _helm_message(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line.removeprefix("Error:").strip() for line in lines if line.startswith("Error:")]
     return "; ".join(errors or lines[-1:]) or "unknown error"
-
-
-def _display(request: RenderRequest, path: Path) -> str:
-    try:
-        return path.relative_to(request.repo_root.resolve()).as_posix() or "."
-    except ValueError:
-        return str(path)
 
 
 @hookimpl

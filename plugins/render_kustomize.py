@@ -116,7 +116,7 @@ class KustomizeRenderer:
             raise FleetError(
                 f"kustomize.dir {kdir_rel!r} has no kustomization.yaml", file=request.options_file
             )
-        display = _display(request, kdir)
+        display = request.display(kdir)
         argv, _ = kustomize_command()
         if request.input_manifests is None:
             output = _run([*argv, str(kdir)], what=f"kustomize build {display}")
@@ -137,20 +137,13 @@ def _staged_copy(request: RenderRequest, kdir: Path, kfile: Path, tmp: Path) -> 
     shutil.copytree(source, copy_root, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     build_dir = copy_root / rel
     (build_dir / MANIFESTS_FILE).write_text(dump_manifests(request.input_manifests or ()))
-    docs = parse_yaml_documents(kfile.read_text(encoding="utf-8"), file=_display(request, kfile))
+    docs = parse_yaml_documents(kfile.read_text(encoding="utf-8"), file=request.display(kfile))
     kustomization = docs[0] if docs and isinstance(docs[0], dict) else {}
     resources = list(kustomization.get("resources") or [])
     if MANIFESTS_FILE not in resources:
         kustomization["resources"] = [MANIFESTS_FILE, *resources]
     (build_dir / kfile.name).write_text(yaml.safe_dump(kustomization, sort_keys=False))
     return build_dir
-
-
-def _display(request: RenderRequest, path: Path) -> str:
-    try:
-        return path.relative_to(request.repo_root.resolve()).as_posix() or "."
-    except ValueError:
-        return str(path)
 
 
 @hookimpl

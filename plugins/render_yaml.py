@@ -63,7 +63,7 @@ class YamlRenderer:
         manifests: list[Manifest] = []
         for rel in sorted(files):
             text, source = files[rel]
-            manifests.extend(load_manifests(text, file=_display(request, source)))
+            manifests.extend(load_manifests(text, file=request.display(source)))
         return manifests
 
 
@@ -125,9 +125,7 @@ def _apply_overlay(
         target = f"{head}/" if head else ""
         target = _patch_target(target + name.replace("_patch.", ".", 1), files)
         if target not in files:
-            raise FleetError(
-                f"no file {target} in the bundle to patch", file=_display(request, path)
-            )
+            raise FleetError(f"no file {target} in the bundle to patch", file=request.display(path))
         text, source = files[target]
         files[target] = (_patched(request, text, source, path), source)
 
@@ -142,8 +140,8 @@ def _patch_target(target: str, files: dict[str, tuple[str, Path]]) -> str:
 
 
 def _patched(request: RenderRequest, text: str, source: Path, patch_path: Path) -> str:
-    where = _display(request, patch_path)
-    docs = [d for d in parse_yaml_documents(text, file=_display(request, source)) if d is not None]
+    where = request.display(patch_path)
+    docs = [d for d in parse_yaml_documents(text, file=request.display(source)) if d is not None]
     for patch in parse_yaml_documents(patch_path.read_text(encoding="utf-8"), file=where):
         if patch is None:
             continue
@@ -174,13 +172,6 @@ def _target_document(docs: list[Any], patch: Any, where: str) -> int:
         "to pick one",
         file=where,
     )
-
-
-def _display(request: RenderRequest, path: Path) -> str:
-    try:
-        return path.relative_to(request.repo_root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 @hookimpl
