@@ -29,6 +29,7 @@ import concurrent.futures
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -51,6 +52,10 @@ from fleet.templating import TemplateError, build_context, has_template, render_
 PLUGIN_VERSION = "1"
 RELEASE_NAME_MAX = 53
 T = TypeVar("T")
+
+# pyhelm3 logs every failed command as a warning; fleet re-raises the failure as one
+# FleetError line with helm's own message, so that warning would only repeat it.
+logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 
 
 def helm_executable() -> str:
