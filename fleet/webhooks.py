@@ -114,7 +114,9 @@ def _verify_github(secret: str, given: str, body: bytes) -> None:
 
 def _load_json(body: bytes, content_type: str) -> dict[str, Any]:
     try:
-        if content_type.split(";")[0].strip() == "application/x-www-form-urlencoded":
+        # GitHub's form encoding; some clients label raw JSON as a form, so look at the body
+        form = content_type.split(";")[0].strip() == "application/x-www-form-urlencoded"
+        if form and body.startswith(b"payload="):
             fields = parse_qs(body.decode(), strict_parsing=True)
             body = fields["payload"][0].encode()
         payload = json.loads(body)
