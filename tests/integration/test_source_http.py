@@ -1,0 +1,92 @@
+"""HTTP(S) with a token against a real smart-HTTP git server that demands Basic auth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet.errors import FleetError
+from fleet.git_auth import host_env_suffix
+from fleet.poller import Poller
+from fleet.source import GitSource
+from tests.support.git_http import GitHttpServer
+from tests.support.servers import run_git
+
+TOKEN = "glpat-ReallySecretToken-0123456789"
+
+
+@pytest.fixture
+def http_git(tmp_path: Path) -> Iterator[GitHttpServer]:
+    server = GitHttpServer(tmp_path / "http-git", token=TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+def push_commit(server: GitHttpServer, name: str, work: Path, message: str) -> str:
+    """Commit in `work` and push straight into the bare repository (no auth needed)."""
+    bare = server.base / f"{name}.git"
+    if not bare.exists():
+        server.create_bare(name)
+        run_git("init", "--quiet", "--initial-branch=main", str(work))
+        run_git("config", "user.email", "tests@fleet.invalid", cwd=work)
+        run_git("config", "user.name", "fleet tests", cwd=work)
+    (work / "fleet.yaml").write_text(f"# {message}\n")
+    run_git("add", "-A", cwd=work)
+    run_git("commit", "--quiet", "-m", message, cwd=work)
+    run_git("push", "--quiet", str(bare), "HEAD:main", cwd=work)
+    return run_git("rev-parse", "HEAD", cwd=work)
+
+
+def token_env(server: GitHttpServer) -> str:
+    return "FLEET_GIT_TOKEN_" + host_env_suffix(f"127.0.0.1:{server.port}")
+
+
+def test_fetch_with_a_per_host_token(
+    http_git: GitHttpServer,
+    tmp_path: Path,
+    source_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sha = push_commit(http_git, "cfg", tmp_path / "work", "first")
+    url = http_git.url("cfg")
+
+    with pytest.raises(FleetError) as anonymous:
+        GitSource(url, "main").update()
+    assert token_env(http_git) in str(anonymous.value)  # the hint names the variable to set
+
+    monkeypatch.setenv(token_env(http_git), TOKEN)
+    source = GitSource(url, "main")
+    revision = source.update()
+    assert revision.sha == sha
+    assert (revision.path / "fleet.yaml").read_text() == "# first\n"
+    assert ("/cfg.git/info/refs?service=git-upload-pack", "x-access-token") in http_git.attempts
+    config = (source.mirror_path / "config").read_text()
+    assert TOKEN not in config and f"url = {url}" in config
+    assert TOKEN not in caplog.text
+
+    second = push_commit(http_git, "cfg", tmp_path / "work", "second")
+    poller = Poller(source, 30, lambda r: None)
+    assert poller.poll_once().current.sha == second  # type: ignore[union-attr]
+
+
+def test_wrong_token_is_reported_without_the_token(
+    http_git: GitHttpServer,
+    tmp_path: Path,
+    source_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    push_commit(http_git, "cfg", tmp_path / "work", "first")
+    wrong = "glpat-WrongButStillSecret-987654"
+    monkeypatch.setenv("FLEET_GIT_TOKEN", wrong)
+    result = Poller(GitSource(http_git.url("cfg"), "main"), 30, lambda r: None).poll_once()
+    assert result.error is not None
+    assert "Authentication failed" in result.error and "token was refused" in result.error
+    assert wrong not in result.error and wrong not in caplog.text
