@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet.definition import SourceSpec
 from fleet.errors import FleetError
-from fleet.poller import Poller
+from fleet.poller import Poller, poll_interval
 from fleet.semver_range import parse_range
 from fleet.source import GitSource, Revision
 from fleet.webhooks import PushEvent
@@ -107,3 +108,9 @@ def test_wants_matches_repository_and_ref(tmp_path: Path) -> None:
     )
     assert ranged.wants(event("https://github.com/acme/fleet-config.git", "refs/tags/v1.4.8"))
     assert not ranged.wants(event("https://github.com/acme/fleet-config.git", "refs/heads/main"))
+
+
+def test_poll_interval_from_the_definition() -> None:
+    assert poll_interval(None) == 60
+    assert poll_interval(SourceSpec.model_validate({"pollInterval": "1h30m"})) == 5400
+    assert poll_interval(SourceSpec.model_validate({"pollInterval": 15})) == 15
