@@ -138,7 +138,12 @@ class GitSource:
             refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
             if self.ref == "HEAD":
                 refspecs.append(f"+HEAD:{_REMOTE_HEAD}")
-            self._run_remote(repo, "fetch", "--prune", "--no-write-fetch-head", "origin", *refspecs)
+            try:
+                self._run_remote(
+                    repo, "fetch", "--prune", "--no-write-fetch-head", "origin", *refspecs
+                )
+            finally:
+                repo.close()
 
     @property
     def is_cloned(self) -> bool:
