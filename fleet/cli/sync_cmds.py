@@ -1,0 +1,226 @@
+"""`fleet sync`, `fleet diff`, `fleet status`: the embedded mode, one process, no Redis.
+
+The table or JSON goes to stdout; progress lines go to stderr (a rich spinner on a
+terminal, plain lines otherwise), so `fleet sync -o json | jq` works. Exit codes:
+`sync` 0 only when every unit is Ready at its desired id; `diff --exit-code` 0 in sync,
+1 something would change, 2 error; `status` 0 when every unit is Ready, else 1. User errors
+(a broken commit, a missing credential) are one line each, file:line, and apply nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from fleet.cli import app
+from fleet.errors import FleetError
+from fleet.status import render_json, render_table
+from fleet.sync import Progress, SyncReport, sync_fleet
+
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        help="The fleet repository: a local directory (used as it is, commit = its HEAD) "
+        "or a Git URL (fetched into fleet's cache).",
+        show_default=True,
+    ),
+]
+BranchOpt = Annotated[
+    str | None,
+    typer.Option("--branch", "-b", help="Branch, tag or commit to sync (default: HEAD)."),
+]
+ClusterOpt = Annotated[
+    list[str] | None,
+    typer.Option("--cluster", "-c", help="Only this cluster of the definition (repeatable)."),
+]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table (default) or json.")]
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Progress]:
+    """Progress lines on stderr: a rich spinner on a terminal, plain lines otherwise."""
+    if not enabled:
+        yield lambda line: None
+        return
+    if not sys.stderr.isatty():
+        yield lambda line: print(line, file=sys.stderr, flush=True)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True)
+    with console.status("fleet: starting") as spinner:
+
+        def show(line: str) -> None:
+            console.print(f"[dim]{escape(line)}[/dim]")
+            spinner.update(f"fleet: {escape(line[:80])}")
+
+        yield show
+
+
+def _check_output(output: str) -> None:
+    if output not in ("table", "json"):
+        raise FleetError(f"unknown output format {output!r} (use table or json)")
+
+
+def _print(report: SyncReport, output: str) -> None:
+    if output == "json":
+        extra = {
+            "source": report.source,
+            "dryRun": report.dry_run,
+            "writes": report.writes,
+            "seconds": round(report.seconds, 2),
+            "renders": report.renders,
+            "unreachable": report.unreachable,
+        }
+        if report.dry_run:
+            extra["diffs"] = {
+                f"{cluster}/{bundle}": result.diff
+                for (bundle, cluster), result in sorted(report.results.items())
+                if result.diff
+            }
+        typer.echo(render_json(report.status, **extra), nl=False)
+        return
+    typer.echo(render_table(report.status), nl=False)
+    if report.dry_run:
+        outcome = "changes pending" if report.changed else "no changes"
+    else:
+        outcome = f"{report.writes} writes"
+    typer.echo(f"{report.units} units, {report.renders} renders, {outcome}, {report.seconds:.1f}s")
+
+
+@app.command("sync")
+def sync_command(
+    source: SourceArg = ".",
+    branch: BranchOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show per cluster what would change (a diff); write nothing."
+        ),
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Apply without waiting for health; later rollout waves wait for the next sync.",
+        ),
+    ] = False,
+    cluster: ClusterOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Make every cluster run what the repository says: one full pass in this process.
+
+    Loads and renders every (bundle, cluster) unit first: a commit with any error is
+    applied nowhere (each problem printed as file:line). Then reads what each cluster runs
+    (its inventories), applies what differs in rollout-wave and dependsOn order, waits for
+    health, removes bundles that left Git, and prints a status table (cluster x bundle:
+    state, deployment id, commit, message). Cluster credentials come from the environment
+    (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR). Exit 0 only if every unit is Ready.
+    """
+    _check_output(output)
+    with _progress() as progress:
+        report = sync_fleet(
+            source,
+            branch=branch,
+            dry_run=dry_run,
+            wait=not no_wait,
+            clusters=cluster or (),
+            progress=progress,
+        )
+    if dry_run and output == "table":
+        _print_diffs(report)
+    _print(report, output)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_diffs(report: SyncReport) -> None:
+    by_cluster: dict[str, list[str]] = {}
+    for (bundle, cluster), result in sorted(report.results.items()):
+        if result.diff:
+            by_cluster.setdefault(cluster, []).append(f"# bundle {bundle}\n{result.diff}")
+    for (bundle, cluster), removed in sorted(report.removed.items()):
+        by_cluster.setdefault(cluster, []).append(f"# bundle {bundle}: {removed.message}\n")
+    for cluster, parts in sorted(by_cluster.items()):
+        typer.echo(f"=== cluster {cluster}")
+        typer.echo("".join(parts))
+
+
+@app.command("diff")
+def diff_command(
+    source: SourceArg = ".",
+    branch: BranchOpt = None,
+    cluster: ClusterOpt = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code",
+            help="Exit 1 when something would change, 2 on error, 0 when in sync.",
+        ),
+    ] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """What `fleet sync` would change, per cluster, as a diff (Secret data redacted).
+
+    Server-side dry runs only: nothing is written. Covers every unit whose deployment id
+    differs from what its cluster runs (rollout order ignored), drift that correctDrift
+    would undo, and bundles that would be removed.
+    """
+    _check_output(output)
+    try:
+        with _progress() as progress:
+            report = sync_fleet(
+                source, branch=branch, dry_run=True, clusters=cluster or (), progress=progress
+            )
+    except FleetError:
+        if exit_code:
+            _report_error()
+            raise typer.Exit(2) from None
+        raise
+    if output == "table":
+        _print_diffs(report)
+        if not report.changed:
+            typer.echo("no changes: the clusters run what Git says")
+    _print(report, output)
+    if exit_code:
+        if not report.ok:
+            raise typer.Exit(2)
+        raise typer.Exit(1 if report.changed else 0)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _report_error() -> None:
+    err = sys.exc_info()[1]
+    if isinstance(err, FleetError):
+        for problem in err.problems:
+            print(str(problem) if problem.file else f"error: {problem}", file=sys.stderr)
+
+
+@app.command("status")
+def status_command(
+    source: SourceArg = ".",
+    branch: BranchOpt = None,
+    cluster: ClusterOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """What the clusters run compared with what Git wants, rolled up per bundle, cluster
+    and fleet.
+
+    Reads each cluster's inventories, checks the health of every deployed object and
+    compares them with what fleet would apply (server-side dry runs: objects edited by
+    hand are Modified, deleted ones too). Writes nothing. Exit 0 when everything is Ready.
+    """
+    from fleet.inspect import fleet_status
+
+    _check_output(output)
+    with _progress() as progress:
+        status = fleet_status(source, branch=branch, clusters=cluster or (), progress=progress)
+    typer.echo(render_json(status) if output == "json" else render_table(status), nl=False)
+    if not status.ready:
+        raise typer.Exit(1)
