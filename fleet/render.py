@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from fleet.bundle_options import BundleOptions
 from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
+from fleet.hashing import hash_path
 from fleet.manifests import Manifest, apply_namespaces, canonical_json, sort_manifests
 from fleet.pathsafety import resolve_inside
 
@@ -216,37 +216,23 @@ class RenderCache:
             raise stored
         return json.loads(stored), False
 
-    def content_hash(self, dirs: tuple[Path, ...]) -> str:
+    def content_hash(self, dirs: tuple[Path, ...], repo_root: Path) -> str:
         with self._lock:
             known = self._content_hashes.get(dirs)
         if known is None:
-            known = content_hash(dirs)
+            known = content_hash(dirs, repo_root)
             with self._lock:
                 self._content_hashes[dirs] = known
         return known
 
 
-def content_hash(dirs: tuple[Path, ...]) -> str:
-    """sha256 over every file (relative path + bytes) under `dirs`, skipping `.git`."""
+def content_hash(dirs: tuple[Path, ...], repo_root: Path) -> str:
+    """sha256 over the content of `dirs` (see `fleet.hashing`); symlinks leaving
+    `repo_root` are refused, never read."""
     digest = hashlib.sha256()
     for root in dirs:
-        digest.update(f"dir:{root}\0".encode())
-        for path in sorted(_walk_files(root)):
-            digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(f"dir:{root}\0{hash_path(root, repo_root)}\0".encode())
     return digest.hexdigest()
-
-
-def _walk_files(root: Path) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-        return
-    for current, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".git"]
-        for filename in filenames:
-            path = Path(current) / filename
-            if path.is_file():
-                yield path
 
 
 def render_bundle(
@@ -324,7 +310,10 @@ def _cache_key(
     for extra in _local_dirs_outside_bundle(request):
         dirs.append(extra)
     key_dirs = tuple(dirs)
-    content = cache.content_hash(key_dirs) if cache is not None else content_hash(key_dirs)
+    root = request.repo_root
+    content = (
+        cache.content_hash(key_dirs, root) if cache is not None else content_hash(key_dirs, root)
+    )
     payload = {
         "renderer": [renderer.name, renderer.version],
         "post": [post.name, post.version] if post is not None else None,

@@ -107,3 +107,21 @@ def test_plugins_lists_builtins_and_renderers(capsys: pytest.CaptureFixture[str]
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["PLUGIN", "ORIGIN", "HOOKS"]
     assert "RENDERER" in table
+
+
+def test_render_refuses_a_symlink_leaving_the_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Even the render cache's content hash must not read through a link to outside."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("token: do-not-read\n")
+    repo = tmp_path / "repo"
+    bundle = repo / "bundle"
+    bundle.mkdir(parents=True)
+    (bundle / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    (bundle / "notes.txt").symlink_to(outside)
+    code = main(["render", str(bundle), "--repo-root", str(repo)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "outside the repository" in err
+    assert "do-not-read" not in err
