@@ -16,3 +16,7 @@ $py tests/bench/bench_render.py
 echo
 echo "== local fleet start-up: 5 clusters"
 $py tests/bench/bench_localfleet.py --clusters 5
+
+echo
+echo "== sync on local clusters: commit-to-converged, no-op pass, apply throughput"
+$py tests/bench/bench_sync.py
