@@ -16,6 +16,7 @@ import typer
 
 from fleet.cli import app
 from fleet.cluster import ClusterContext
+from fleet.desired import fleet_units, render_request
 from fleet.errors import FleetError
 from fleet.manifests import dump_manifests
 from fleet.plugin_manager import FleetPlugins
@@ -119,7 +120,6 @@ def _render_repository(
 ) -> list[str]:
     from fleet.definition import cluster_context
     from fleet.repo import load_repository
-    from fleet.targeting import compute_units
 
     repo = load_repository(repo_dir)
     specs = {spec.name: spec for spec in repo.definition.clusters}
@@ -133,22 +133,13 @@ def _render_repository(
     context = cluster_context(specs[cluster])
     if kube_version:
         context = type(context)(**{**context.__dict__, "kube_version": kube_version})
-    units = compute_units(repo, renderer_of=lambda b: renderer_identity(plugins, b.path, b.options))
+    units = fleet_units(repo, plugins)
     cache = RenderCache()
     documents = []
     for unit in units:
         if unit.cluster != cluster or (only and unit.bundle not in only):
             continue
-        loaded = bundles[unit.bundle]
-        request = RenderRequest(
-            bundle_dir=loaded.path,
-            repo_root=repo.root,
-            options=unit.options,
-            cluster=context,
-            options_file=loaded.options_file,
-            bundle_name=loaded.name,
-            cache_key=unit.deployment_id,
-        )
+        request = render_request(repo, bundles[unit.bundle], unit, context)
         result = render_bundle(request, plugins, cache)
         documents.append(f"# bundle: {unit.bundle}\n" + dump_manifests(result.manifests))
     return documents
