@@ -325,6 +325,9 @@ class SyncRun:
     def _sync(self, link: ClusterLink, item: Dispatch, dry_run: bool, wait: bool) -> None:
         unit, commit = item.unit, self.desired.commit
         key = (unit.bundle, unit.cluster)
+        record = self.actual.get(key)
+        if record is not None and record.deployment_id == unit.deployment_id and record.commit:
+            commit = record.commit  # same desired state: no new revision for a drift check
         manifests = self.desired.manifests[key]
         if not dry_run:
             self.say(
