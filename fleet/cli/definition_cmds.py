@@ -67,13 +67,15 @@ def targets_command(
     The deployment id changes exactly when what the cluster should run changes (bundle
     content, merged options or renderer).
     """
+    from fleet.desired import fleet_units
+    from fleet.plugin_manager import FleetPlugins
     from fleet.repo import load_repository
-    from fleet.targeting import compute_units
 
     if output not in ("table", "json"):
         raise FleetError(f"unknown output format '{output}' (use table or json)")
     try:
-        units = compute_units(load_repository(repo_dir))
+        # the renderers' identities are part of the id: the same ids `fleet sync` records
+        units = fleet_units(load_repository(repo_dir), FleetPlugins.load())
     except FleetError as err:
         raise _relative(err) from None
     if output == "json":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: three real local clusters (dev-eu, prod-eu, prod-us), a Git repository made
-# from fleet.example.yaml and examples/, then fleet on it: validate, targets, and what each
-# cluster gets. The clusters keep running afterwards (stop them with the command printed at
+# from fleet.example.yaml and examples/, then fleet on it: validate, targets, `fleet sync`
+# (status table), a second sync that writes nothing, and `fleet status`. The clusters keep running afterwards (stop them with the command printed at
 # the end) unless DEMO_STOP=1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,13 +38,17 @@ export FLEET_CREDENTIALS_DIR=$fleet_dir
 say "fleet validate"
 fleet validate "$repo"
 
-say "fleet targets: which bundle goes to which cluster"
-fleet targets "$repo"
+say "fleet sync: render everything, apply wave by wave (canary -> prod-eu -> prod-us), wait for health"
+fleet sync "$repo"
 
-for cluster in dev-eu prod-eu prod-us; do
-  say "fleet render --cluster $cluster: the objects $cluster should run"
-  fleet render "$repo" --cluster "$cluster" | python3 "$root/tests/testbin/summarize_manifests.py"
-done
+say "fleet sync again: nothing changed, so nothing is written"
+fleet sync "$repo" 2>/dev/null | tail -n 1
+
+say "fleet status: what the clusters run (health and drift checked live)"
+fleet status "$repo" 2>/dev/null | tail -n 1
+
+say "fleet targets: which bundle went to which cluster, with which customization and deployment id"
+fleet targets "$repo"
 
 if [ "${DEMO_STOP:-0}" = 1 ]; then
   "$root/tests/testbin/localfleet" down --dir "$fleet_dir"
