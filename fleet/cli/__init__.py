@@ -37,7 +37,7 @@ def version_command() -> None:
 
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from fleet.cli import definition_cmds, render_cmds, sync_cmds  # noqa: F401
+    from fleet.cli import definition_cmds, render_cmds, serve_cmds, sync_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,139 @@
+"""`fleet serve` and `fleet worker`: the distributed mode (Redis + Celery workers).
+
+`fleet serve` runs the scheduler loop, the push-webhook receiver, `/metrics` and the
+read-only `/status` API on one port (`fleet.serve`). `fleet worker` runs a Celery worker
+that consumes the apply queues of its regions (`fleet.apply.<region>`) and the shared
+control queue; with no `--region` it serves `fleet.apply.default`, the queue of clusters
+that have no region (explicit, so a worker never silently takes clusters whose
+credentials it does not hold).
+
+The Celery app lives in the `workers` package, which `fleet` never imports by name: the
+command finds it through the `fleet.worker` entry point (DESIGN.md: `workers` -> `fleet`,
+never the other way), exactly as built-in plugins are found through the plugin manager.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from importlib.metadata import entry_points
+from typing import Annotated
+
+import typer
+
+from fleet.cli import app
+from fleet.dispatch import redis_url
+from fleet.errors import FleetError
+from fleet.scheduler import SchedulerConfig
+
+WORKER_ENTRY_POINT_GROUP = "fleet.worker"
+
+RedisOpt = Annotated[
+    str | None,
+    typer.Option("--redis", help="Redis URL (broker and cache); default $FLEET_REDIS_URL."),
+]
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command("serve")
+def serve_command(
+    repo_url: Annotated[
+        str | None,
+        typer.Argument(help="The fleet repository's Git URL (default: $FLEET_REPO_URL)."),
+    ] = None,
+    branch: Annotated[
+        str, typer.Option("--branch", "-b", help="Branch, tag, semver range or commit.")
+    ] = "HEAD",
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT for webhooks, /metrics and /status.")
+    ] = "127.0.0.1:8080",
+    redis: RedisOpt = None,
+    tick: Annotated[float, typer.Option("--tick", help="Seconds between scheduler ticks.")] = 2.0,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--poll-interval", help="Seconds between Git polls (default: the definition's)."
+        ),
+    ] = None,
+    drift_interval: Annotated[
+        float, typer.Option("--drift-interval", help="Seconds between drift checks of a unit.")
+    ] = 300.0,
+    refresh_interval: Annotated[
+        float,
+        typer.Option(
+            "--refresh-interval", help="Seconds between re-reads of a cluster's inventories."
+        ),
+    ] = 300.0,
+) -> None:
+    """Run the scheduler: poll Git (or take push webhooks), plan, send tasks to the workers.
+
+    Serves POST / (GitHub/GitLab push webhook, needs FLEET_WEBHOOK_SECRET), GET /metrics
+    (Prometheus) and GET /status (JSON, the same model as `fleet status -o json`).
+    The scheduler needs no cluster credential: the workers of each region hold them.
+    """
+    from fleet.serve import start_server
+
+    url = repo_url or os.environ.get("FLEET_REPO_URL")
+    if not url:
+        raise FleetError("fleet serve needs the repository URL (argument or FLEET_REPO_URL)")
+    _logging(os.environ.get("FLEET_LOG_LEVEL", "INFO"))
+    task_ttl = float(os.environ.get("FLEET_CELERY_VISIBILITY_TIMEOUT", 1800)) + 100
+    config = SchedulerConfig(
+        poll_interval=poll_interval,
+        drift_interval=drift_interval,
+        refresh_interval=refresh_interval,
+        task_ttl=float(os.environ.get("FLEET_TASK_TTL", task_ttl)),
+    )
+    server = start_server(
+        url,
+        branch=branch,
+        listen=listen,
+        redis_url=redis_url(redis),
+        env=os.environ,
+        config=config,
+        tick_interval=tick,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    logging.getLogger(__name__).info("stopping: finishing the current tick, then exiting")
+    server.stop()
+
+
+@app.command("worker")
+def worker_command(
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", "-r", help="Serve this region's clusters (repeatable)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Units applied at once.")
+    ] = 4,
+    redis: RedisOpt = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Worker node name (default REGIONS@host).")
+    ] = None,
+) -> None:
+    """Run a Celery worker for the clusters of the given regions (queues fleet.apply.<region>).
+
+    Cluster credentials come from this worker's environment (FLEET_KUBECONFIG_<NAME> or
+    FLEET_CREDENTIALS_DIR). Without --region it serves clusters that have no region.
+    """
+    url = redis_url(redis)
+    found = entry_points(group=WORKER_ENTRY_POINT_GROUP)
+    if not found:
+        raise FleetError(
+            f"no Celery worker installed (entry point group {WORKER_ENTRY_POINT_GROUP!r}); "
+            "reinstall fleet-gitops"
+        )
+    run_worker = next(iter(found)).load()
+    run_worker(list(region or []), concurrency, url, name)

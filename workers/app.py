@@ -1,0 +1,102 @@
+"""The Celery app of `fleet worker`: Redis broker, JSON only, at-least-once delivery.
+
+Settings and why:
+
+- `task_acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only after its
+  task finished, so a worker killed mid-apply (SIGKILL, OOM, node loss) leaves it unacked
+  and Redis hands it to another worker once the visibility timeout passes. The tasks are
+  idempotent (keyed by bundle, cluster and deployment id) and locked per (bundle,
+  cluster), so running one twice changes nothing.
+- `visibility_timeout` (`FLEET_CELERY_VISIBILITY_TIMEOUT`, default 1800s) is longer than
+  the longest task: a health wait (default 300s) plus retries. Retry countdowns are
+  capped well below it (see workers.tasks), or a waiting retry would be redelivered.
+- `worker_prefetch_multiplier=1`: a worker takes one message per free slot, so a slow
+  cluster does not hoard a queue's messages another worker could run.
+- JSON only, for arguments and results: messages are names and hashes, readable in Redis.
+- Queues: `fleet.apply.<region>` per region (the scheduler's dispatcher picks it from the
+  cluster's region) and `fleet.control` shared by all workers (see fleet.dispatch).
+
+The worker uses the `threads` pool: the work is waiting on API servers, and a thread pool
+keeps one process per worker, which is also what a SIGKILL takes down whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from celery import Celery
+
+from fleet.dispatch import CONTROL_QUEUE, PING_TASK, apply_queue, redis_url
+
+DEFAULT_VISIBILITY_TIMEOUT = 1800.0
+
+
+def visibility_timeout() -> float:
+    return float(os.environ.get("FLEET_CELERY_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT))
+
+
+def make_app(url: str | None = None) -> Celery:
+    """The configured app; the broker and result backend are the same Redis."""
+    broker = redis_url(url)
+    celery = Celery("fleet", broker=broker, backend=broker, include=["workers.tasks"])
+    timeout = visibility_timeout()
+    celery.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": timeout},
+        result_expires=3600,
+        task_default_queue=CONTROL_QUEUE,
+        task_routes={PING_TASK: {"queue": CONTROL_QUEUE}},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # Redis restarted: reconnect, do not exit
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    return celery
+
+
+app = make_app()
+
+
+def queues_for(regions: Sequence[str]) -> list[str]:
+    """The apply queues of these regions (none -> the `default` region) + the control queue."""
+    names: list[str | None] = list(regions) or [None]
+    return [*(apply_queue(r) for r in names), CONTROL_QUEUE]
+
+
+def run_worker(
+    regions: Sequence[str], concurrency: int, url: str | None = None, name: str | None = None
+) -> None:
+    """Start a Celery worker in this process (`fleet worker`); returns when it stops."""
+    if url:
+        os.environ["FLEET_REDIS_URL"] = url
+        app.conf.broker_url = url
+        app.conf.result_backend = url
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    node = name or f"{'-'.join(regions) or 'default'}@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(queues_for(regions)),
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "threads",
+            "--hostname",
+            node,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
