@@ -703,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     except LocalFleetError as err:
         print(f"localfleet: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        print(f"localfleet: {err.strerror}: {err.filename}", file=sys.stderr)
+        return 1
     return 0
 
 
