@@ -96,7 +96,7 @@ class Distributed:
                 "--tick",
                 "0.5",
                 *extra,
-            ],  # fmt: skip
+            ],
             env,
             self.logs / "serve.log",
         ).start()
