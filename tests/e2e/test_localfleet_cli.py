@@ -39,6 +39,19 @@ def test_up_status_down_leaves_no_process_behind(tmp_path: Path) -> None:
     assert status.returncode == 0
     assert "solo" in status.stdout and "running" in status.stdout
 
+    # one component can be stopped and started again (outage tests), same port and keys
+    assert run("stop", "--dir", str(fleet_dir), "solo", "kube-apiserver").returncode == 0
+    degraded = run("status", "--dir", str(fleet_dir))
+    assert "degraded (kube-apiserver down)" in degraded.stdout
+    started = run("start", "--dir", str(fleet_dir), "solo", "kube-apiserver")
+    assert started.returncode == 0, started.stderr
+    assert "running" in run("status", "--dir", str(fleet_dir)).stdout
+    restarted = json.loads((fleet_dir / "clusters.json").read_text())["solo"]["pids"]
+    pids["kube-apiserver"] = (
+        restarted["kube-apiserver"]["pid"],
+        restarted["kube-apiserver"]["start"],
+    )
+
     down = run("down", "--dir", str(fleet_dir))
     assert down.returncode == 0, down.stderr
     assert "solo\tstopped" in down.stdout

@@ -267,7 +267,12 @@ class Cluster:
             cwd=self.dir,
         )
         log.close()
-        self.pids[role] = {"pid": proc.pid, "start": _start_time(proc.pid), "argv0": argv[0]}
+        self.pids[role] = {
+            "pid": proc.pid,
+            "start": _start_time(proc.pid),
+            "argv0": argv[0],
+            "argv": argv,  # paths and ports only (keys live in files), for `start`
+        }
         return proc
 
 
@@ -613,6 +618,60 @@ def down(fleet_dir: Path, names: list[str] | None = None) -> list[str]:
     return stopped
 
 
+def stop_component(fleet_dir: Path, name: str, role: str) -> None:
+    """Stop one process of a running cluster (e.g. its kube-apiserver, for outage tests)."""
+    fleet_dir = fleet_dir.resolve()
+    state = load_state(fleet_dir)
+    pids = _component(state, name, role)
+    stop_pids({role: pids[role]})
+
+
+def start_component(fleet_dir: Path, name: str, role: str, timeout: float = 120) -> None:
+    """Start a stopped process again with its original arguments (same ports and keys)."""
+    fleet_dir = fleet_dir.resolve()
+    state = load_state(fleet_dir)
+    pids = _component(state, name, role)
+    record = pids[role]
+    start = record.get("start")
+    if pid_alive(int(str(record["pid"])), start if isinstance(start, str) else None):
+        raise LocalFleetError(f"{name}: {role} is already running")
+    argv = record.get("argv")
+    if not isinstance(argv, list):
+        raise LocalFleetError(f"{name}: no recorded command line for {role}")
+    entry = state[name]
+    cluster = Cluster(
+        name,
+        dict(entry["labels"]),  # type: ignore[call-overload]
+        Path(str(entry["dir"])),
+        Path(str(entry["kubeconfig"])),
+        server=str(entry["server"]),
+        pids=pids,
+    )
+    proc = cluster.spawn(role, [str(arg) for arg in argv])
+    save_state(fleet_dir, state)
+    if role == "kube-apiserver":
+        deadline = time.monotonic() + timeout
+        _wait(
+            "kube-apiserver /readyz",
+            lambda: _request(cluster, "/readyz")[0] == 200,
+            cluster,
+            deadline,
+            {role: proc},
+        )
+
+
+def _component(
+    state: dict[str, dict[str, object]], name: str, role: str
+) -> dict[str, dict[str, object]]:
+    if name not in state:
+        raise LocalFleetError(f"no cluster {name!r} in this fleet")
+    pids = state[name].get("pids", {})
+    assert isinstance(pids, dict)
+    if role not in pids:
+        raise LocalFleetError(f"{name} has no component {role!r} (known: {', '.join(pids)})")
+    return pids
+
+
 def status(fleet_dir: Path) -> dict[str, dict[str, object]]:
     report: dict[str, dict[str, object]] = {}
     for name, entry in load_state(fleet_dir.resolve()).items():
@@ -664,6 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     p_down = sub.add_parser("down", help="stop the processes `up` started (by pid)")
     p_down.add_argument("--dir", required=True, type=Path)
     p_down.add_argument("names", nargs="*", help="only these clusters")
+    for verb, text in (("stop", "stop one component"), ("start", "start a stopped component")):
+        p_comp = sub.add_parser(verb, help=f"{text} of a cluster (outage tests)")
+        p_comp.add_argument("--dir", required=True, type=Path)
+        p_comp.add_argument("name", help="the cluster")
+        p_comp.add_argument("component", choices=list(BINARIES), help="which process")
     p_status = sub.add_parser("status", help="report clusters and their processes")
     p_status.add_argument("--dir", required=True, type=Path)
     p_status.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -677,6 +741,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{name}\t{entry['server']}\t{entry['kubeconfig']}\t"
                     f"{_labels_text(entry['labels'])}\tready in {entry['startup_seconds']}s"
                 )
+        elif args.command == "stop":
+            stop_component(args.dir, args.name, args.component)
+            print(f"{args.name}\t{args.component} stopped")
+        elif args.command == "start":
+            start_component(args.dir, args.name, args.component)
+            print(f"{args.name}\t{args.component} started")
         elif args.command == "down":
             for name in down(args.dir, args.names or None):
                 print(f"{name}\tstopped")
