@@ -50,7 +50,13 @@ def make_app(url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": timeout},
+        broker_transport_options={
+            "visibility_timeout": timeout,
+            # kombu sweeps unacked messages every interval x throttle seconds (default
+            # 10 x 10): sweep at least twice per visibility timeout, at most every 5s.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": max(1, int(min(100.0, timeout / 2) // 5)),
+        },
         result_expires=3600,
         task_default_queue=CONTROL_QUEUE,
         task_routes={PING_TASK: {"queue": CONTROL_QUEUE}},
