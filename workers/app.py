@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import time
 from collections.abc import Sequence
 
 from celery import Celery
@@ -89,20 +91,62 @@ def run_worker(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     node = name or f"{'-'.join(regions) or 'default'}@{socket.gethostname()}"
-    app.worker_main(
-        [
-            "worker",
-            "--queues",
-            ",".join(queues_for(regions)),
-            "--concurrency",
-            str(concurrency),
-            "--pool",
-            "threads",
-            "--hostname",
-            node,
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(queues_for(regions)),
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        "threads",
+        "--hostname",
+        node,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    supervise(argv)
+
+
+def supervise(argv: list[str]) -> None:
+    """Run the Celery worker in a forked child and start it again if it dies on an error.
+
+    kombu can end a worker with "Unrecoverable error" when Redis restarts while tasks are
+    unacknowledged (closing the channel tries to restore them on the dead connection).
+    Redis restarting must not take the workers down with it, so the worker runs in a
+    child; a non-zero exit is logged and the worker restarts after a short pause (the
+    unacked messages come back after the visibility timeout). SIGTERM/SIGINT are passed
+    on and end both. A whole-group SIGKILL ends both too, as an operator expects.
+    """
+    log = logging.getLogger("fleet.worker")
+    stopping = False
+    child = 0
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child:
+            os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    delay = 1.0
+    while not stopping:
+        child = os.fork()
+        if child == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                app.worker_main(argv)
+            except SystemExit as exit_:
+                os._exit(exit_.code if isinstance(exit_.code, int) else 1)
+            os._exit(0)
+        started = time.monotonic()
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping or code == 0:
+            return
+        delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+        log.warning("celery worker exited with %s; will restart it in %.0fs", code, delay)
+        time.sleep(delay)
