@@ -17,8 +17,9 @@ Keys (`ns` is the fleet's name, so several fleets can share one Redis):
     fleet:<ns>:queued:<kind>:<bundle>:<cluster>:<id>   dedupe marker with a TTL
     fleet:<ns>:drift-checked       hash  "bundle/cluster" -> time of the last drift check
 
-A replace and a worker's record can race (the LIST was read just before the record); the
-loser is corrected by the next refresh, and the only cost is one idempotent re-dispatch.
+A replace and a worker's record can race (the LIST was read just before the record): a
+record newer than the LIST's start (`listed_at`) is kept; a remaining race costs one
+idempotent re-dispatch (a no-op sync).
 """
 
 from __future__ import annotations
@@ -106,21 +107,32 @@ class StateCache:
         self.redis.hdel(self._actual_key(cluster), bundle)
 
     def replace_cluster(
-        self, cluster: str, units: Mapping[str, CachedUnit], error: str | None = None
+        self,
+        cluster: str,
+        units: Mapping[str, CachedUnit],
+        error: str | None = None,
+        listed_at: float | None = None,
     ) -> None:
         """One LIST of the cluster's inventories is the new truth for that cluster.
 
         With `error` (the LIST failed: unreachable) the previous view is kept and the
         cluster is marked known-but-unreachable, so the scheduler stops waiting for it.
         """
+        fresh: dict[str, str] = {}
+        if error is None and listed_at is not None:
+            # a worker's record written after the LIST started is newer than the LIST
+            for bundle, text in self.redis.hgetall(self._actual_key(cluster)).items():
+                if CachedUnit.from_json(text).updated_at > listed_at:
+                    fresh[bundle] = text
         pipe = self.redis.pipeline(transaction=True)
         if error is None:
             pipe.delete(self._actual_key(cluster))
-            if units:
-                pipe.hset(
-                    self._actual_key(cluster),
-                    mapping={b: json.dumps(asdict(_stamped(u))) for b, u in units.items()},
-                )
+            mapping: dict[str | bytes, str] = {
+                b: json.dumps(asdict(_stamped(u))) for b, u in units.items()
+            }
+            mapping.update(fresh)
+            if mapping:
+                pipe.hset(self._actual_key(cluster), mapping=mapping)
         pipe.set(self._known_key(cluster), json.dumps({"at": time.time(), "error": error}))
         pipe.execute()
 

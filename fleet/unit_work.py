@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
@@ -213,6 +214,7 @@ class UnitWorker:
         """One LIST of the cluster's inventories replaces its view in the cache."""
         rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
+        listed_at = time.time()
         try:
             deployed = self._call(rev, job.cluster, "read inventories", read_deployed)
         except FleetError as err:  # unreachable or no credential: known, with the error
@@ -235,7 +237,7 @@ class UnitWorker:
             for bundle, rec in deployed.items()
             if rec.fleet == rev.fleet_name or (bundle, job.cluster) in rev.units
         }
-        cache.replace_cluster(job.cluster, units)
+        cache.replace_cluster(job.cluster, units, listed_at=listed_at)
         cache.release("refresh", "*", job.cluster, "")
         return self._outcome(job, BundleState.READY, f"{len(units)} bundles deployed")
 

@@ -84,3 +84,11 @@ def test_desired_ids_and_drift_check_times(cache: StateCache) -> None:
     assert cache.desired_id("db", "dev-eu") is None
     cache.mark_drift_checked("web", "dev-eu", at=123.0)
     assert cache.drift_checked() == {"web/dev-eu": 123.0}
+
+
+def test_a_record_newer_than_the_list_survives_the_replace(cache: StateCache) -> None:
+    listed_at = time.time()
+    cache.record("web", "dev-eu", CachedUnit("new", "Ready", by="eu@host"))  # after the LIST
+    cache.record("old", "dev-eu", CachedUnit("x", "Ready", updated_at=listed_at - 10))
+    cache.replace_cluster("dev-eu", {}, listed_at=listed_at)
+    assert set(cache.actual(["dev-eu"])) == {("web", "dev-eu")}
