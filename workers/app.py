@@ -46,6 +46,9 @@ def make_app(url: str | None = None) -> Celery:
     celery = Celery("fleet", broker=broker, backend=broker, include=["workers.tasks"])
     timeout = visibility_timeout()
     celery.conf.update(
+        # kombu's Redis transport, fixed so that a Redis restart is a reconnect, not a
+        # dead worker (see workers.transport)
+        broker_transport="workers.transport:Transport",
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -112,11 +115,10 @@ def run_worker(
 def supervise(argv: list[str]) -> None:
     """Run the Celery worker in a forked child and start it again if it dies on an error.
 
-    kombu can end a worker with "Unrecoverable error" when Redis restarts while tasks are
-    unacknowledged (closing the channel tries to restore them on the dead connection).
-    Redis restarting must not take the workers down with it, so the worker runs in a
-    child; a non-zero exit is logged and the worker restarts after a short pause (the
-    unacked messages come back after the visibility timeout). SIGTERM/SIGINT are passed
+    A safety net: a Redis restart is handled inside the worker (see workers.transport),
+    but any other "Unrecoverable error" that ends Celery must not end `fleet worker`, so
+    the worker runs in a child; a non-zero exit is logged and the worker restarts after a
+    short pause (unacked messages come back after the visibility timeout). SIGTERM/SIGINT are passed
     on and end both. A whole-group SIGKILL ends both too, as an operator expects.
     """
     log = logging.getLogger("fleet.worker")

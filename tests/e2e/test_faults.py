@@ -112,12 +112,6 @@ def test_a_worker_killed_mid_apply_is_redelivered_and_converges(
         print(f"\nredelivered and converged {redelivered_after:.1f}s after the SIGKILL")
 
 
-@pytest.mark.xfail(
-    reason="kombu 5.7 ends a worker with 'Unrecoverable error' (AttributeError in "
-    "restore_unacked on the dead connection) when Redis restarts with tasks unacked, and "
-    "the worker then hangs on shutdown, so the supervisor in workers.app cannot restart it",
-    strict=False,
-)
 def test_redis_wiped_during_a_rollout_is_recovered_from_the_inventories(
     local_fleet: LocalFleet, git_server: GitServer, tmp_path: Path
 ) -> None:
