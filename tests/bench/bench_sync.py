@@ -3,6 +3,8 @@
 1. Commit-to-converged, embedded: 5 local clusters x 20 bundles (7 Helm, 7 Kustomize, 6 raw
    YAML, copies of examples/bundles), pushed to a real `git daemon`; seconds from the push
    until `fleet sync <git url>` returns with every unit Ready.
+   The same from a push (signed webhook) with `fleet serve` and one `fleet worker` per
+   region on a real Redis (the fleet renamed, so it deploys fresh too).
 2. No-op pass over the same fleet: API write requests (target 0) and seconds.
 3. Apply throughput vs. the physical limit: objects per second through the engine
    (`sync_unit`, no health wait) vs. a bare loop of server-side apply PATCH calls with the
@@ -33,17 +35,19 @@ from fleet.bundle_options import BundleOptions  # noqa: E402
 from fleet.kube import ClusterConnection  # noqa: E402
 from fleet.sync import sync_fleet  # noqa: E402
 from fleet.sync_unit import sync_unit  # noqa: E402
-from tests.support.servers import GitServer  # noqa: E402
+from tests.support.servers import GitServer, RedisServer  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "bundles"
 
 
-def make_repo(work: Path, clusters: list[tuple[str, dict[str, str]]], bundles: int) -> None:
+def make_repo(
+    work: Path, clusters: list[tuple[str, dict[str, str]]], bundles: int, prefix: str = ""
+) -> None:
     """A fleet repository: the clusters and `bundles` copies of the three example kinds."""
     kinds = ["web", "guestbook", "platform-config"]
     for index in range(bundles):
         kind = kinds[index % 3]
-        name = f"{kind.split('-')[0]}-{index}"
+        name = f"{prefix}{kind.split('-')[0]}-{index}"
         target = work / "bundles" / name
         shutil.copytree(EXAMPLES / kind, target)
         options = target / "fleet.yaml"
@@ -63,11 +67,47 @@ def make_repo(work: Path, clusters: list[tuple[str, dict[str, str]]], bundles: i
         f"  - name: {name}\n    labels: {json.dumps(labels)}\n" for name, labels in clusters
     )
     (work / "fleet.yaml").write_text(
-        "apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: bench\n"
+        f"apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: {prefix}bench\n"
         f"clusters:\n{cluster_yaml}"
         "groups:\n  - name: prod\n    selector: {matchLabels: {env: prod}}\n"
-        "bundles:\n  paths: ['bundles/*']\n"
+        + ("bundles:\n  paths: ['bundles/*']\n" if bundles else "")
     )
+
+
+def distributed_converge(
+    server: GitServer,
+    tmp: Path,
+    fleet_dir: Path,
+    clusters: list[tuple[str, dict[str, str]]],
+    bundles: int,
+) -> None:
+    """Commit-to-converged with `fleet serve` + one worker per region, driven by a webhook."""
+    from tests.e2e.dist_support import distributed
+
+    redis = RedisServer(tmp / "redis")
+    redis.start()
+    work = server.create_repo("bench-dist", tmp / "work-dist")
+    make_repo(work.path, clusters, 0, prefix="dist-")
+    first = work.commit_and_push("clusters only")
+    try:
+        with distributed(work.remote_url, tmp / "dist-logs", redis.url, fleet_dir) as dist:
+            for region in sorted({labels["region"] for _, labels in clusters}):
+                dist.start_worker(region, region)
+            dist.start_serve("--poll-interval", "3600")
+            dist.wait_converged(first, timeout=300)
+            make_repo(work.path, clusters, bundles, prefix="dist-")
+            pushed = time.perf_counter()
+            sha = work.commit_and_push("bench fleet")
+            dist.push_webhook(sha)
+            status = dist.wait_converged(sha, timeout=600)
+            converged = time.perf_counter() - pushed
+            units = len(status.get("units", []))
+            print(
+                f"commit-to-converged (distributed: fleet serve + {len(dist.workers)} workers, "
+                f"webhook): {converged:.1f} s for {units} units, all Ready"
+            )
+    finally:
+        redis.stop()
 
 
 def bare_apply_loop(conn: ClusterConnection, manifests: list[dict[str, object]]) -> float:
@@ -149,6 +189,8 @@ def main() -> None:
                 f"no-op pass: {noop.writes} API write requests (target 0), "
                 f"{noop.seconds:.1f} s, {'all Ready' if noop.ok else 'NOT all Ready'}"
             )
+
+            distributed_converge(server, tmp, fleet_dir, clusters, args.bundles)
 
             conn = ClusterConnection.from_kubeconfig(fleet_dir / "bench-0.kubeconfig")
             # Alternate bare and engine rounds into fresh namespaces and take the medians,
