@@ -14,9 +14,11 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the ephemeral range (see localfleet.free_port: no outgoing
+    connection can take it before the server binds it)."""
+    from localfleet import free_port as _free_port
+
+    return _free_port()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20) -> None:

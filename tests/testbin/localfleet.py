@@ -26,6 +26,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -81,10 +82,23 @@ def find_binary(name: str) -> str:
     )
 
 
+# Listen ports come from below Linux's ephemeral range (32768-60999), so an outgoing
+# connection of some other process cannot take one between our check and the bind.
+PORT_RANGE = (20000, 32000)
+START_ATTEMPTS = 3
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that is free now (another fleet may still race us: see up())."""
+    for _ in range(200):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LocalFleetError(f"no free loopback port in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
 def parse_cluster_arg(text: str) -> tuple[str, dict[str, str]]:
@@ -345,6 +359,20 @@ def _node_manifest(name: str) -> dict[str, object]:
 
 
 def start_cluster(cluster: Cluster, timeout: float) -> None:
+    """Start one cluster; a port taken between choosing and binding it means a new try."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            _start_cluster_once(cluster, timeout)
+            return
+        except LocalFleetError as err:
+            if "address already in use" not in str(err) or attempt == START_ATTEMPTS:
+                raise
+            stop_pids(cluster.pids)
+            cluster.pids.clear()
+            shutil.rmtree(cluster.dir / "etcd", ignore_errors=True)
+
+
+def _start_cluster_once(cluster: Cluster, timeout: float) -> None:
     """Start every component of one cluster and wait until it is usable."""
     pki = cluster.dir / "pki"
     (cluster.dir / "logs").mkdir(parents=True, exist_ok=True)
