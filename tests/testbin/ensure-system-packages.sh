@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure the system programs the tests run are installed: redis-server (Debian's),
-# git (with git-daemon) and openssl. As root on Debian/Ubuntu it installs what is missing
-# with apt-get; otherwise it says what to install and fails.
+# Makes sure the system programs the tests run are installed: Debian's redis-server, git
+# (git-daemon, git-http-backend), openssl and sshd (git over SSH). As root on Debian/Ubuntu
+# it installs what is missing with apt-get; otherwise it says what to install and fails.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v git >/dev/null || missing+=(git)
 command -v openssl >/dev/null || missing+=(openssl)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]} with apt-get" >&2
@@ -14,9 +15,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's package starts a system redis on 6379; the tests start their own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-    systemctl stop redis-server || true
-  fi
+  # Debian's packages start a system redis (6379) and sshd (22); the tests run their own.
+  for unit in redis-server ssh; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+      systemctl stop "$unit" || true
+    fi
+  done
   exit 0
 fi
 echo "missing: ${missing[*]}; install them with your package manager" \
