@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fleet.apply import live_objects, prepare, resolve
 from fleet.bundle_options import BundleOptions
+from fleet.checkout import resolve_source
 from fleet.connections import ClusterLink
 from fleet.desired import load_desired
 from fleet.health_wait import evaluate, first_unready
@@ -23,7 +24,7 @@ from fleet.kube import ClusterConnection, KubeError, Manifest
 from fleet.plugin_manager import FleetPlugins
 from fleet.states import BundleState
 from fleet.status import FleetStatus, UnitStatus
-from fleet.sync import Progress, SyncRun, resolve_source
+from fleet.sync import Progress, SyncRun
 from fleet.sync_unit import check_drift
 from fleet.targeting import DeploymentUnit
 

@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import git
-
 from fleet.apply import Action, ObjectResult
+from fleet.checkout import resolve_source
 from fleet.connections import ClusterLink, DeployedBundle, read_deployed, stamp_owner
 from fleet.desired import DesiredState, UnitKey, load_desired
 from fleet.errors import FleetError
@@ -51,42 +50,6 @@ from fleet.sync_unit import UnitResult, sync_unit
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Checkout:
-    """The files of the revision to sync, and its commit ("local" outside Git)."""
-
-    path: Path
-    commit: str
-    source: str
-
-
-def resolve_source(source: str | Path, branch: str | None = None) -> Checkout:
-    """A local directory as it is (its HEAD sha), or a Git URL / `--branch` via a mirror."""
-    path = Path(source).expanduser()
-    if path.is_dir() and branch is None:
-        return Checkout(path.resolve(), _local_commit(path), str(source))
-    if not path.is_dir() and "://" not in str(source) and "@" not in str(source):
-        raise FleetError(f"repository not found: {source} (a directory or a Git URL)")
-    from fleet.source import GitSource
-
-    url = str(path.resolve()) if path.is_dir() else str(source)
-    revision = GitSource(url, branch or "HEAD").update()
-    return Checkout(revision.path, revision.sha, revision.url)
-
-
-def _local_commit(path: Path) -> str:
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return "local"
-    try:
-        return str(repo.head.commit.hexsha)
-    except ValueError:  # no commit yet
-        return "local"
-    finally:
-        repo.close()
 
 
 @dataclass
