@@ -14,7 +14,11 @@ process that fetches:
   token is not in the URL, not in the mirror's `.git/config`, not on a command line (`ps`).
   Git asks only when the server answers 401, and only for the URL it is fetching.
 - SSH: `FLEET_GIT_SSH_KEY` (path to a private key) becomes
-  `GIT_SSH_COMMAND=ssh -i KEY -o IdentitiesOnly=yes -o BatchMode=yes ...`.
+  `GIT_SSH_COMMAND=ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o BatchMode=yes ...`.
+  `-F /dev/null`: with a key given, the environment says everything, and no ssh config file
+  (the user's `~/.ssh/config` nor `/etc/ssh/ssh_config`) may add identities or certificates,
+  rewrite the host, user or port, or route through a proxy. Without a key, ssh keeps the
+  user's config and keys (a developer running fleet with their own agent).
   `FLEET_GIT_KNOWN_HOSTS` (path) is used as the only known_hosts file with
   `StrictHostKeyChecking=yes`. Without it ssh still checks host keys strictly, against the
   user's `~/.ssh/known_hosts` and the system one: an unknown host is refused (never trusted
@@ -54,6 +58,13 @@ esac
 """
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
+# ssh's own reason for failing; git follows it with a generic "fatal: Could not read from
+# remote repository", which alone does not say what to fix.
+_SSH_REASON = re.compile(
+    r"host key is known for|host key for .* has changed|host key verification failed"
+    r"|permission denied \(|could not resolve hostname|connection refused|connection timed out",
+    re.IGNORECASE,
+)
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
 
 
@@ -146,7 +157,7 @@ def ssh_command(creds: GitCredentials) -> str:
     if creds.ssh_key is not None:
         if not creds.ssh_key.is_file():
             raise FleetError(f"FLEET_GIT_SSH_KEY names {creds.ssh_key}, which is not a file")
-        args += ["-i", str(creds.ssh_key), "-o", "IdentitiesOnly=yes"]
+        args += ["-F", "/dev/null", "-i", str(creds.ssh_key), "-o", "IdentitiesOnly=yes"]
     if creds.known_hosts is not None:
         if not creds.known_hosts.is_file():
             raise FleetError(
@@ -198,11 +209,21 @@ def explain_failure(creds: GitCredentials, stderr: str) -> str:
     )
     # git splits one reason over lines ("unable to connect to host:\nerrno=..."): rejoin
     reason = " ".join(lines[first:]) or "git failed without a message"
+    if creds.transport == "ssh":
+        reason = next((line for line in lines if _SSH_REASON.search(line)), reason)
     if len(reason) > 300:
         reason = reason[:297] + "..."
     lowered = stderr.lower()
-    if "host key verification failed" in lowered and creds.known_hosts is None:
-        reason += " (set FLEET_GIT_KNOWN_HOSTS to a known_hosts file for this host)"
+    if "host key verification failed" in lowered:
+        reason += _host_key_hint(creds, changed="has changed" in lowered)
+    elif "permission denied (publickey" in lowered:
+        if creds.ssh_key is not None:
+            reason += (
+                " (the server refused the key FLEET_GIT_SSH_KEY names: authorize its public"
+                " key for this user and repository)"
+            )
+        else:
+            reason += " (set FLEET_GIT_SSH_KEY to a private key the server accepts)"
     elif "authentication failed" in lowered or "could not read username" in lowered:
         if creds.token:
             reason += " (the token was refused)"
@@ -210,3 +231,17 @@ def explain_failure(creds: GitCredentials, stderr: str) -> str:
             suffix = host_env_suffix(creds.host)
             reason += f" (set FLEET_GIT_TOKEN or FLEET_GIT_TOKEN_{suffix})"
     return reason
+
+
+def _host_key_hint(creds: GitCredentials, *, changed: bool) -> str:
+    if creds.known_hosts is None:
+        return " (set FLEET_GIT_KNOWN_HOSTS to a known_hosts file for this host)"
+    if changed:
+        return (
+            f" (the server's key is not the one FLEET_GIT_KNOWN_HOSTS ({creds.known_hosts})"
+            " lists for it: update that file only if the key really changed)"
+        )
+    return (
+        f" (FLEET_GIT_KNOWN_HOSTS ({creds.known_hosts}) has no key for this host:"
+        " add the host's key there, or set FLEET_GIT_KNOWN_HOSTS to a file that has it)"
+    )

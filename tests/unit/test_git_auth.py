@@ -115,6 +115,17 @@ def test_ssh_without_known_hosts_is_still_strict() -> None:
     assert not any(a.startswith("UserKnownHostsFile") for a in args)
 
 
+def test_ssh_with_a_key_reads_no_ssh_config(tmp_path: Path) -> None:
+    """With FLEET_GIT_SSH_KEY, no ~/.ssh/config or /etc/ssh/ssh_config Host block may add
+    identities, rewrite the host or port, or add a ProxyCommand: `-F /dev/null`."""
+    key = tmp_path / "id_ed25519"
+    key.write_text("KEY")
+    args = shlex.split(ssh_command(credentials_for("git@h:x.git", {"FLEET_GIT_SSH_KEY": str(key)})))
+    assert args[args.index("-F") + 1] == "/dev/null"
+    # without a key the user's own ssh setup (agent, config) is what authenticates
+    assert "-F" not in shlex.split(ssh_command(GitCredentials("ssh", "h")))
+
+
 def test_ssh_key_that_does_not_exist(tmp_path: Path) -> None:
     creds = credentials_for("git@h:x.git", {"FLEET_GIT_SSH_KEY": str(tmp_path / "nope")})
     with pytest.raises(FleetError, match="FLEET_GIT_SSH_KEY names"):
@@ -158,6 +169,46 @@ def test_host_key_failure_hints_known_hosts() -> None:
         "Host key verification failed.\nfatal: Could not read from remote repository.",
     )
     assert "FLEET_GIT_KNOWN_HOSTS" in line
+
+
+GIT_COULD_NOT_READ = (
+    "fatal: Could not read from remote repository.\n\n"
+    "Please make sure you have the correct access rights\nand the repository exists.\n"
+)
+
+
+def test_unknown_host_with_known_hosts_set_names_the_file(tmp_path: Path) -> None:
+    creds = GitCredentials("ssh", "h:22", known_hosts=tmp_path / "kh")
+    stderr = (
+        "No ED25519 host key is known for [h]:22 and you have requested strict checking.\n"
+        "Host key verification failed.\n" + GIT_COULD_NOT_READ
+    )
+    line = explain_failure(creds, stderr)
+    assert "\n" not in line
+    assert line.startswith("No ED25519 host key is known for [h]:22")
+    assert f"FLEET_GIT_KNOWN_HOSTS ({tmp_path / 'kh'}) has no key for this host" in line
+
+
+def test_changed_host_key_is_one_line_without_the_banner(tmp_path: Path) -> None:
+    creds = GitCredentials("ssh", "h:22", known_hosts=tmp_path / "kh")
+    stderr = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "Host key for [h]:22 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n" + GIT_COULD_NOT_READ
+    )
+    line = explain_failure(creds, stderr)
+    assert line.startswith("Host key for [h]:22 has changed")
+    assert "is not the one FLEET_GIT_KNOWN_HOSTS" in line and "@" not in line
+
+
+def test_refused_key_says_which_variable() -> None:
+    stderr = "git@h: Permission denied (publickey).\n" + GIT_COULD_NOT_READ
+    with_key = explain_failure(GitCredentials("ssh", "h", ssh_key=Path("/k")), stderr)
+    assert with_key.startswith("git@h: Permission denied (publickey).")
+    assert "refused the key FLEET_GIT_SSH_KEY names" in with_key
+    without = explain_failure(GitCredentials("ssh", "h"), stderr)
+    assert "set FLEET_GIT_SSH_KEY" in without
 
 
 @pytest.mark.parametrize(
