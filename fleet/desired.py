@@ -21,6 +21,7 @@ from fleet.kube import Manifest
 from fleet.plugin_manager import FleetPlugins
 from fleet.render import RenderCache, RenderRequest, render_bundle, renderer_identity
 from fleet.repo import FleetRepo, load_repository
+from fleet.source import cache_root
 from fleet.targeting import DeploymentUnit, compute_units
 
 UnitKey = tuple[str, str]  # (bundle, cluster)
@@ -93,7 +94,8 @@ def load_desired(
         units = [u for u in units if u.cluster in clusters]
     covered = [name for name in known if not clusters or name in clusters]
     state = DesiredState(repo, commit, units, covered)
-    cache = cache or RenderCache()
+    # Renders persist across runs, keyed by deployment id: a no-op pass renders nothing.
+    cache = cache or RenderCache(directory=cache_root() / "renders")
     contexts = {c.name: cluster_context(c) for c in repo.definition.clusters}
     bundles = {b.name: b for b in repo.bundles}
     problems: dict[str, Problem] = {}

@@ -14,8 +14,12 @@ is what lets a thousand clusters with equal options share one render.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
+import logging
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,6 +33,8 @@ from fleet.errors import FleetError
 from fleet.hashing import hash_path
 from fleet.manifests import Manifest, apply_namespaces, canonical_json, sort_manifests
 from fleet.pathsafety import resolve_inside
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fleet.plugin_manager import FleetPlugins
@@ -179,17 +185,25 @@ class RenderCache:
     """
 
     max_entries: int = 512
+    directory: Path | None = None  # optional on-disk layer shared by later runs (see below)
     hits: int = 0
     misses: int = 0
+    disk_hits: int = 0
     _entries: OrderedDict[str, str | FleetError] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _content_hashes: dict[tuple[Path, ...], str] = field(default_factory=dict)
 
     def get_or_render(
-        self, key: str, produce: Callable[[], list[Manifest]]
+        self, key: str, produce: Callable[[], list[Manifest]], *, persist: bool = True
     ) -> tuple[list[Manifest], bool]:
-        """(manifests, was it a hit?) - `produce` runs only on a miss."""
+        """(manifests, was it a hit?) - `produce` runs only on a miss.
+
+        With a `directory`, a memory miss looks on disk before rendering, and a render is
+        written there (`persist=False` for output that depends on more than the key: a
+        chart fetched from a repository, whose version range may resolve differently
+        tomorrow). Errors are remembered in memory only.
+        """
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
@@ -202,19 +216,59 @@ class RenderCache:
                 if isinstance(cached, FleetError):
                     raise cached
                 return json.loads(cached), True
+            on_disk = self._read_disk(key) if persist else None
+            if on_disk is not None:
+                with self._lock:
+                    self.hits += 1
+                    self.disk_hits += 1
+                    self._remember(key, on_disk)
+                return json.loads(on_disk), True
             try:
                 stored: str | FleetError = json.dumps(produce())
             except FleetError as err:
                 stored = err
+            if persist and isinstance(stored, str):
+                self._write_disk(key, stored)
             with self._lock:
                 self.misses += 1
-                self._entries[key] = stored
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
-                self._key_locks.pop(key, None)
+                self._remember(key, stored)
         if isinstance(stored, FleetError):
             raise stored
         return json.loads(stored), False
+
+    def _remember(self, key: str, stored: str | FleetError) -> None:
+        self._entries[key] = stored
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        self._key_locks.pop(key, None)
+
+    def _disk_path(self, key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.json.gz"
+
+    def _read_disk(self, key: str) -> str | None:
+        path = self._disk_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return gzip.decompress(path.read_bytes()).decode()
+        except (OSError, EOFError, UnicodeDecodeError):
+            return None  # a torn or foreign file: render again and overwrite it
+
+    def _write_disk(self, key: str, stored: str) -> None:
+        path = self._disk_path(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # created 0600
+            with os.fdopen(fd, "wb") as out:
+                out.write(gzip.compress(stored.encode(), compresslevel=3))
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("render cache %s not written (%s); rendering again next time", path, err)
 
     def content_hash(self, dirs: tuple[Path, ...], repo_root: Path) -> str:
         with self._lock:
@@ -256,7 +310,7 @@ def render_bundle(
     if cache is None:
         manifests, hit = produce(), False
     else:
-        manifests, hit = cache.get_or_render(key, produce)
+        manifests, hit = cache.get_or_render(key, produce, persist=not _remote_chart(options))
     apply_namespaces(
         manifests, namespace=options.namespace, default_namespace=options.default_namespace
     )
@@ -269,6 +323,12 @@ def render_bundle(
         cache_hit=hit,
         post_renderer=post.name if post is not None else None,
     )
+
+
+def _remote_chart(options: BundleOptions) -> bool:
+    """A chart fetched at render time (`repo:` or `oci://`): its content is not in the key."""
+    helm = options.helm
+    return helm is not None and bool(helm.repo or (helm.chart or "").startswith("oci://"))
 
 
 def _post_renderer(request: RenderRequest, name: str, plugins: FleetPlugins) -> Renderer | None:

@@ -74,12 +74,17 @@ class Revision:
         return self.sha[:12]
 
 
-def default_cache_dir() -> Path:
+def cache_root() -> Path:
+    """fleet's cache directory: `$FLEET_CACHE_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/fleet`."""
     root = os.environ.get("FLEET_CACHE_DIR")
     if root:
-        return Path(root).expanduser() / "sources"
+        return Path(root).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "fleet" / "sources"
+    return Path(xdg) / "fleet"
+
+
+def default_cache_dir() -> Path:
+    return cache_root() / "sources"
 
 
 def normalise_url(url: str) -> str:
