@@ -172,6 +172,7 @@ def main() -> None:
         server.start()
         try:
             os.environ["FLEET_CREDENTIALS_DIR"] = str(fleet_dir)
+            os.environ["FLEET_CACHE_DIR"] = str(tmp / "cache")  # a cold render cache
             work = server.create_repo("bench", tmp / "work")
             make_repo(work.path, clusters, args.bundles)
             pushed = time.perf_counter()
