@@ -18,6 +18,7 @@ from fleet.bundles import Bundle
 from fleet.definition import TargetCluster, cluster_context
 from fleet.errors import FleetError, Problem
 from fleet.kube import Manifest
+from fleet.planner import dependency_cycle
 from fleet.plugin_manager import FleetPlugins
 from fleet.render import RenderCache, RenderRequest, render_bundle, renderer_identity
 from fleet.repo import FleetRepo, load_repository
@@ -92,6 +93,7 @@ def load_desired(
     units = fleet_units(repo, plugins)
     if clusters:
         units = [u for u in units if u.cluster in clusters]
+    reject_dependency_cycles(repo, units)
     covered = [name for name in known if not clusters or name in clusters]
     state = DesiredState(repo, commit, units, covered)
     # Renders persist across runs, keyed by deployment id: a no-op pass renders nothing.
@@ -112,3 +114,18 @@ def load_desired(
     if problems:
         raise FleetError(problems=problems.values())
     return state
+
+
+def reject_dependency_cycles(repo: FleetRepo, units: list[DeploymentUnit]) -> None:
+    """A `dependsOn` cycle on any cluster makes the commit invalid (its units never start)."""
+    by_cluster: dict[str, list[DeploymentUnit]] = {}
+    for unit in units:
+        by_cluster.setdefault(unit.cluster, []).append(unit)
+    bundles = {b.name: b for b in repo.bundles}
+    for cluster, on_cluster in by_cluster.items():
+        cycle = dependency_cycle(on_cluster)
+        if cycle:
+            file, line = bundles[cycle[0]].where(("dependsOn",))
+            raise FleetError(
+                f"dependsOn cycle on cluster {cluster}: {' -> '.join(cycle)}", file=file, line=line
+            )

@@ -394,3 +394,33 @@ def dependency_order(units: Sequence[DeploymentUnit]) -> list[DeploymentUnit]:
     for unit in units:
         visit(unit)
     return list(placed.values())
+
+
+def dependency_cycle(units: Sequence[DeploymentUnit]) -> list[str] | None:
+    """A `dependsOn` cycle among one cluster's units (bundle names, first repeated at the
+    end: `[a, b, a]`), or None. Such units could never start, so a commit with one is
+    rejected like any other invalid commit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+    by_bundle = {u.bundle: u for u in units}
+
+    def visit(unit: DeploymentUnit) -> list[str] | None:
+        state[unit.bundle] = 1
+        path.append(unit.bundle)
+        for dep in dependencies(unit, units)[0]:
+            if state.get(dep.bundle) == 1:
+                return [*path[path.index(dep.bundle) :], dep.bundle]
+            if dep.bundle in by_bundle and dep.bundle not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        path.pop()
+        state[unit.bundle] = 2
+        return None
+
+    for unit in units:
+        if unit.bundle not in state:
+            found = visit(unit)
+            if found:
+                return found
+    return None

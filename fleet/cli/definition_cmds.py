@@ -40,12 +40,14 @@ def validate_command(repo_dir: RepoDir = Path(".")) -> None:
     `path:line: message` line per problem otherwise. Nothing is deployed and no cluster
     is contacted.
     """
+    from fleet.desired import reject_dependency_cycles
     from fleet.repo import load_repository
     from fleet.targeting import compute_units
 
     try:
         repo = load_repository(repo_dir)
         units = compute_units(repo)
+        reject_dependency_cycles(repo, units)
     except FleetError as err:
         raise _relative(err) from None
     typer.echo(

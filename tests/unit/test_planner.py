@@ -12,6 +12,7 @@ from fleet.definition import Rollout
 from fleet.planner import (
     ActualUnit,
     Plan,
+    dependency_cycle,
     dependency_order,
     plan,
     resolve_max_unavailable,
@@ -280,3 +281,19 @@ def test_gates_hold_a_wave_until_they_pass() -> None:
     assert reasons(p) == {("web", "prod-1"): "wave (rest) gate: canary bakes until t=100"}
     assert seen == [("web", "(rest)", ["dev-1"], 50)]
     assert keys(plan(units, actual, r, now=150, gates=[bake]).dispatch) == [("web", "prod-1")]
+
+
+def test_dependency_cycles_are_found() -> None:
+    a = unit("a", "dev-eu", dependsOn=[{"name": "b"}])
+    b = unit("b", "dev-eu", dependsOn=[{"name": "c"}])
+    c = unit("c", "dev-eu", dependsOn=[{"name": "a"}])
+    assert dependency_cycle([a, b, c]) == ["a", "b", "c", "a"]
+    free = unit("c", "dev-eu")
+    assert dependency_cycle([a, b, free]) is None
+    by_label = unit(
+        "d",
+        "dev-eu",
+        labels={"tier": "db"},
+        dependsOn=[{"selector": {"matchLabels": {"tier": "db"}}}],
+    )
+    assert dependency_cycle([by_label]) is None  # a bundle never depends on itself
