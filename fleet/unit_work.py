@@ -35,13 +35,14 @@ from fleet.apply import Action
 from fleet.connections import ANN_FLEET, ANN_KEEP, ClusterLink, read_deployed, stamp_owner
 from fleet.errors import FleetError
 from fleet.inventory import INVENTORY_NAMESPACE, InventoryUnreadable, inventory_name
-from fleet.kube import ClusterConnection, ObjectRef
+from fleet.kube import ClusterConnection, Manifest, ObjectRef
 from fleet.locks import DEFAULT_TTL, UnitLock
 from fleet.prune import remove_bundle
 from fleet.revisions import LoadedRevision, RevisionLoader
 from fleet.state_cache import CachedUnit, StateCache
 from fleet.states import BundleState
 from fleet.sync_unit import check_drift, drift_state, sync_unit
+from fleet.targeting import DeploymentUnit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,14 +103,10 @@ class UnitWorker:
 
     def apply(self, job: UnitJob) -> TaskOutcome:
         """Make the cluster run the unit at `job.deployment_id` and wait for its health."""
-        rev = self.loader.load(job.repo_url, job.commit)
-        cache = StateCache(self.redis, job.fleet)
-        stale = self._stale(rev, cache, job)
-        if stale is not None:
-            cache.release("apply", job.bundle, job.cluster, job.deployment_id)
-            return self._outcome(job, BundleState.PENDING, stale, skipped=True)
-        unit = rev.units[(job.bundle, job.cluster)]
-        manifests = rev.manifests(unit)
+        current = self._current(job, "apply")
+        if isinstance(current, TaskOutcome):
+            return current
+        rev, cache, unit, manifests = current
         lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
         log.info(
             "%s/%s: applying %s (%s)",
@@ -179,14 +176,10 @@ class UnitWorker:
 
     def check_drift(self, job: UnitJob) -> TaskOutcome:
         """Read-only drift check; Modified goes to the cache (correctDrift then re-applies)."""
-        rev = self.loader.load(job.repo_url, job.commit)
-        cache = StateCache(self.redis, job.fleet)
-        stale = self._stale(rev, cache, job)
-        if stale is not None:
-            cache.release("drift", job.bundle, job.cluster, job.deployment_id)
-            return self._outcome(job, BundleState.PENDING, stale, skipped=True)
-        unit = rev.units[(job.bundle, job.cluster)]
-        manifests = rev.manifests(unit)
+        current = self._current(job, "drift")
+        if isinstance(current, TaskOutcome):
+            return current
+        rev, cache, unit, manifests = current
         items = self._call(
             rev,
             job.cluster,
@@ -281,6 +274,20 @@ class UnitWorker:
         return self._outcome(job, BundleState.ERR_APPLIED, message)
 
     # ---------------------------------------------------------------- helpers
+
+    def _current(
+        self, job: UnitJob, kind: str
+    ) -> tuple[LoadedRevision, StateCache, DeploymentUnit, list[Manifest]] | TaskOutcome:
+        """The job's revision, cache, unit and manifests; or the skip outcome of a stale job
+        (one whose deployment id the scheduler no longer wants: it must not roll back)."""
+        rev = self.loader.load(job.repo_url, job.commit)
+        cache = StateCache(self.redis, job.fleet)
+        stale = self._stale(rev, cache, job)
+        if stale is not None:
+            cache.release(kind, job.bundle, job.cluster, job.deployment_id)
+            return self._outcome(job, BundleState.PENDING, stale, skipped=True)
+        unit = rev.units[(job.bundle, job.cluster)]
+        return rev, cache, unit, rev.manifests(unit)
 
     def _stale(self, rev: LoadedRevision, cache: StateCache, job: UnitJob) -> str | None:
         unit = rev.units.get((job.bundle, job.cluster))
