@@ -14,16 +14,16 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.bundles import Bundle
-from fleet.definition import TargetCluster, cluster_context
+from fleet.engine.kube import Manifest
 from fleet.errors import FleetError, Problem
-from fleet.kube import Manifest
-from fleet.planner import dependency_cycle
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RenderRequest, render_bundle, renderer_identity
-from fleet.repo import FleetRepo, load_repository
-from fleet.source import cache_root
-from fleet.targeting import DeploymentUnit, compute_units
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.rollout.planner import dependency_cycle
+from fleet.source.git import cache_root
+from fleet.spec.bundles import Bundle
+from fleet.spec.definition import TargetCluster, cluster_context
+from fleet.spec.loader import FleetRepo, load_repository
+from fleet.targeting.units import DeploymentUnit, compute_units
 
 UnitKey = tuple[str, str]  # (bundle, cluster)
 

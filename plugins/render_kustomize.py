@@ -26,11 +26,11 @@ from pathlib import Path
 
 import yaml
 
-from fleet.bundle_options import BundleOptions
 from fleet.errors import FleetError
-from fleet.hookspecs import hookimpl
-from fleet.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
-from fleet.render import KUSTOMIZATION_FILES, RendererRegistry, RenderRequest
+from fleet.plugin.hookspecs import hookimpl
+from fleet.render.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
+from fleet.render.pipeline import KUSTOMIZATION_FILES, RendererRegistry, RenderRequest
+from fleet.spec.bundle_options import BundleOptions
 
 PLUGIN_VERSION = "1"
 MANIFESTS_FILE = "fleet-manifests.yaml"

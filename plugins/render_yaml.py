@@ -16,7 +16,7 @@ Which files are manifests (Rancher Fleet's rules, plus two safety choices):
 "."; when that file does not exist, the one file with the same name and another of the
 suffixes .yaml/.yml/.json is patched, so `x_patch.json` can patch `x.yaml`). Patches are
 JSON patch, JSON merge patch or strategic merge patch, chosen from the content as Rancher
-Fleet does (see `fleet.patching`). A patch for a file with several
+Fleet does (see `fleet.render.patching`). A patch for a file with several
 documents applies to the document whose kind and metadata.name match the patch. Unlike
 Rancher Fleet, an overlay name with no `overlays/NAME` directory is an error, not a no-op:
 a typo there would silently deploy the base configuration.
@@ -31,10 +31,10 @@ from typing import Any
 import yaml
 
 from fleet.errors import FleetError
-from fleet.hookspecs import hookimpl
-from fleet.manifests import Manifest, load_manifests, parse_yaml_documents
-from fleet.patching import PatchError, apply_patch
-from fleet.render import RendererRegistry, RenderRequest
+from fleet.plugin.hookspecs import hookimpl
+from fleet.render.manifests import Manifest, load_manifests, parse_yaml_documents
+from fleet.render.patching import PatchError, apply_patch
+from fleet.render.pipeline import RendererRegistry, RenderRequest
 
 PLUGIN_VERSION = "1"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

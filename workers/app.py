@@ -14,7 +14,7 @@ Settings and why:
   cluster does not hoard a queue's messages another worker could run.
 - JSON only, for arguments and results: messages are names and hashes, readable in Redis.
 - Queues: `fleet.apply.<region>` per region (the scheduler's dispatcher picks it from the
-  cluster's region) and `fleet.control` shared by all workers (see fleet.dispatch).
+  cluster's region) and `fleet.control` shared by all workers (see fleet.runtime.tasks).
 
 The worker uses the `threads` pool: the work is waiting on API servers, and a thread pool
 keeps one process per worker, which is also what a SIGKILL takes down whole.
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from fleet.dispatch import CONTROL_QUEUE, PING_TASK, apply_queue, redis_url
+from fleet.runtime.tasks import CONTROL_QUEUE, PING_TASK, apply_queue, redis_url
 
 DEFAULT_VISIBILITY_TIMEOUT = 1800.0
 

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: names and hashes in, one call into `fleet.unit_work.UnitWorker` out.
+"""Thin Celery tasks: names and hashes in, one call into `fleet.runtime.worker.UnitWorker` out.
 
 Every argument is a string or a bool (fleet name, repository URL, commit sha, bundle,
 cluster, deployment id), so a message is small, JSON, and still meaningful if it is
@@ -26,12 +26,12 @@ from typing import Any
 
 from celery import Task
 
-from fleet.dispatch import APPLY_TASK, DRIFT_TASK, PING_TASK, REFRESH_TASK, REMOVE_TASK
+from fleet.engine.kube import ClusterUnreachable
 from fleet.errors import FleetError
-from fleet.kube import ClusterUnreachable
-from fleet.locks import DEFAULT_TTL, LockBusy
-from fleet.state_cache import connect_redis
-from fleet.unit_work import UnitJob, UnitWorker, wait_seconds
+from fleet.runtime.locks import DEFAULT_TTL, LockBusy
+from fleet.runtime.state_cache import connect_redis
+from fleet.runtime.tasks import APPLY_TASK, DRIFT_TASK, PING_TASK, REFRESH_TASK, REMOVE_TASK
+from fleet.runtime.worker import UnitJob, UnitWorker, wait_seconds
 from workers.app import app, visibility_timeout
 
 MAX_RETRIES = 8

@@ -41,8 +41,8 @@ def validate_command(repo_dir: RepoDir = Path(".")) -> None:
     is contacted.
     """
     from fleet.desired import reject_dependency_cycles
-    from fleet.repo import load_repository
-    from fleet.targeting import compute_units
+    from fleet.spec.loader import load_repository
+    from fleet.targeting.units import compute_units
 
     try:
         repo = load_repository(repo_dir)
@@ -70,8 +70,8 @@ def targets_command(
     content, merged options or renderer).
     """
     from fleet.desired import fleet_units
-    from fleet.plugin_manager import FleetPlugins
-    from fleet.repo import load_repository
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.loader import load_repository
 
     if output not in ("table", "json"):
         raise FleetError(f"unknown output format '{output}' (use table or json)")
@@ -122,8 +122,8 @@ def schema_command(
     For editors: `fleet schema > fleet.schema.json` and add
     `# yaml-language-server: $schema=fleet.schema.json` at the top of fleet.yaml.
     """
-    from fleet.bundle_options import BundleOptions
-    from fleet.definition import FleetDefinition
+    from fleet.spec.bundle_options import BundleOptions
+    from fleet.spec.definition import FleetDefinition
 
     model = BundleOptions if bundle else FleetDefinition
     schema = model.model_json_schema(by_alias=True)

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from fleet.cli import app
-from fleet.cluster import ClusterContext
 from fleet.desired import fleet_units, render_request
 from fleet.errors import FleetError
-from fleet.manifests import dump_manifests
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.manifests import dump_manifests
+from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.spec.cluster import ClusterContext
 
 
 @app.command("render")
@@ -92,8 +92,8 @@ def _parse_labels(items: list[str]) -> dict[str, str]:
 def _render_bundle_dir(
     plugins: FleetPlugins, bundle_dir: Path, cluster: ClusterContext, repo_root: Path | None
 ) -> list[str]:
-    from fleet.repo import load_bundle
-    from fleet.targeting import unit_for_cluster
+    from fleet.spec.loader import load_bundle
+    from fleet.targeting.units import unit_for_cluster
 
     root = (repo_root or _enclosing_checkout(bundle_dir)).resolve()
     loaded = load_bundle(bundle_dir, root)
@@ -118,8 +118,8 @@ def _render_bundle_dir(
 def _render_repository(
     plugins: FleetPlugins, repo_dir: Path, cluster: str, only: list[str], kube_version: str | None
 ) -> list[str]:
-    from fleet.definition import cluster_context
-    from fleet.repo import load_repository
+    from fleet.spec.definition import cluster_context
+    from fleet.spec.loader import load_repository
 
     repo = load_repository(repo_dir)
     specs = {spec.name: spec for spec in repo.definition.clusters}

@@ -1,7 +1,7 @@
 """`fleet serve` and `fleet worker`: the distributed mode (Redis + Celery workers).
 
 `fleet serve` runs the scheduler loop, the push-webhook receiver, `/metrics` and the
-read-only `/status` API on one port (`fleet.serve`). `fleet worker` runs a Celery worker
+read-only `/status` API on one port (`fleet.runtime.serve`). `fleet worker` runs a Celery worker
 that consumes the apply queues of its regions (`fleet.apply.<region>`) and the shared
 control queue; with no `--region` it serves `fleet.apply.default`, the queue of clusters
 that have no region (explicit, so a worker never silently takes clusters whose
@@ -24,9 +24,9 @@ from typing import Annotated
 import typer
 
 from fleet.cli import app
-from fleet.dispatch import redis_url
 from fleet.errors import FleetError
-from fleet.scheduler import SchedulerConfig
+from fleet.runtime.scheduler import SchedulerConfig
+from fleet.runtime.tasks import redis_url
 
 WORKER_ENTRY_POINT_GROUP = "fleet.worker"
 
@@ -79,7 +79,7 @@ def serve_command(
     (Prometheus) and GET /status (JSON, the same model as `fleet status -o json`).
     The scheduler needs no cluster credential: the workers of each region hold them.
     """
-    from fleet.serve import start_server
+    from fleet.runtime.serve import start_server
 
     url = repo_url or os.environ.get("FLEET_REPO_URL")
     if not url:

@@ -18,8 +18,8 @@ import typer
 
 from fleet.cli import app
 from fleet.errors import FleetError
-from fleet.status import render_json, render_table
-from fleet.sync import Progress, SyncReport, sync_fleet
+from fleet.runtime.embedded import Progress, SyncReport, sync_fleet
+from fleet.status.model import render_json, render_table
 
 SourceArg = Annotated[
     str,
@@ -216,7 +216,7 @@ def status_command(
     compares them with what fleet would apply (server-side dry runs: objects edited by
     hand are Modified, deleted ones too). Writes nothing. Exit 0 when everything is Ready.
     """
-    from fleet.inspect import fleet_status
+    from fleet.runtime.live_status import fleet_status
 
     _check_output(output)
     with _progress() as progress:

@@ -20,12 +20,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RenderRequest, render_bundle, renderer_identity
-from fleet.repo import load_bundle
-from fleet.targeting import unit_for_cluster
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.spec.cluster import ClusterContext
+from fleet.spec.loader import load_bundle
+from fleet.targeting.units import unit_for_cluster
 
 ENVS = ("dev", "staging", "prod")
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 import localfleet  # noqa: E402
 
-from fleet.bundle_options import BundleOptions  # noqa: E402
-from fleet.kube import ClusterConnection  # noqa: E402
-from fleet.sync import sync_fleet  # noqa: E402
-from fleet.sync_unit import sync_unit  # noqa: E402
+from fleet.engine.kube import ClusterConnection  # noqa: E402
+from fleet.engine.unit import sync_unit  # noqa: E402
+from fleet.runtime.embedded import sync_fleet  # noqa: E402
+from fleet.spec.bundle_options import BundleOptions  # noqa: E402
 from tests.support.servers import GitServer, RedisServer  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "bundles"

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from fleet.repo import load_repository  # noqa: E402
-from fleet.targeting import compute_units  # noqa: E402
+from fleet.spec.loader import load_repository  # noqa: E402
+from fleet.targeting.units import compute_units  # noqa: E402
 
 REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "ap-south"]
 ENVS = ["dev", "staging", "prod"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet.webhooks import github_signature
+from fleet.source.webhooks import github_signature
 from tests.conftest import ROOT
 from tests.support.servers import free_port
 

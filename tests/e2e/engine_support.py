@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from fleet.bundle_options import BundleOptions
-from fleet.kube import ClusterConnection
+from fleet.engine.kube import ClusterConnection
+from fleet.spec.bundle_options import BundleOptions
 from tests.conftest import LocalFleet
 
 

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from fleet.apply import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE, Action, bundle_label
-from fleet.inventory import read_inventory
-from fleet.kube import ClusterConnection, ClusterUnreachable, ObjectRef
+from fleet.engine.apply import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE, Action, bundle_label
+from fleet.engine.inventory import read_inventory
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, ObjectRef
+from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
-from fleet.sync_unit import sync_unit
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import configmap, connect, core_api, namespace, options, unique
 

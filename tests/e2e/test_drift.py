@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.apply import Action
-from fleet.kube import ClusterConnection, ObjectRef
+from fleet.engine.apply import Action
+from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.engine.unit import check_drift, drift_state, sync_unit
 from fleet.states import BundleState
-from fleet.sync_unit import check_drift, drift_state, sync_unit
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import (
     apps_api,

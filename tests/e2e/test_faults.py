@@ -20,7 +20,7 @@ import localfleet
 import pytest
 import yaml
 
-from fleet.state_cache import StateCache, connect_redis
+from fleet.runtime.state_cache import StateCache, connect_redis
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import distributed, wait_until
 from tests.e2e.engine_support import apps_api

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
-from fleet.sync_unit import sync_unit
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import configmap, connect, deployment, options, unique
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes.client.rest import ApiException
 
-from fleet.apply import ANN_PRUNE, Action
-from fleet.inventory import (
+from fleet.engine.apply import ANN_PRUNE, Action
+from fleet.engine.inventory import (
     COMPRESS_ABOVE,
     INVENTORY_NAMESPACE,
     MAX_REVISIONS,
@@ -19,10 +19,10 @@ from fleet.inventory import (
     record,
     write_inventory,
 )
-from fleet.kube import ClusterConnection, ObjectRef
-from fleet.prune import remove_bundle
+from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.engine.prune import remove_bundle
+from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
-from fleet.sync_unit import sync_unit
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import configmap, connect, core_api, namespace, options, unique
 

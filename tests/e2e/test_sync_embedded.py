@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from fleet.errors import FleetError
-from fleet.inspect import fleet_status
+from fleet.runtime.embedded import SyncReport, sync_fleet
+from fleet.runtime.live_status import fleet_status
 from fleet.states import BundleState
-from fleet.sync import SyncReport, sync_fleet
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import apps_api, core_api
 from tests.e2e.sync_support import demo_repo, deployed, suffix

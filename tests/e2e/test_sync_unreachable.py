@@ -10,8 +10,8 @@ from pathlib import Path
 import localfleet
 import pytest
 
+from fleet.runtime.embedded import sync_fleet
 from fleet.states import BundleState
-from fleet.sync import sync_fleet
 from tests.support.servers import GitServer
 
 DEFINITION = """\

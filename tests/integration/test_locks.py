@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from fleet.locks import LockBusy, UnitLock
-from fleet.state_cache import connect_redis
+from fleet.runtime.locks import LockBusy, UnitLock
+from fleet.runtime.state_cache import connect_redis
 from tests.support.servers import RedisServer
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from fleet.bundle_options import BundleOptions
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RenderRequest, render_bundle
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle
+from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.cluster import ClusterContext
 
 
 def write(path: Path, text: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.poller import Poller
-from fleet.source import GitSource, Revision
+from fleet.source.git import GitSource, Revision
+from fleet.source.poll import Poller
 from tests.support.servers import GitServer, GitWorkTree, free_port, run_git
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.git_auth import host_env_suffix
-from fleet.poller import Poller
-from fleet.source import GitSource
+from fleet.source.auth import host_env_suffix
+from fleet.source.git import GitSource
+from fleet.source.poll import Poller
 from tests.support.git_http import GitHttpServer
 from tests.support.servers import run_git
 

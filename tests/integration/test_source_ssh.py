@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.git_auth import credentials_for, ssh_command
-from fleet.poller import Poller
-from fleet.source import GitSource
+from fleet.source.auth import credentials_for, ssh_command
+from fleet.source.git import GitSource
+from fleet.source.poll import Poller
 from tests.support.git_ssh import (
     GitSshServer,
     generate_key,

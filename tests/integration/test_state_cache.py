@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from fleet.state_cache import CachedUnit, StateCache, connect_redis
+from fleet.runtime.state_cache import CachedUnit, StateCache, connect_redis
 from fleet.states import BundleState
 from tests.support.servers import RedisServer
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from fleet.errors import FleetError
-from fleet.webhook_server import make_webhook_handler, serve_webhooks
-from fleet.webhooks import PushEvent, github_signature
+from fleet.runtime.http import make_webhook_handler, serve_webhooks
+from fleet.source.webhooks import PushEvent, github_signature
 
 SECRET = "webhook-test-secret"
 AFTER = "9f1c2a7d3e4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet.credentials import resolve_kubeconfig
-from fleet.definition import ClusterSpec, cluster_context
 from fleet.errors import FleetError
-from fleet.repo import load_bundle, load_repository
-from fleet.yamlload import load_yaml_text
+from fleet.runtime.credentials import resolve_kubeconfig
+from fleet.spec.definition import ClusterSpec, cluster_context
+from fleet.spec.loader import load_bundle, load_repository
+from fleet.spec.yamlload import load_yaml_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

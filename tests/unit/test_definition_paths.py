@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.repo import load_repository, resolve_inside
+from fleet.spec.loader import load_repository, resolve_inside
 
 HEADER = "apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: test\n"
 

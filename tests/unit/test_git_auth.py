@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.git_auth import (
+from fleet.source.auth import (
     GitCredentials,
     credentials_for,
     ensure_askpass,
@@ -19,7 +19,7 @@ from fleet.git_auth import (
     split_url,
     ssh_command,
 )
-from fleet.source import GitSource, normalise_url, repository_identity
+from fleet.source.git import GitSource, normalise_url, repository_identity
 
 TOKEN = "ghp_S3cr3tT0k3nThatMustNeverLeak"
 

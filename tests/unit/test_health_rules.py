@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fleet.health import HealthStatus, assess
+from fleet.engine.health import HealthStatus, assess
 
 CURRENT, PROGRESS, FAILED = HealthStatus.CURRENT, HealthStatus.IN_PROGRESS, HealthStatus.FAILED
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.patching import PatchError, apply_patch, choose_strategy, merge_patch
+from fleet.render.patching import PatchError, apply_patch, choose_strategy, merge_patch
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",

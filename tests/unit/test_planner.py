@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from fleet.bundle_options import BundleOptions
-from fleet.definition import Rollout
-from fleet.planner import (
+from fleet.rollout.planner import (
     ActualUnit,
     Plan,
     dependency_cycle,
@@ -17,8 +15,10 @@ from fleet.planner import (
     plan,
     resolve_max_unavailable,
 )
+from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.definition import Rollout
 from fleet.states import BundleState
-from fleet.targeting import DeploymentUnit
+from fleet.targeting.units import DeploymentUnit
 
 READY, NOT_READY, ERR = BundleState.READY, BundleState.NOT_READY, BundleState.ERR_APPLIED
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from fleet import hookspecs
-from fleet.bundle_options import BundleOptions
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RenderRequest, render_bundle
+from fleet.plugin import hookspecs
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle
+from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.cluster import ClusterContext
 
 GUIDE = Path(__file__).resolve().parents[2] / "README.md"
 

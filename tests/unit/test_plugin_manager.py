@@ -9,13 +9,13 @@ from typing import Any
 import pluggy
 import pytest
 
-from fleet import hookspecs
-from fleet.bundle_options import BundleOptions
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.hookspecs import FleetEvent, HealthVerdict, hookimpl
-from fleet.plugin_manager import BUILTIN, FleetPlugins
-from fleet.render import RendererRegistry, RenderRequest
+from fleet.plugin import hookspecs
+from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
+from fleet.plugin.manager import BUILTIN, FleetPlugins
+from fleet.render.pipeline import RendererRegistry, RenderRequest
+from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.cluster import ClusterContext
 
 
 class StubRenderer:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fleet.errors import FleetError
-from fleet.render import RenderCache
+from fleet.render.pipeline import RenderCache
 
 
 class Counter:

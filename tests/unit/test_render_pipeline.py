@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from fleet.bundle_options import BundleOptions
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.hookspecs import hookimpl
-from fleet.manifests import dump_manifests, load_manifests, sort_manifests
-from fleet.plugin_manager import FleetPlugins
-from fleet.render import RenderCache, RendererRegistry, RenderRequest, render_bundle
+from fleet.plugin.hookspecs import hookimpl
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.manifests import dump_manifests, load_manifests, sort_manifests
+from fleet.render.pipeline import RenderCache, RendererRegistry, RenderRequest, render_bundle
+from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.cluster import ClusterContext
 
 MIXED = [
     {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}},

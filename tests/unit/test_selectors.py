@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fleet.bundle_options import LabelSelector
-from fleet.selectors import compile_selector, selector_matches
+from fleet.spec.bundle_options import LabelSelector
+from fleet.targeting.selectors import compile_selector, selector_matches
 
 
 def sel(**raw: object) -> LabelSelector:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from fleet.definition import SourceSpec
 from fleet.errors import FleetError
-from fleet.poller import Poller, poll_interval
-from fleet.semver_range import parse_range
-from fleet.source import GitSource, Revision
-from fleet.webhooks import PushEvent
+from fleet.source.git import GitSource, Revision
+from fleet.source.poll import Poller, poll_interval
+from fleet.source.semver import parse_range
+from fleet.source.webhooks import PushEvent
+from fleet.spec.definition import SourceSpec
 
 TAGS = ["v0.9.0", "v1.2.0", "v1.4.1", "v1.4.7", "1.10.0", "v2.0.0", "v2.1.0-rc.1", "latest"]
 

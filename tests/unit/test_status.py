@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from fleet.states import BundleState
-from fleet.status import FleetStatus, UnitStatus, format_table, one_line, render_json, render_table
+from fleet.status.model import (
+    FleetStatus,
+    UnitStatus,
+    format_table,
+    one_line,
+    render_json,
+    render_table,
+)
 
 READY, NOT_READY, MODIFIED = BundleState.READY, BundleState.NOT_READY, BundleState.MODIFIED
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet.bundle_options import LabelSelector
-from fleet.cluster import ClusterContext
 from fleet.errors import FleetError
-from fleet.repo import load_bundle, load_repository
-from fleet.targeting import compute_units, unit_for_cluster
+from fleet.spec.bundle_options import LabelSelector
+from fleet.spec.cluster import ClusterContext
+from fleet.spec.loader import load_bundle, load_repository
+from fleet.targeting.units import compute_units, unit_for_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

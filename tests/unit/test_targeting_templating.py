@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from fleet.cluster import ClusterContext
-from fleet.definition import TargetCluster
 from fleet.errors import FleetError
-from fleet.repo import load_bundle
-from fleet.targeting import unit_for_cluster
-from fleet.templating import (
+from fleet.spec.cluster import ClusterContext
+from fleet.spec.definition import TargetCluster
+from fleet.spec.loader import load_bundle
+from fleet.targeting.templating import (
     EVERYTHING,
     TemplateError,
     build_context,
@@ -22,6 +21,7 @@ from fleet.templating import (
     template_context,
     template_uses,
 )
+from fleet.targeting.units import unit_for_cluster
 
 CTX = build_context("prod-eu", {"env": "prod", "region": "eu", "replicas": "3"}, {"team": "a"})
 

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet.errors import FleetError
-from fleet.repo import load_repository
-from fleet.targeting import compute_units
+from fleet.spec.loader import load_repository
+from fleet.targeting.units import compute_units
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "fleet.example.yaml").read_text()

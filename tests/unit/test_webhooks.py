@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from fleet.errors import FleetError
-from fleet.webhooks import (
+from fleet.source.webhooks import (
     PushEvent,
     WebhookRejected,
     github_signature,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fleet.bundle_options import BundleOptions
-from fleet.hookspecs import hookimpl
-from fleet.render import RendererRegistry, RenderRequest
+from fleet.plugin.hookspecs import hookimpl
+from fleet.render.pipeline import RendererRegistry, RenderRequest
+from fleet.spec.bundle_options import BundleOptions
 
 
 class ExampleRenderer:

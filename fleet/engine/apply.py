@@ -1,0 +1,283 @@
+"""Server-side apply of a bundle's objects to one cluster: ownership metadata, order, no-op skip.
+
+Every object fleet applies carries
+
+- label `fleet-gitops.io/bundle`: the bundle name as a valid label value (long or odd names
+  are shortened with a hash suffix, deterministically), so one LIST with a label selector
+  finds all of a bundle's objects of a kind;
+- annotation `fleet-gitops.io/bundle-name`: the full bundle name;
+- annotation `fleet-gitops.io/applied-hash`: sha256 of the object's desired content (the
+  rendered manifest, before fleet's metadata is added). An object whose live annotation
+  equals the desired hash is not written again, which is what makes a no-op sync write
+  nothing;
+- annotation `fleet-gitops.io/deployment-id`: the deployment that last *wrote* the object.
+  It is deliberately not part of the hash: a new deployment id (another object of the
+  bundle changed) must not rewrite every object. The inventory holds the current id.
+
+Order: CRDs (then wait until Established), Namespaces, other cluster-scoped objects,
+namespaced objects - the order in which each can be accepted by the API server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from fleet.engine.health import STATUSLESS_KINDS
+from fleet.engine.kube import (
+    ClusterConnection,
+    ClusterUnreachable,
+    KubeError,
+    Manifest,
+    NotFound,
+    ObjectRef,
+    ResourceType,
+)
+from fleet.states import BundleState
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "fleet"
+PREFIX = "fleet-gitops.io"
+LABEL_BUNDLE = f"{PREFIX}/bundle"
+ANN_BUNDLE = f"{PREFIX}/bundle-name"
+ANN_DEPLOYMENT = f"{PREFIX}/deployment-id"
+ANN_HASH = f"{PREFIX}/applied-hash"
+ANN_PRUNE = f"{PREFIX}/prune"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "fleet-gitops"
+
+CRD_KEY = ("apiextensions.k8s.io", "CustomResourceDefinition")
+# Server-owned metadata a rendered manifest may carry (e.g. copied from `kubectl get`);
+# sending resourceVersion would turn the apply into an optimistic-lock update.
+_SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+class Action(StrEnum):
+    """What the engine did (or, in a dry run, would do) with one object."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    HELD = "held"  # not applied: something it needs (its CRD) is not there
+    PRUNED = "pruned"
+    KEPT = "kept"  # left the bundle but kept (keepResources, prune disabled, other owner)
+    CORRECTED = "corrected"  # drift put back
+
+
+@dataclass
+class ObjectResult:
+    """The outcome for one object; `message` is one line, empty when all is well."""
+
+    ref: ObjectRef
+    action: Action
+    state: BundleState = BundleState.READY
+    message: str = ""
+    hash: str = ""
+    live: Manifest | None = field(default=None, repr=False)
+
+
+@dataclass
+class Desired:
+    """One object as fleet will apply it, with its discovery info once resolved."""
+
+    ref: ObjectRef
+    body: Manifest  # manifest plus fleet's labels/annotations
+    hash: str
+    res: ResourceType | None = None
+
+
+def short_name(name: str, limit: int = 63) -> str:
+    """`name` if it is a valid label value / DNS label, else a deterministic short form.
+
+    Invalid characters become `-`; a name that is too long (or was changed) keeps a prefix
+    and gets a 10-hex sha256 suffix of the original, so two names never collapse into one.
+    """
+    if len(name) <= limit and _LABEL_VALUE.match(name) and name == name.lower():
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    head = cleaned[: limit - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}" if head else digest
+
+
+def bundle_label(bundle: str) -> str:
+    """The value of the `fleet-gitops.io/bundle` label for a bundle name."""
+    return short_name(bundle)
+
+
+def bundle_selector(bundle: str) -> str:
+    return f"{LABEL_BUNDLE}={bundle_label(bundle)}"
+
+
+def content_hash(manifest: Manifest) -> str:
+    """sha256 of the canonical JSON of a manifest (key order does not matter)."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def with_ownership(manifest: Manifest, bundle: str, deployment_id: str, digest: str) -> Manifest:
+    """A copy of `manifest` carrying fleet's labels and annotations (the input is untouched)."""
+    body = dict(manifest)
+    meta = dict(body.get("metadata") or {})
+    for key in _SERVER_METADATA:
+        meta.pop(key, None)
+    meta["labels"] = {**(meta.get("labels") or {}), LABEL_BUNDLE: bundle_label(bundle)}
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        ANN_BUNDLE: bundle,
+        ANN_DEPLOYMENT: deployment_id,
+        ANN_HASH: digest,
+    }
+    body["metadata"] = meta
+    return body
+
+
+def phase(desired: Desired) -> int:
+    """0 CRDs, 1 Namespaces, 2 other cluster-scoped, 3 namespaced (unresolved kinds last)."""
+    key = (desired.ref.group, desired.ref.kind)
+    if key == CRD_KEY:
+        return 0
+    if key == ("", "Namespace"):
+        return 1
+    if desired.res is None:
+        return 4
+    return 3 if desired.res.namespaced else 2
+
+
+def prepare(
+    manifests: list[Manifest], bundle: str, deployment_id: str, default_namespace: str
+) -> list[Desired]:
+    """Desired objects with ownership metadata and hashes; scope is resolved later."""
+    prepared: list[Desired] = []
+    for manifest in manifests:
+        digest = content_hash(manifest)
+        body = with_ownership(manifest, bundle, deployment_id, digest)
+        if not body["metadata"].get("namespace"):
+            body["metadata"]["namespace"] = default_namespace  # dropped if cluster-scoped
+        prepared.append(Desired(ObjectRef.of(body), body, digest))
+    return prepared
+
+
+def resolve(conn: ClusterConnection, desired: Desired) -> str:
+    """Look up the object's resource type; fixes the namespace by scope. '' or an error."""
+    try:
+        desired.res = conn.resource(desired.ref.api_version, desired.ref.kind)
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:
+        return str(err)
+    if not desired.res.namespaced and desired.ref.namespace:
+        desired.body["metadata"].pop("namespace", None)
+        desired.ref = ObjectRef.of(desired.body)
+    return ""
+
+
+def live_objects(
+    conn: ClusterConnection, bundle: str, desired: list[Desired], *, full: bool = False
+) -> dict[ObjectRef, Manifest]:
+    """The bundle's live objects of the desired kinds: one LIST per kind and namespace.
+
+    Kinds without status (ConfigMap, Secret, RBAC, ...) are read metadata-only: their
+    existence and annotations are all the engine needs, and a Secret's data is never read.
+    `full` reads whole objects (drift and dry-run diffs need them).
+    """
+    groups: dict[tuple[ResourceType, str | None], None] = {}
+    for item in desired:
+        if item.res is not None:
+            groups[(item.res, item.ref.namespace if item.res.namespaced else None)] = None
+    found: dict[ObjectRef, Manifest] = {}
+    selector = bundle_selector(bundle)
+    for res, namespace in groups:
+        group = res.group_version.rpartition("/")[0]
+        metadata_only = not full and (group, res.kind) in STATUSLESS_KINDS
+        for obj in conn.list_objects(
+            res, namespace, label_selector=selector, metadata_only=metadata_only
+        ):
+            found[ObjectRef.of(obj)] = obj
+    return found
+
+
+def is_unchanged(desired: Desired, live: Manifest | None) -> bool:
+    """True when the live object exists and fleet last applied exactly this content."""
+    if live is None or live.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    annotations = live.get("metadata", {}).get("annotations") or {}
+    return bool(annotations.get(ANN_HASH) == desired.hash)
+
+
+def apply_one(
+    conn: ClusterConnection, desired: Desired, *, exists: bool, force: bool, dry_run: bool = False
+) -> ObjectResult:
+    """Server-side apply of one object; API errors become a failed result, not an exception.
+
+    `ClusterUnreachable` is re-raised: the whole unit is retried later, not this object.
+    """
+    try:
+        live = conn.apply(desired.body, force=force, dry_run=dry_run, field_manager=FIELD_MANAGER)
+    except ClusterUnreachable:
+        raise
+    except NotFound as err:
+        message = str(err)
+        if desired.ref.namespace and "namespace" in message.lower():
+            message += " (its namespace is missing)"
+        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message)
+    except KubeError as err:
+        log.warning("%s; the other objects are applied, the unit ends ErrApplied", err)
+        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, str(err))
+    action = Action.CONFIGURED if exists else Action.CREATED
+    return ObjectResult(desired.ref, action, BundleState.READY, "", desired.hash, live)
+
+
+def ensure_namespaces(
+    conn: ClusterConnection,
+    bundle: str,
+    namespaces: set[str],
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    dry_run: bool = False,
+) -> tuple[list[str], dict[str, str]]:
+    """Create the namespaces the bundle's objects need but that do not exist yet.
+
+    Like Rancher Fleet creating a bundle's target namespace. Returns the names created
+    (recorded in the inventory as created by fleet) and an error message per namespace
+    that could not be created. In a dry run nothing is created; the missing ones are
+    returned as if they were.
+    """
+    created: list[str] = []
+    errors: dict[str, str] = {}
+    for name in sorted(namespaces):
+        ref = ObjectRef("v1", "Namespace", None, name)
+        try:
+            if conn.get(ref) is not None:
+                continue
+            if not dry_run:
+                body: dict[str, Any] = {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": name,
+                        "labels": {
+                            **(labels or {}),
+                            LABEL_BUNDLE: bundle_label(bundle),
+                            LABEL_MANAGED_BY: MANAGED_BY,
+                        },
+                        "annotations": {**(annotations or {}), ANN_BUNDLE: bundle},
+                    },
+                }
+                conn.apply(body, force=False, field_manager=FIELD_MANAGER)
+                log.info("%s: created namespace %s for bundle %s", conn.name, name, bundle)
+            created.append(name)
+        except ClusterUnreachable:
+            raise
+        except KubeError as err:
+            errors[name] = str(err)
+    return created, errors

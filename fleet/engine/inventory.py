@@ -1,0 +1,272 @@
+"""What fleet applied to a cluster, stored in that cluster: one ConfigMap per bundle.
+
+The cluster is the durable record (Redis can be wiped): per bundle, the objects fleet
+applied (with the hash it applied) and the last `MAX_REVISIONS` deployed revisions (commit,
+deployment id, time, result state). Prune compares the next desired set with this list.
+
+Why a ConfigMap in `fleet-system` and not a Secret: it holds object names and hashes, no
+secret values; a ConfigMap can be read by anyone with `view` on `fleet-system` for
+debugging, and it is what kapp and cli-utils (`kubectl apply --prune` v2) use for the same
+purpose. Helm's release Secrets hold rendered values, which is why Helm needs a Secret.
+
+Encoding: `data["inventory.json"]`; above `COMPRESS_ABOVE` bytes it is gzipped into
+`binaryData["inventory.json.gz"]` (base64 by the API), keeping well under the ~1 MiB object
+limit for bundles of thousands of objects. The current deployment id, commit and state are
+also annotations, so a metadata-only LIST over `fleet-system` tells the scheduler what every
+bundle on a cluster runs without parsing anything.
+
+Reading: no ConfigMap -> empty inventory (first deploy). Any other failure (forbidden,
+corrupt data) -> `InventoryUnreadable`, and the caller must not prune.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fleet.engine.apply import (
+    ANN_BUNDLE,
+    ANN_DEPLOYMENT,
+    FIELD_MANAGER,
+    LABEL_BUNDLE,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    PREFIX,
+    bundle_label,
+    short_name,
+)
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
+from fleet.errors import FleetError
+
+log = logging.getLogger(__name__)
+
+INVENTORY_NAMESPACE = "fleet-system"
+MAX_REVISIONS = 10
+COMPRESS_ABOVE = 512 * 1024
+LABEL_INVENTORY = f"{PREFIX}/inventory"
+ANN_COMMIT = f"{PREFIX}/commit"
+ANN_STATE = f"{PREFIX}/state"
+_KEY, _GZ_KEY = "inventory.json", "inventory.json.gz"
+_CM = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, "")
+
+
+class InventoryUnreadable(FleetError):
+    """The inventory exists but cannot be read or decoded: never prune on top of this."""
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    """One object fleet applied; `created_namespace` marks a namespace fleet created itself."""
+
+    ref: ObjectRef
+    hash: str = ""
+    created_namespace: bool = False
+
+
+@dataclass(frozen=True)
+class Revision:
+    commit: str
+    deployment_id: str
+    time: str
+    state: str
+    message: str = ""
+
+
+@dataclass
+class Inventory:
+    bundle: str
+    objects: list[InventoryEntry] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
+    exists: bool = False
+
+    @property
+    def current(self) -> Revision | None:
+        return self.revisions[-1] if self.revisions else None
+
+    def refs(self) -> set[ObjectRef]:
+        return {e.ref for e in self.objects}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": 1,
+                "bundle": self.bundle,
+                "objects": [
+                    {
+                        **e.ref.to_dict(),
+                        "hash": e.hash,
+                        **({"createdNamespace": True} if e.created_namespace else {}),
+                    }
+                    for e in self.objects
+                ],
+                "revisions": [
+                    {
+                        "commit": r.commit,
+                        "deploymentId": r.deployment_id,
+                        "time": r.time,
+                        "state": r.state,
+                        "message": r.message,
+                    }
+                    for r in self.revisions
+                ],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, bundle: str, text: str | bytes) -> Inventory:
+        raw = json.loads(text)
+        objects = [
+            InventoryEntry(
+                ObjectRef(o["apiVersion"], o["kind"], o.get("namespace"), o["name"]),
+                str(o.get("hash", "")),
+                bool(o.get("createdNamespace", False)),
+            )
+            for o in raw["objects"]
+        ]
+        revisions = [
+            Revision(r["commit"], r["deploymentId"], r["time"], r["state"], r.get("message", ""))
+            for r in raw["revisions"]
+        ]
+        return cls(bundle, objects, revisions, exists=True)
+
+
+def inventory_name(bundle: str) -> str:
+    """ConfigMap name for a bundle: a valid DNS label, hashed when the name is long."""
+    return f"bundle-{short_name(bundle, 56)}"
+
+
+def read_inventory(conn: ClusterConnection, bundle: str) -> Inventory:
+    """The bundle's inventory; empty when there is none yet (first deploy)."""
+    ref = replace(_CM, name=inventory_name(bundle))
+    try:
+        cm = conn.get(ref)
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:
+        raise InventoryUnreadable(
+            f"{conn.name}: inventory of bundle {bundle} unreadable ({err}); nothing is pruned"
+        ) from None
+    if cm is None:
+        return Inventory(bundle)
+    try:
+        binary = (cm.get("binaryData") or {}).get(_GZ_KEY)
+        text = gzip.decompress(base64.b64decode(binary)) if binary else cm["data"][_KEY]
+        return Inventory.from_json(bundle, text)
+    except (KeyError, TypeError, ValueError, OSError) as err:
+        raise InventoryUnreadable(
+            f"{conn.name}: inventory ConfigMap {INVENTORY_NAMESPACE}/{ref.name} of bundle "
+            f"{bundle} is corrupt ({type(err).__name__}); nothing is pruned. Delete it to "
+            "start over: the next sync re-adopts the bundle's objects"
+        ) from None
+
+
+def record(
+    old: Inventory,
+    objects: list[InventoryEntry],
+    *,
+    commit: str,
+    deployment_id: str,
+    state: str,
+    message: str,
+) -> Inventory | None:
+    """The inventory to write after a sync, or None when nothing worth writing changed.
+
+    A sync of the same deployment with the same result writes nothing; a new result for
+    the same deployment updates the last revision in place; a new deployment appends one.
+    """
+    objects = sorted(objects, key=lambda e: (e.ref.kind, e.ref.namespace or "", e.ref.name))
+    current = old.current
+    same_deploy = current is not None and (current.deployment_id, current.commit) == (
+        deployment_id,
+        commit,
+    )
+    if same_deploy and current is not None and current.state == state and objects == old.objects:
+        return None
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    revision = Revision(commit, deployment_id, now, state, message[:300])
+    history = old.revisions[:-1] if same_deploy else list(old.revisions)
+    history = [*history, revision][-MAX_REVISIONS:]
+    return Inventory(old.bundle, objects, history, exists=True)
+
+
+def _body(inv: Inventory) -> dict[str, Any]:
+    text = inv.to_json()
+    current = inv.current
+    annotations = {ANN_BUNDLE: inv.bundle}
+    if current is not None:
+        annotations |= {
+            ANN_DEPLOYMENT: current.deployment_id,
+            ANN_COMMIT: current.commit,
+            ANN_STATE: current.state,
+        }
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": inventory_name(inv.bundle),
+            "namespace": INVENTORY_NAMESPACE,
+            "labels": {
+                LABEL_INVENTORY: "true",
+                LABEL_BUNDLE: bundle_label(inv.bundle),
+                LABEL_MANAGED_BY: MANAGED_BY,
+            },
+            "annotations": annotations,
+        },
+    }
+    if len(text) > COMPRESS_ABOVE:
+        packed = base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
+        body["binaryData"], body["data"] = {_GZ_KEY: packed}, {}
+    else:
+        body["data"], body["binaryData"] = {_KEY: text}, {}
+    return body
+
+
+def write_inventory(conn: ClusterConnection, inv: Inventory) -> None:
+    """Store the inventory (one apply); creates `fleet-system` the first time it is needed."""
+    body = _body(inv)
+    try:
+        conn.apply(body, force=True, field_manager=FIELD_MANAGER)
+    except NotFound:
+        ensure_system_namespace(conn)
+        conn.apply(body, force=True, field_manager=FIELD_MANAGER)
+
+
+def ensure_system_namespace(conn: ClusterConnection) -> None:
+    ns = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": INVENTORY_NAMESPACE, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
+    }
+    conn.apply(ns, force=True, field_manager=FIELD_MANAGER)
+    log.info("%s: created namespace %s to hold inventories", conn.name, INVENTORY_NAMESPACE)
+
+
+def delete_inventory(conn: ClusterConnection, bundle: str) -> bool:
+    """Drop the bundle's inventory record; False if there was none."""
+    return conn.delete(replace(_CM, name=inventory_name(bundle)))
+
+
+def list_deployed(conn: ClusterConnection) -> dict[str, dict[str, str]]:
+    """bundle -> {deploymentId, commit, state} for every inventory on the cluster.
+
+    One metadata-only LIST: what the scheduler uses to rebuild its view after losing Redis.
+    """
+    res = conn.resource("v1", "ConfigMap")
+    found: dict[str, dict[str, str]] = {}
+    for cm in conn.list_objects(
+        res, INVENTORY_NAMESPACE, label_selector=f"{LABEL_INVENTORY}=true", metadata_only=True
+    ):
+        ann = cm.get("metadata", {}).get("annotations") or {}
+        if ANN_BUNDLE in ann:
+            found[ann[ANN_BUNDLE]] = {
+                "deploymentId": ann.get(ANN_DEPLOYMENT, ""),
+                "commit": ann.get(ANN_COMMIT, ""),
+                "state": ann.get(ANN_STATE, ""),
+            }
+    return found

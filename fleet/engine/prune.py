@@ -1,0 +1,147 @@
+"""Delete what left a bundle, and remove a bundle that left Git.
+
+Prune only ever works from the inventory (what fleet itself applied), never from a label
+search: an object someone else created is never deleted. On top of that, an object is kept
+when
+
+- it carries `fleet-gitops.io/prune: disabled` (the Flux `kustomize.toolkit.fluxcd.io/prune:
+  disabled` and Argo CD `argocd.argoproj.io/sync-options: Prune=false` annotations are
+  honoured too, so migrated repositories behave the same);
+- its live bundle label names another bundle (it moved; the new owner keeps it);
+- it is a namespace fleet created only because the bundle's objects needed it (as with
+  Rancher Fleet, whose `deleteNamespace` defaults to false: deleting a namespace deletes
+  everything in it, including what fleet never managed).
+
+Deletes use propagationPolicy Background and a uid precondition, in reverse apply order
+(namespaced objects first, CRDs last). The caller decides *whether* to prune: never after a
+render failure, an apply error, or an unreadable inventory (see `fleet.engine.unit`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from fleet.engine.apply import ANN_PRUNE, CRD_KEY, LABEL_BUNDLE, Action, ObjectResult, bundle_label
+from fleet.engine.inventory import (
+    Inventory,
+    InventoryEntry,
+    delete_inventory,
+    read_inventory,
+    write_inventory,
+)
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.states import BundleState
+
+log = logging.getLogger(__name__)
+
+KEEP_ANNOTATIONS = {
+    ANN_PRUNE: "disabled",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
+def prune_disabled(live: Manifest) -> bool:
+    """True when the live object asks to be kept when it leaves its bundle."""
+    annotations = live.get("metadata", {}).get("annotations") or {}
+    if any(annotations.get(k, "").lower() == v for k, v in KEEP_ANNOTATIONS.items()):
+        return True
+    argo = annotations.get("argocd.argoproj.io/sync-options", "")
+    return "Prune=false" in [opt.strip() for opt in argo.split(",")]
+
+
+def prune_candidates(old: Inventory, desired: Iterable[ObjectRef]) -> list[InventoryEntry]:
+    """Entries of the old inventory that are not desired any more, in delete order."""
+    keep = set(desired)
+    gone = [e for e in old.objects if e.ref not in keep]
+    return sorted(gone, key=_delete_order)
+
+
+def _delete_order(entry: InventoryEntry) -> tuple[int, str, str, str]:
+    ref = entry.ref
+    if (ref.group, ref.kind) == CRD_KEY:
+        rank = 3
+    elif (ref.group, ref.kind) == ("", "Namespace"):
+        rank = 2
+    else:
+        rank = 0 if ref.namespace else 1
+    return (rank, ref.kind, ref.namespace or "", ref.name)
+
+
+def prune(
+    conn: ClusterConnection, bundle: str, entries: list[InventoryEntry], *, dry_run: bool = False
+) -> tuple[list[ObjectResult], list[InventoryEntry]]:
+    """Delete `entries` from the cluster. Returns results and the entries still managed.
+
+    An entry that could not be deleted (API error) stays in the inventory so the next sync
+    tries again; kept ones (prune disabled, other owner, created namespace) leave it.
+    One GET per candidate checks the live object: prune sets are small, applies are not.
+    """
+    results: list[ObjectResult] = []
+    still_managed: list[InventoryEntry] = []
+    label = bundle_label(bundle)
+    for entry in entries:
+        ref = entry.ref
+        if entry.created_namespace:
+            results.append(_kept(ref, "namespace created by fleet is kept"))
+            continue
+        try:
+            live = conn.get(ref)
+            if live is None:
+                results.append(ObjectResult(ref, Action.PRUNED, message="already gone"))
+                continue
+            owner = (live.get("metadata", {}).get("labels") or {}).get(LABEL_BUNDLE)
+            if owner != label:
+                results.append(_kept(ref, f"now belongs to bundle label {owner!r}"))
+                continue
+            if prune_disabled(live):
+                results.append(_kept(ref, "prune disabled by annotation"))
+                continue
+            if not dry_run:
+                conn.delete(ref, uid=live.get("metadata", {}).get("uid"))
+                log.info("%s: pruned %s (left bundle %s)", conn.name, ref, bundle)
+            results.append(ObjectResult(ref, Action.PRUNED))
+        except ClusterUnreachable:
+            raise
+        except KubeError as err:
+            log.warning("%s; it stays in the inventory and is retried next sync", err)
+            results.append(ObjectResult(ref, Action.FAILED, BundleState.ERR_APPLIED, str(err)))
+            still_managed.append(entry)
+    return results, still_managed
+
+
+def _kept(ref: ObjectRef, why: str) -> ObjectResult:
+    return ObjectResult(ref, Action.KEPT, message=why)
+
+
+def remove_bundle(
+    conn: ClusterConnection, bundle: str, *, keep_resources: bool = False, dry_run: bool = False
+) -> list[ObjectResult]:
+    """A bundle left Git (or stopped targeting this cluster): remove it from the cluster.
+
+    Deletes everything in its inventory (with the same safety rules as prune), then the
+    inventory itself. With `keep_resources` (Rancher's keepResources) only the inventory
+    record is dropped: the objects stay exactly as they are, bundle label included, so a
+    human can still see where they came from; nothing will prune them any more. An
+    unreadable inventory raises `InventoryUnreadable` and nothing is deleted. If some
+    delete fails, the inventory is rewritten with what is left so a retry finishes the job.
+    """
+    inv = read_inventory(conn, bundle)
+    if not inv.exists:
+        return []
+    results: list[ObjectResult] = []
+    if keep_resources:
+        results = [_kept(e.ref, "keepResources") for e in inv.objects]
+        left: list[InventoryEntry] = []
+    else:
+        results, left = prune(conn, bundle, prune_candidates(inv, []), dry_run=dry_run)
+    if dry_run:
+        return results
+    if left:
+        inv.objects = left
+        write_inventory(conn, inv)
+        log.warning("%s: bundle %s partly removed; will retry the rest", conn.name, bundle)
+    else:
+        delete_inventory(conn, bundle)
+        log.info("%s: bundle %s removed (%d objects)", conn.name, bundle, len(results))
+    return results

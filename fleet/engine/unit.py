@@ -1,0 +1,377 @@
+"""One (bundle, cluster) sync: rendered manifests -> apply -> prune -> wait healthy -> inventory.
+
+This is the function the embedded `fleet sync` and the Celery workers call; it knows
+nothing about Git, targeting or Celery. Its promises:
+
+- a no-op sync (same content, objects still there) makes no write request at all;
+- nothing destructive happens after a render failure (`render_error`), an apply error, or
+  when the inventory cannot be read;
+- `dry_run` writes nothing: server-side dry-run applies and a YAML diff per object;
+- `ClusterUnreachable` propagates (the caller retries the whole unit with backoff); every
+  other API error is reported on its object and in the unit's state (ErrApplied).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fleet.engine.apply import (
+    CRD_KEY,
+    Action,
+    Desired,
+    ObjectResult,
+    apply_one,
+    ensure_namespaces,
+    is_unchanged,
+    live_objects,
+    phase,
+    prepare,
+    resolve,
+)
+from fleet.engine.drift import DriftItem, detect_drift, object_diff
+from fleet.engine.health import Health
+from fleet.engine.inventory import (
+    Inventory,
+    InventoryEntry,
+    InventoryUnreadable,
+    read_inventory,
+    record,
+    write_inventory,
+)
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.prune import prune, prune_candidates
+from fleet.engine.wait import DEFAULT_WAIT_SECONDS, wait_healthy
+from fleet.spec.bundle_options import BundleOptions
+from fleet.states import BundleState, worst_state
+
+log = logging.getLogger(__name__)
+
+CRD_WAIT_SECONDS = 60
+
+
+@dataclass
+class UnitResult:
+    """What one sync did to one cluster, and the state it left the bundle in."""
+
+    bundle: str
+    cluster: str
+    deployment_id: str
+    commit: str
+    state: BundleState
+    message: str
+    objects: list[ObjectResult] = field(default_factory=list)
+    writes: int = 0
+    requests: int = 0
+    created_namespaces: list[str] = field(default_factory=list)
+    drift: list[DriftItem] = field(default_factory=list)
+    diff: str = ""
+    inventory_written: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def count(self, action: Action) -> int:
+        return sum(1 for o in self.objects if o.action is action)
+
+    @property
+    def pruned(self) -> list[ObjectRef]:
+        return [o.ref for o in self.objects if o.action is Action.PRUNED]
+
+
+def _force(options: BundleOptions) -> tuple[bool, bool]:
+    """(force for applies, force for drift corrections), as the bundle asks."""
+    helm = options.helm
+    apply_force = bool(helm and (helm.force or helm.take_ownership))
+    drift = options.correct_drift
+    return apply_force, apply_force or bool(drift and drift.force)
+
+
+def sync_unit(
+    conn: ClusterConnection,
+    bundle: str,
+    deployment_id: str,
+    commit: str,
+    manifests: list[Manifest],
+    options: BundleOptions,
+    *,
+    dry_run: bool = False,
+    wait: bool = True,
+    render_error: str | None = None,
+) -> UnitResult:
+    """Make one cluster run `manifests` for `bundle`; see the module docstring."""
+    started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
+    result = UnitResult(bundle, conn.name, deployment_id, commit, BundleState.READY, "")
+    result.dry_run = dry_run
+
+    def done(state: BundleState, message: str) -> UnitResult:
+        result.state, result.message = state, message
+        result.writes, result.requests = conn.writes - writes0, conn.requests - requests0
+        result.seconds = time.monotonic() - started
+        return result
+
+    try:
+        if render_error is not None:
+            return done(
+                BundleState.ERR_APPLIED,
+                f"render failed: {render_error}; nothing applied or pruned, last revision kept",
+            )
+        try:
+            old = read_inventory(conn, bundle)
+        except InventoryUnreadable as err:
+            log.error("%s", err)
+            return done(BundleState.ERR_APPLIED, str(err))
+
+        default_ns = options.namespace or options.default_namespace or "default"
+        desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
+        apply_force, correct_force = _force(options)
+        timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
+        drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
+        outcome: dict[ObjectRef, ObjectResult] = {}
+        live: dict[ObjectRef, Manifest] = {}
+        diffs: list[str] = []
+
+        def apply_all(batch: list[Desired], skip_ns: set[str]) -> None:
+            for item in batch:
+                current = live.get(item.ref)
+                if not dry_run and is_unchanged(item, current):
+                    outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
+                    continue
+                if dry_run and current is None and item.ref.namespace in skip_ns:
+                    res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
+                else:
+                    res = apply_one(conn, item, exists=current is not None, force=apply_force,
+                                    dry_run=dry_run)  # fmt: skip
+                if dry_run and res.live is not None:
+                    diffs.append(object_diff(item.ref, current, res.live))
+                    if current is not None and not diffs[-1]:
+                        res.action = Action.UNCHANGED
+                elif res.live is not None:
+                    live[item.ref] = res.live
+                outcome[item.ref] = res
+
+        # 1. CRDs first, then wait until Established so their kinds can be resolved.
+        crds = [d for d in desired if (d.ref.group, d.ref.kind) == CRD_KEY]
+        for item in crds:
+            resolve(conn, item)
+        live.update(live_objects(conn, bundle, crds, full=dry_run or drift_on))
+        apply_all(crds, set())
+        written_crds = [
+            d for d in crds if outcome[d.ref].action in (Action.CREATED, Action.CONFIGURED)
+        ]
+        if written_crds and not dry_run:
+            crd_health = wait_healthy(
+                conn, bundle, crds, live, timeout=min(timeout, CRD_WAIT_SECONDS)
+            )
+            conn.invalidate()
+            for ref, verdict in crd_health.items():
+                if not verdict.ready and outcome[ref].action is not Action.FAILED:
+                    outcome[ref].message = verdict.message
+
+        # 2. Everything else: resolve kinds, make namespaces, apply in order.
+        rest = [d for d in desired if (d.ref.group, d.ref.kind) != CRD_KEY]
+        for item in rest:
+            error = resolve(conn, item)
+            if error:
+                held = any(_crd_serves(c, item.ref) for c in crds)
+                outcome[item.ref] = ObjectResult(
+                    item.ref,
+                    Action.HELD if held else Action.FAILED,
+                    BundleState.WAIT_APPLIED if held else BundleState.ERR_APPLIED,
+                    f"{item.ref}: waiting for its CustomResourceDefinition" if held else error,
+                )
+        rest = sorted((d for d in rest if d.ref not in outcome), key=phase)
+        in_bundle = {d.ref.name for d in rest if (d.ref.group, d.ref.kind) == ("", "Namespace")}
+        needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
+        created, ns_errors = ensure_namespaces(
+            conn,
+            bundle,
+            needed - in_bundle,
+            labels=options.namespace_labels,
+            annotations=options.namespace_annotations,
+            dry_run=dry_run,
+        )
+        result.created_namespaces = created
+        for item in rest:
+            if item.ref.namespace in ns_errors:
+                outcome[item.ref] = ObjectResult(
+                    item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
+                )
+        rest = [d for d in rest if d.ref not in outcome]
+        live.update(live_objects(conn, bundle, rest, full=dry_run or drift_on))
+        # a dry run cannot ask the server about objects in namespaces that do not exist yet
+        missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in live}
+        apply_all(rest, set(created) | missing_ns if dry_run else set())
+
+        # 3. Drift: objects fleet did not need to write may still have been edited by hand.
+        if drift_on:
+            _correct_drift(conn, desired, outcome, live, options, correct_force, result)
+
+        failed = any(o.action is Action.FAILED for o in outcome.values())
+
+        # 4. Prune (never after an apply error) and the next inventory.
+        entries = [
+            InventoryEntry(r.ref, r.hash)
+            for r in outcome.values()
+            if r.action is not Action.FAILED and r.action is not Action.HELD
+        ]
+        entries += _carried_over(old, outcome, created)
+        pruned: list[ObjectResult] = []
+        leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
+        if failed:
+            entries += leaving  # prune them after the next successful sync
+        elif options.keep_resources:
+            pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
+        else:
+            pruned, still = prune(conn, bundle, leaving, dry_run=dry_run)
+            entries += still
+        if dry_run:
+            diffs += [
+                f"--- live/{p.ref}\n+++ (deleted)\n" for p in pruned if p.action is Action.PRUNED
+            ]
+            diffs += [f"+++ Namespace {ns} (created)\n" for ns in created]
+
+        # 5. Health.
+        objects = [outcome[d.ref] for d in desired if d.ref in outcome] + pruned
+        result.objects = objects
+        if dry_run:
+            result.diff = "".join(d for d in diffs if d)
+            changed = bool(result.diff)
+            state = BundleState.OUT_OF_SYNC if changed else BundleState.READY
+            errors = [o for o in objects if o.state is BundleState.ERR_APPLIED]
+            if errors:
+                return done(BundleState.ERR_APPLIED, errors[0].message)
+            return done(state, "would change: see diff" if changed else "in sync")
+        applied = [
+            d for d in desired if d.res is not None and outcome[d.ref].action is not Action.FAILED
+        ]
+        applied = [d for d in applied if outcome[d.ref].action is not Action.HELD]
+        health = wait_healthy(conn, bundle, applied, live, timeout=timeout if wait else 0)
+        _merge_health(objects, health)
+        state = worst_state(o.state for o in objects)
+        message = _message(objects, state, timeout if wait else 0)
+
+        # 6. Record the inventory: at most one write, none when nothing changed.
+        new = record(
+            old, entries, commit=commit, deployment_id=deployment_id, state=state.value,
+            message=message,
+        )  # fmt: skip
+        if new is not None:
+            write_inventory(conn, new)
+            result.inventory_written = True
+        return done(state, message)
+
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:  # forbidden LIST, inventory write refused, ...
+        log.error("%s; the unit is ErrApplied and retried at the next sync", err)
+        return done(BundleState.ERR_APPLIED, str(err))
+
+
+def _dedupe(desired: list[Desired]) -> list[Desired]:
+    """The same object twice in a bundle: the last one wins, as with `kubectl apply`."""
+    by_ref: dict[ObjectRef, Desired] = {}
+    for item in desired:
+        if item.ref in by_ref:
+            log.warning("%s appears twice in the bundle; the last one is applied", item.ref)
+        by_ref[item.ref] = item
+    return list(by_ref.values())
+
+
+def _crd_serves(crd: Desired, ref: ObjectRef) -> bool:
+    spec = crd.body.get("spec") or {}
+    names = spec.get("names") or {}
+    versions = [v.get("name") for v in spec.get("versions") or []]
+    return bool(ref.group == spec.get("group") and ref.kind == names.get("kind")) and (
+        ref.api_version.rpartition("/")[2] in versions
+    )
+
+
+def _carried_over(
+    old: Inventory, outcome: dict[ObjectRef, ObjectResult], created: list[str]
+) -> list[InventoryEntry]:
+    """Entries that stay recorded although not applied now: failed/held objects fleet
+    applied before, and namespaces fleet created (old ones still needed, and new ones)."""
+    keep: list[InventoryEntry] = []
+    for entry in old.objects:
+        res = outcome.get(entry.ref)
+        if res is not None and res.action in (Action.FAILED, Action.HELD):
+            keep.append(entry)
+    needed = {ref.namespace for ref in outcome if ref.namespace}
+    old_created = {e.ref.name for e in old.objects if e.created_namespace}
+    for name in sorted((old_created & needed) | set(created)):
+        keep.append(InventoryEntry(ObjectRef("v1", "Namespace", None, name), "", True))
+    return keep
+
+
+def _correct_drift(
+    conn: ClusterConnection,
+    desired: list[Desired],
+    outcome: dict[ObjectRef, ObjectResult],
+    live: dict[ObjectRef, Manifest],
+    options: BundleOptions,
+    force: bool,
+    result: UnitResult,
+) -> None:
+    unchanged = [d for d in desired if outcome.get(d.ref) is not None]
+    unchanged = [d for d in unchanged if outcome[d.ref].action is Action.UNCHANGED]
+    patches = options.diff.compare_patches if options.diff else []
+    result.drift = detect_drift(conn, unchanged, live, patches)
+    by_ref = {d.ref: d for d in unchanged}
+    for item in result.drift:
+        if item.reason == "error":
+            continue
+        fixed = apply_one(conn, by_ref[item.ref], exists=True, force=force)
+        if fixed.action is not Action.FAILED:
+            fixed.action, fixed.message = Action.CORRECTED, str(item)
+            assert fixed.live is not None
+            live[item.ref] = fixed.live
+            log.info("%s: corrected drift of %s", conn.name, item)
+        outcome[item.ref] = fixed
+
+
+def _merge_health(objects: list[ObjectResult], health: dict[ObjectRef, Health]) -> None:
+    for obj in objects:
+        verdict = health.get(obj.ref)
+        if obj.state is BundleState.READY and verdict is not None and not verdict.ready:
+            obj.state, obj.message = BundleState.NOT_READY, f"{obj.ref}: {verdict.message}"
+
+
+def _message(objects: list[ObjectResult], state: BundleState, waited: float) -> str:
+    for obj in objects:
+        if obj.state is state and state is not BundleState.READY:
+            extra = f" (after waiting {waited:.0f}s)" if state is BundleState.NOT_READY else ""
+            return obj.message + extra
+    counts: dict[str, int] = {}
+    for obj in objects:
+        counts[obj.action.value] = counts.get(obj.action.value, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    ready = sum(1 for o in objects if o.action is not Action.PRUNED and o.action is not Action.KEPT)
+    return f"{ready} objects ready" + (f" ({summary})" if summary else "")
+
+
+def check_drift(
+    conn: ClusterConnection,
+    bundle: str,
+    deployment_id: str,
+    manifests: list[Manifest],
+    options: BundleOptions,
+) -> list[DriftItem]:
+    """Read-only drift check of a deployed bundle (the scheduler runs this periodically).
+
+    Server-side dry runs only: nothing is written. Objects changed by hand come back as
+    `modified` (with the JSON pointers that differ), deleted ones as `missing`; the unit's
+    state is then Modified (`drift_state`).
+    """
+    default_ns = options.namespace or options.default_namespace or "default"
+    desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
+    for item in desired:
+        resolve(conn, item)
+    live = live_objects(conn, bundle, desired, full=True)
+    patches = options.diff.compare_patches if options.diff else []
+    return detect_drift(conn, desired, live, patches)
+
+
+def drift_state(items: list[DriftItem]) -> BundleState:
+    """Modified when anything drifted, else Ready (health is judged separately)."""
+    return BundleState.MODIFIED if items else BundleState.READY

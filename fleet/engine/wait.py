@@ -1,0 +1,85 @@
+"""Wait until a bundle's objects are healthy: poll with LIST per kind and namespace, back off.
+
+The first verdict uses objects the engine already holds (apply responses, the LIST done for
+the no-op check), so a bundle of ConfigMaps is judged without a single extra request. Only
+kinds with an unready object are listed again, with a backoff from 0.5 s to 5 s. A timeout
+is a result (NotReady, with the first unready object's reason), not an exception; waiting
+also stops early when every unready object has Failed (it will not recover by itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from fleet.engine.apply import Desired, bundle_selector
+from fleet.engine.health import Health, HealthStatus, assess
+from fleet.engine.kube import ClusterConnection, Manifest, ObjectRef, ResourceType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT_SECONDS = 300
+NOT_FOUND = Health(HealthStatus.IN_PROGRESS, "not found in the cluster")
+
+
+def evaluate(desired: list[Desired], live: dict[ObjectRef, Manifest]) -> dict[ObjectRef, Health]:
+    """Health of each desired object from the live objects at hand (missing -> not ready)."""
+    return {d.ref: assess(live[d.ref]) if d.ref in live else NOT_FOUND for d in desired}
+
+
+def first_unready(health: dict[ObjectRef, Health]) -> tuple[ObjectRef, Health] | None:
+    """The first object (in apply order) that is not ready, for the unit's message."""
+    for ref, verdict in health.items():
+        if not verdict.ready:
+            return ref, verdict
+    return None
+
+
+def wait_healthy(
+    conn: ClusterConnection,
+    bundle: str,
+    desired: list[Desired],
+    live: dict[ObjectRef, Manifest],
+    *,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[ObjectRef, Health]:
+    """Poll until every desired object is healthy, all unready ones failed, or `timeout`.
+
+    `live` is updated in place with what was read. `timeout <= 0` evaluates once.
+    """
+    by_ref = {d.ref: d for d in desired if d.res is not None}
+    health = evaluate(list(by_ref.values()), live)
+    deadline = time.monotonic() + max(timeout, 0)
+    delay = 0.5
+    selector = bundle_selector(bundle)
+    while True:
+        unready = [ref for ref, h in health.items() if not h.ready]
+        if not unready:
+            return health
+        if all(health[ref].status is HealthStatus.FAILED for ref in unready):
+            log.info("%s: %s: only failed objects left, not waiting", conn.name, bundle)
+            return health
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return health
+        sleep(min(delay, left))
+        delay = min(delay * 1.6, 5.0)
+        groups: dict[tuple[ResourceType, str | None], None] = {}
+        for ref in unready:
+            res = by_ref[ref].res
+            assert res is not None
+            groups[(res, ref.namespace if res.namespaced else None)] = None
+        for res, namespace in groups:
+            seen = {
+                ObjectRef.of(obj): obj
+                for obj in conn.list_objects(res, namespace, label_selector=selector)
+            }
+            for ref in unready:
+                if by_ref[ref].res == res and ref.namespace == (namespace or ref.namespace):
+                    if ref in seen:
+                        live[ref] = seen[ref]
+                    else:
+                        live.pop(ref, None)
+        health.update(evaluate([by_ref[r] for r in unready], live))

@@ -1,0 +1,142 @@
+"""Every hook a fleet plugin can implement, declared once, typed, documented.
+
+A plugin is a module or object with functions decorated `@hookimpl` whose names match the
+specs below (pluggy project "fleet"). Plugins are found through the entry-point group
+`fleet`; the built-ins in `plugins/` are registered the same way, before them, so an
+installed plugin can replace a built-in. pluggy calls implementations last-registered first.
+
+The core never calls these hooks directly: `fleet.plugin.manager.FleetPlugins` has one typed
+method per hook. Hooks marked "declared, not called yet" are a contract for plugins being
+written now; the engine parts that call them land later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fleet.render.pipeline import RendererRegistry, RenderRequest
+    from fleet.spec.bundle_options import BundleOptions
+    from fleet.spec.cluster import ClusterContext
+
+PROJECT = "fleet"
+ENTRY_POINT_GROUP = "fleet"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class ImageRegistry(Protocol):
+    """A container registry a plugin serves (returned by `fleet_resolve_image`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def resolve_digest(self, image: str) -> str:
+        """`repo/name@sha256:...` for `image` (a tag reference); raise FleetError if unknown."""
+        ...
+
+
+@dataclass(frozen=True)
+class HealthVerdict:
+    """One object's health as a health-check plugin sees it."""
+
+    ready: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FleetEvent:
+    """Something that happened, for notifiers. `kind` e.g. "rollout.halted", "sync.failed"."""
+
+    kind: str
+    message: str
+    bundle: str | None = None
+    cluster: str | None = None
+    severity: Literal["info", "warning", "error"] = "info"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@hookspec
+def fleet_register_renderers(registry: RendererRegistry) -> None:
+    """Register renderers: call `registry.add(renderer)` once per renderer this plugin offers.
+
+    Called once when the plugin manager is loaded (and again after plugins are registered or
+    unregistered at run time), for each plugin in registration order: built-ins, then
+    installed plugins, then plugins registered at run time. `renderer` implements
+    `fleet.render.pipeline.Renderer` (`name`, `version`, `render(request)`).
+
+    A plugin that adds a name a built-in already registered replaces the built-in. Adding a
+    name another installed plugin registered is an error at start-up unless the call is
+    `registry.add(renderer, override=True)`. The return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def fleet_detect_renderer(bundle_dir: Path, options: BundleOptions) -> str | None:
+    """Which renderer handles a bundle whose fleet.yaml names none? First non-None answer wins.
+
+    Called once per render when `options.renderer` is unset. `bundle_dir` is the absolute
+    bundle directory; `options` the bundle options merged for the cluster. Return a renderer
+    name, or None to let the next plugin decide. Built-ins: `helm` when `helm.chart` is set
+    or Chart.yaml exists; `kustomize` when `kustomize.dir` is set or a kustomization file
+    exists; `yaml` otherwise (registered `trylast`). Detection must only look, never write.
+    """
+
+
+@hookspec
+def fleet_transform_manifests(manifests: list[dict[str, Any]], request: RenderRequest) -> None:
+    """Change rendered manifests for one cluster before they are applied (broadcast).
+
+    Called after every render, for every implementation, with the manifests of one bundle
+    for one cluster after `namespace`/`defaultNamespace` were applied. Modify `manifests` in
+    place: edit objects, append or remove them (ownership labels, pull secrets, image
+    pinning). The list is this cluster's own copy; the render cache is not affected.
+    `request` says which bundle, options and cluster. The return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def fleet_resolve_image(image: str, cluster: ClusterContext) -> ImageRegistry | None:
+    """Which registry serves this image reference? First non-None answer wins.
+
+    Declared, not called yet (image digest pinning calls it per image in the manifests).
+    `image` is a reference as written in a manifest (`quay.io/org/app:1.2`); `cluster` is
+    the target. Return an `ImageRegistry` that can resolve it, or None if this plugin does
+    not serve that registry.
+    """
+
+
+@hookspec(firstresult=True)
+def fleet_health_check(obj: dict[str, Any]) -> HealthVerdict | None:
+    """Is this object healthy? For custom kinds the built-in kstatus rules do not know.
+
+    Declared, not called yet (the health waiter calls it per applied object, before its own
+    rules). `obj` is the live object read from the cluster (with `status`). Return a
+    `HealthVerdict`, or None when this plugin does not know the kind.
+    """
+
+
+@hookspec
+def fleet_notify(event: FleetEvent) -> None:
+    """Send an event out (Slack, webhooks, ...). Broadcast: every notifier gets every event.
+
+    Declared, not called yet (the scheduler calls it on rollout and sync events). Must not
+    raise for delivery failures; log them instead. The return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def fleet_cluster_credentials(cluster: str, credential: str) -> dict[str, Any] | None:
+    """Who provides credentials for this named credential? First non-None answer wins.
+
+    Declared, not called yet (workers call it before connecting to a cluster). `cluster` is
+    the cluster's name in the fleet definition, `credential` the credential name it refers
+    to. Return a kubeconfig as a mapping (parsed YAML, kept in memory), or None when this
+    plugin does not know the credential. Secrets never live in Git: plugins read them from
+    the worker's environment or a secret store.
+    """

@@ -1,0 +1,434 @@
+"""Embedded sync: one full pass over a fleet in this process, no Redis (`fleet sync`).
+
+The steps, each a separate module handing data to the next (Flux's split):
+
+1. source -> a checkout and a commit sha (`resolve_source`: a local directory as it is, or
+   a URL / `--branch` through `fleet.source.git.GitSource`'s cached mirror);
+2. `fleet.desired.load_desired`: load, validate, target and render *every* unit. Any
+   problem raises one FleetError (file:line each) before a cluster is contacted, so a
+   broken commit is applied nowhere and the clusters keep their last good revision;
+3. connect to each cluster (`fleet.runtime.clusters`: credentials from the environment, retries
+   with backoff, an unreachable cluster is reported and the others go on) and read what
+   each runs (one metadata LIST of the inventories per cluster);
+4. loop: `fleet.rollout.planner.plan` -> sync the units it allows (clusters concurrently in a small
+   thread pool, one connection and one thread per cluster, a cluster's units in dependsOn
+   order) -> update the actual state from the results -> plan again, until nothing more
+   can be dispatched. Each unit is synced at most once per run (a failed unit is retried
+   by the next run, a level-triggered scheduler's tick); an unreachable cluster is retried
+   within the call with backoff;
+5. remove bundles this fleet deployed that Git no longer wants there.
+
+`dry_run` does step 4 once without the rollout order (everything that would change, as
+server-side dry runs and a diff per object; Secret data redacted) and writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from fleet.desired import DesiredState, UnitKey, load_desired
+from fleet.engine.apply import Action, ObjectResult
+from fleet.engine.inventory import InventoryUnreadable
+from fleet.engine.kube import ClusterUnreachable
+from fleet.engine.prune import remove_bundle
+from fleet.engine.unit import UnitResult, sync_unit
+from fleet.errors import FleetError
+from fleet.plugin.manager import FleetPlugins
+from fleet.rollout.planner import ActualUnit, Dispatch, Plan, Removal, dependency_order, plan
+from fleet.rollout.planner import dispatch_reason as _reason
+from fleet.runtime.clusters import ClusterLink, DeployedBundle, read_deployed, stamp_owner
+from fleet.source.local import resolve_source
+from fleet.states import BundleState
+from fleet.status.model import FleetStatus, UnitStatus
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass
+class Removed:
+    """What removing one bundle from one cluster did."""
+
+    state: BundleState
+    message: str
+    objects: list[ObjectResult] = field(default_factory=list)
+    commit: str = ""
+
+
+@dataclass
+class SyncReport:
+    """The outcome of one `sync_fleet` pass; `ok` is the exit-code rule."""
+
+    status: FleetStatus
+    source: str
+    dry_run: bool
+    results: dict[UnitKey, UnitResult] = field(default_factory=dict)
+    removed: dict[UnitKey, Removed] = field(default_factory=dict)
+    waiting: dict[UnitKey, str] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    writes: int = 0
+    seconds: float = 0.0
+    renders: int = 0
+    units: int = 0
+
+    @property
+    def commit(self) -> str:
+        return self.status.commit
+
+    @property
+    def ok(self) -> bool:
+        """Every unit Ready at its desired id (a dry run: no error anywhere)."""
+        if self.dry_run:
+            return not self.unreachable and all(
+                r.state is not BundleState.ERR_APPLIED for r in self.results.values()
+            )
+        return self.status.ready
+
+    @property
+    def changed(self) -> bool:
+        """Something was (or, dry run, would be) written or removed."""
+        if self.dry_run:
+            return bool(self.removed) or any(
+                r.diff or r.state is BundleState.OUT_OF_SYNC for r in self.results.values()
+            )
+        return self.writes > 0
+
+
+def sync_fleet(
+    source: str | Path,
+    *,
+    branch: str | None = None,
+    dry_run: bool = False,
+    wait: bool = True,
+    clusters: Collection[str] = (),
+    progress: Progress | None = None,
+    env: Mapping[str, str] | None = None,
+    plugins: FleetPlugins | None = None,
+    retries: int = 3,
+    backoff: float = 1.0,
+    concurrency: int = 4,
+) -> SyncReport:
+    """One full pass: make every cluster run what the source's commit says (see module doc).
+
+    Raises FleetError (nothing applied) when the source, definition, a bundle or a render
+    is broken, or no cluster has a credential. Cluster problems are in the report.
+    """
+    started = time.monotonic()
+    say = progress or (lambda line: None)
+    checkout = resolve_source(source, branch)
+    say(f"source {checkout.source} at {checkout.commit[:12]}")
+    desired = load_desired(
+        checkout.path, checkout.commit, plugins or FleetPlugins.load(), clusters=clusters
+    )
+    say(
+        f"{len(desired.units)} units on {len(desired.clusters)} clusters, "
+        f"{desired.renders} renders ({desired.cache_hits} from cache)"
+    )
+    run = SyncRun(desired, say, retries=retries, backoff=backoff, concurrency=concurrency)
+    try:
+        run.connect(os.environ if env is None else env)
+        run.read_actual()
+        final = run.dry_run() if dry_run else run.converge(wait=wait)
+        report = run.report(final, dry_run=dry_run)
+    finally:
+        run.close()
+    report.source, report.seconds = checkout.source, time.monotonic() - started
+    return report
+
+
+class SyncRun:
+    """The state of one pass: links, what the clusters run, what this pass did."""
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        say: Progress,
+        *,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+    ) -> None:
+        self.desired = desired
+        self.say = say
+        self.concurrency = max(1, concurrency)
+        specs = {c.name: c for c in desired.repo.definition.clusters}
+        self.links = {
+            name: ClusterLink(specs[name], retries=retries, backoff=backoff, log=say)
+            for name in desired.clusters
+        }
+        self.units = {(u.bundle, u.cluster): u for u in desired.units}
+        self.actual: dict[UnitKey, ActualUnit] = {}
+        self.stamps: dict[UnitKey, DeployedBundle | None] = {}
+        self.results: dict[UnitKey, UnitResult] = {}
+        self.removed: dict[UnitKey, Removed] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ clusters
+
+    def connect(self, env: Mapping[str, str]) -> None:
+        failures = []
+        for link in self.links.values():
+            try:
+                link.connect(env)
+            except FleetError as err:
+                link.down = str(err)
+                failures.append(err)
+        if failures and len(failures) == len(self.links):
+            raise FleetError(problems=[p for err in failures for p in err.problems])
+
+    def read_actual(self) -> None:
+        """What every reachable cluster runs; only bundles of this fleet or desired ones."""
+        keep = {b.name: b.options.keep_resources for b in self.desired.repo.bundles}
+        found = self._each_cluster(lambda link: link.call("read inventories", read_deployed))
+        for cluster, deployed in found.items():
+            for bundle, rec in (deployed or {}).items():
+                key = (bundle, cluster)
+                if key not in self.units and rec.fleet != self.desired.fleet_name:
+                    continue  # another fleet's (or no fleet's) bundle: not ours to remove
+                self.stamps[key] = rec
+                self.actual[key] = ActualUnit(
+                    rec.deployment_id,
+                    rec.state,
+                    rec.commit,
+                    keep_resources=keep.get(bundle, rec.keep_resources),
+                )
+        for link in self.links.values():
+            if link.down is not None:
+                self.say(f"{link.name}: unreachable: {link.down}")
+
+    def _each_cluster(self, fn: Callable[[ClusterLink], T]) -> dict[str, T | None]:
+        """`fn(link)` for every reachable cluster, concurrently; None where unreachable."""
+
+        def guarded(link: ClusterLink) -> T | None:
+            try:
+                return fn(link)
+            except ClusterUnreachable:
+                return None
+
+        live = [link for link in self.links.values() if link.down is None]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            values = list(pool.map(guarded, live))
+        return {link.name: value for link, value in zip(live, values, strict=True)}
+
+    def close(self) -> None:
+        for link in self.links.values():
+            link.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    def plan(self) -> Plan:
+        rollout = self.desired.repo.definition.rollout
+        return plan(self.desired.units, self.actual, rollout, now=time.time(), drift_check=True)
+
+    def converge(self, *, wait: bool) -> Plan:
+        """Plan, dispatch, update, plan again until nothing more can be dispatched."""
+        attempted: set[UnitKey] = set()
+        while True:
+            current = self.plan()
+            todo = [d for d in current.dispatch if self._may_go(d.unit.bundle, d.unit.cluster)]
+            if wait:  # applied but not healthy yet (a previous run timed out): wait again
+                todo += [
+                    Dispatch(p.unit, f"wait for health ({p.state.value})", p.wave)
+                    for p in current.progressing
+                    if self._may_go(p.unit.bundle, p.unit.cluster)
+                ]
+            todo = [d for d in todo if (d.unit.bundle, d.unit.cluster) not in attempted]
+            gone = [r for r in current.removals if (r.bundle, r.cluster) not in self.removed]
+            gone = [r for r in gone if self.links[r.cluster].down is None]
+            if not todo and not gone:
+                return current
+            attempted.update((d.unit.bundle, d.unit.cluster) for d in todo)
+            self._batch(todo, gone, dry_run=False, wait=wait)
+
+    def dry_run(self) -> Plan:
+        """Everything that would change, ignoring the rollout order; writes nothing."""
+        current = self.plan()
+        todo = []
+        for unit in self.desired.units:
+            key = (unit.bundle, unit.cluster)
+            reason = _reason(unit, self.actual.get(key), drift_check=True)
+            if reason is not None and not unit.options.paused and self._may_go(*key):
+                todo.append(Dispatch(unit, reason, current.waves.get(unit.cluster, "")))
+        gone = [r for r in current.removals if self.links[r.cluster].down is None]
+        self._batch(todo, gone, dry_run=True, wait=False)
+        return current
+
+    def _may_go(self, bundle: str, cluster: str) -> bool:
+        return self.links[cluster].down is None
+
+    def _batch(
+        self, todo: list[Dispatch], gone: list[Removal], *, dry_run: bool, wait: bool
+    ) -> None:
+        per_cluster: dict[str, tuple[list[Removal], list[Dispatch]]] = {}
+        for removal in gone:
+            per_cluster.setdefault(removal.cluster, ([], []))[0].append(removal)
+        for item in todo:
+            per_cluster.setdefault(item.unit.cluster, ([], []))[1].append(item)
+
+        def work(cluster: str) -> None:
+            removals, dispatches = per_cluster[cluster]
+            link = self.links[cluster]
+            for removal in removals:
+                self._remove(link, removal, dry_run)
+            by_bundle = {d.unit.bundle: d for d in dispatches}
+            for unit in dependency_order([d.unit for d in dispatches]):
+                self._sync(link, by_bundle[unit.bundle], dry_run, wait)
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for future in [pool.submit(work, cluster) for cluster in per_cluster]:
+                future.result()
+
+    def _sync(self, link: ClusterLink, item: Dispatch, dry_run: bool, wait: bool) -> None:
+        unit, commit = item.unit, self.desired.commit
+        key = (unit.bundle, unit.cluster)
+        record = self.actual.get(key)
+        if record is not None and record.deployment_id == unit.deployment_id and record.commit:
+            commit = record.commit  # same desired state: no new revision for a drift check
+        manifests = self.desired.manifests[key]
+        if not dry_run:
+            self.say(
+                f"{unit.cluster}/{unit.bundle}: syncing {unit.short_id} ({item.reason}; "
+                f"wave {item.wave})"
+            )
+        try:
+            result = link.call(
+                f"sync {unit.bundle}",
+                lambda conn: sync_unit(
+                    conn,
+                    unit.bundle,
+                    unit.deployment_id,
+                    commit,
+                    manifests,
+                    unit.options,
+                    dry_run=dry_run,
+                    wait=wait,
+                ),
+            )
+        except ClusterUnreachable as err:
+            result = UnitResult(
+                unit.bundle,
+                unit.cluster,
+                unit.deployment_id,
+                commit,
+                BundleState.ERR_APPLIED,
+                f"cluster unreachable: {err}",
+            )
+        if not dry_run and link.down is None:
+            self._stamp(link, unit.bundle, unit.cluster, unit.options.keep_resources)
+        with self._lock:
+            self.results[key] = result
+            if not dry_run and link.down is None:
+                self.actual[key] = ActualUnit(
+                    unit.deployment_id,
+                    result.state,
+                    commit,
+                    result.message,
+                    unit.options.keep_resources,
+                )
+        what = "would change" if dry_run and result.diff else result.message
+        self.say(
+            f"{unit.cluster}/{unit.bundle}: {result.state.value}: {what} "
+            f"[{result.writes} writes, {result.seconds:.1f}s]"
+        )
+
+    def _stamp(self, link: ClusterLink, bundle: str, cluster: str, keep: bool) -> None:
+        rec = self.stamps.get((bundle, cluster))
+        if rec is not None and rec.fleet == self.desired.fleet_name and rec.keep_resources == keep:
+            return
+        try:
+            name = self.desired.fleet_name
+            if link.call("stamp", lambda conn: stamp_owner(conn, bundle, name, keep)):
+                self.stamps[(bundle, cluster)] = DeployedBundle(
+                    bundle, "", "", BundleState.READY, name, keep
+                )
+        except ClusterUnreachable:
+            pass
+
+    def _remove(self, link: ClusterLink, removal: Removal, dry_run: bool) -> None:
+        key = (removal.bundle, removal.cluster)
+        record = self.actual.get(key)
+        try:
+            objects = link.call(
+                f"remove {removal.bundle}",
+                lambda conn: remove_bundle(
+                    conn, removal.bundle, keep_resources=removal.keep_resources, dry_run=dry_run
+                ),
+            )
+        except (ClusterUnreachable, InventoryUnreadable) as err:
+            outcome = Removed(BundleState.ERR_APPLIED, f"not removed: {err}")
+        else:
+            deleted = sum(1 for o in objects if o.action is Action.PRUNED)
+            kept = sum(1 for o in objects if o.action is Action.KEPT)
+            failed = [o for o in objects if o.action is Action.FAILED]
+            verb = "would delete" if dry_run else "deleted"
+            message = f"left Git: {verb} {deleted} objects" + (f", kept {kept}" if kept else "")
+            if failed:
+                outcome = Removed(BundleState.ERR_APPLIED, failed[0].message, objects)
+            elif dry_run:
+                outcome = Removed(BundleState.OUT_OF_SYNC, message, objects)
+            else:
+                outcome = Removed(BundleState.READY, message, objects)
+        outcome.commit = record.commit if record is not None else ""
+        with self._lock:
+            self.removed[key] = outcome
+            if outcome.state is BundleState.READY:
+                self.actual.pop(key, None)
+        self.say(f"{removal.cluster}/{removal.bundle}: {outcome.message}")
+
+    # ------------------------------------------------------------------ the report
+
+    def report(self, final: Plan, *, dry_run: bool) -> SyncReport:
+        status = FleetStatus(self.desired.fleet_name, self.desired.commit)
+        waiting = {(w.unit.bundle, w.unit.cluster): w.reason for w in final.waiting}
+        for unit in self.desired.units:
+            key = (unit.bundle, unit.cluster)
+            row = self._row(key, waiting.get(key), dry_run)
+            row.wave = final.waves.get(unit.cluster, "")
+            status.units.append(row)
+        for (bundle, cluster), removed in self.removed.items():
+            status.removed.append(
+                UnitStatus(cluster, bundle, removed.state, "", removed.commit, removed.message)
+            )
+        return SyncReport(
+            status,
+            "",
+            dry_run,
+            dict(self.results),
+            dict(self.removed),
+            waiting,
+            {n: link.down for n, link in self.links.items() if link.down is not None},
+            writes=sum(link.writes for link in self.links.values()),
+            renders=self.desired.renders,
+            units=len(self.desired.units),
+        )
+
+    def _row(self, key: UnitKey, waiting: str | None, dry_run: bool) -> UnitStatus:
+        unit, link = self.units[key], self.links[key[1]]
+        record, result = self.actual.get(key), self.results.get(key)
+        ran = record.commit if record is not None else ""
+        row = UnitStatus(unit.cluster, unit.bundle, BundleState.PENDING, unit.deployment_id, ran)
+        if result is not None:
+            row.state, row.message, row.writes = result.state, result.message, result.writes
+            if dry_run and result.diff:
+                row.message = f"would change: {len(result.diff.splitlines())} diff lines"
+            if not dry_run and result.state is not BundleState.ERR_APPLIED:
+                row.commit = result.commit
+        elif link.down is not None:
+            row.state, row.message = BundleState.ERR_APPLIED, f"cluster unreachable: {link.down}"
+        elif waiting is not None:
+            row.message = waiting
+        elif record is None:
+            row.state, row.message = BundleState.OUT_OF_SYNC, "not deployed"
+        elif record.deployment_id != unit.deployment_id:
+            row.state, row.message = BundleState.OUT_OF_SYNC, f"runs {record.deployment_id[:12]}"
+        else:
+            row.state = record.state
+            row.message = "in sync" if record.state is BundleState.READY else record.message
+        return row

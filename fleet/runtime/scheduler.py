@@ -1,0 +1,260 @@
+"""The distributed scheduler: one level-triggered tick, repeated by `fleet serve`.
+
+Each tick (DESIGN.md item 11):
+
+1. poll the Git source when due or woken by a push webhook (`fleet.source.poll`); a new commit
+   goes through `fleet.desired.load_desired`: a broken commit is reported (file:line) and
+   NOT applied, the last good revision stays in force;
+2. make sure the state cache knows every cluster: a missing epoch marker means Redis lost
+   its data, a missing `known` marker means a cluster's inventories were not read since,
+   and `refresh_interval` re-reads them anyway; each read is a `fleet.refresh_cluster`
+   task on the cluster's region queue, because only the region's workers hold credentials
+   (the scheduler never needs them);
+3. plan with the cached "actual" (`fleet.rollout.planner.plan`), then send the dispatch list as
+   `fleet.apply_unit` tasks and the removals as `fleet.remove_unit`. A unit of a cluster
+   whose view is still unknown waits (its earlier-wave peers keep later waves waiting too);
+4. units at their desired id that stay NotReady are re-dispatched every `health_recheck`
+   seconds (the apply is a no-op that waits for health again), and every in-sync unit gets
+   a read-only `fleet.check_drift` task every `drift_interval` seconds.
+
+Nothing is enqueued twice: each (kind, bundle, cluster, deployment id) is claimed in Redis
+with a TTL (`StateCache.claim`) and released by the worker when done. Everything here is
+recomputed from Git and Redis each tick, so a restarted `fleet serve` just carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from fleet.desired import DesiredState, load_desired
+from fleet.errors import FleetError
+from fleet.plugin.manager import FleetPlugins
+from fleet.rollout.planner import Plan, plan
+from fleet.runtime.state_cache import CachedUnit, StateCache
+from fleet.runtime.tasks import (
+    APPLY_TASK,
+    DRIFT_TASK,
+    REFRESH_TASK,
+    REMOVE_TASK,
+    Dispatcher,
+    TaskArgs,
+    apply_queue,
+)
+from fleet.source.git import GitSource, Revision
+from fleet.source.poll import Poller
+from fleet.source.webhooks import PushEvent
+from fleet.spec.definition import parse_duration
+
+log = logging.getLogger(__name__)
+
+UnitKey = tuple[str, str]
+
+
+@dataclass
+class SchedulerConfig:
+    """Intervals in seconds; `poll_interval` None = the definition's `source.pollInterval`."""
+
+    poll_interval: float | None = None
+    refresh_interval: float = 300.0
+    refresh_retry: float = 15.0
+    drift_interval: float = 300.0
+    health_recheck: float = 60.0
+    task_ttl: float = 1900.0  # > the workers' visibility timeout: a claim outlives its message
+
+
+@dataclass
+class TickStats:
+    """What the last tick saw and did (for /metrics and the logs)."""
+
+    seconds: float = 0.0
+    dispatched: dict[str, int] = field(default_factory=dict)
+    unknown_clusters: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """Git -> desired -> plan against the Redis cache -> tasks by name."""
+
+    def __init__(
+        self,
+        source: GitSource,
+        client: redis.Redis[str],
+        dispatcher: Dispatcher,
+        *,
+        plugins: FleetPlugins | None = None,
+        config: SchedulerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.redis = client
+        self.dispatcher = dispatcher
+        self.plugins = plugins or FleetPlugins.load()
+        self.config = config or SchedulerConfig()
+        self.clock = clock
+        self.poller = Poller(source, self.config.poll_interval or 60.0, self._on_new_revision)
+        self.desired: DesiredState | None = None
+        self.revision: Revision | None = None  # the revision in force (last good one)
+        self.commit_error: dict[str, object] | None = None
+        self.plan: Plan | None = None
+        self.cached: dict[UnitKey, CachedUnit] = {}
+        self.known: dict[str, dict[str, object]] = {}
+        self.stats = TickStats()
+        self.totals: dict[str, int] = {}
+        self.ticks = 0
+        self.redis_lost = 0
+        self.wake = threading.Event()
+        self._desired_written: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------ source
+
+    def on_push(self, event: PushEvent) -> None:
+        """Webhook: wake the loop for a push to our repository (runs on the HTTP thread)."""
+        if self.poller.wants(event):
+            self.poller.next_poll_at = 0.0
+            self.wake.set()
+
+    def _on_new_revision(self, revision: Revision) -> None:
+        try:
+            desired = load_desired(revision.path, revision.sha, self.plugins)
+        except FleetError as err:
+            kept = self.revision.short_sha if self.revision else "nothing"
+            self.commit_error = {
+                "commit": revision.sha,
+                "problems": [str(p) for p in err.problems],
+            }
+            log.error(
+                "commit %s is not applied (%s); %s stays in force until a fixed commit arrives",
+                revision.short_sha,
+                "; ".join(str(p) for p in err.problems[:3]),
+                kept,
+            )
+            return
+        self.desired, self.revision, self.commit_error = desired, revision, None
+        if self.config.poll_interval is None:
+            self.poller.interval = float(_poll_seconds(desired))
+        log.info(
+            "commit %s in force: %d units on %d clusters; dispatching what differs",
+            revision.short_sha,
+            len(desired.units),
+            len(desired.clusters),
+        )
+
+    # -------------------------------------------------------------------- tick
+
+    def tick(self) -> TickStats:
+        """One pass; see the module docstring. Redis and broker errors propagate."""
+        started = self.clock()
+        self.wake.clear()
+        if self.poller.due:
+            self.poller.poll_once()
+        stats = TickStats()
+        desired, revision = self.desired, self.revision
+        if desired is None or revision is None:
+            self.stats = stats
+            return stats
+        cache = StateCache(self.redis, desired.fleet_name)
+        if cache.ensure_epoch():
+            if self.ticks:
+                self.redis_lost += 1
+                log.warning(
+                    "Redis lost its data; re-reading the inventories of %d clusters",
+                    len(desired.clusters),
+                )
+            self._desired_written = None
+        if self._desired_written != (revision.sha, self.redis_lost):
+            cache.set_desired({(u.bundle, u.cluster): u.deployment_id for u in desired.units})
+            self._desired_written = (revision.sha, self.redis_lost)
+
+        now = self.clock()
+        regions = {c.name: c.effective_region for c in desired.repo.definition.clusters}
+        self.known = cache.known(desired.clusters)
+        for cluster in desired.clusters:
+            seen = self.known.get(cluster)
+            if seen is None:
+                stats.unknown_clusters.append(cluster)
+            age = now - float(str(seen["at"])) if seen is not None else 0.0
+            stale = seen is None or age > self.config.refresh_interval
+            retry = seen is not None and seen.get("error") and age > self.config.refresh_retry
+            if stale or retry:
+                self._send(cache, stats, REFRESH_TASK, "refresh", "*", cluster, "", regions)
+
+        self.cached = cache.actual(desired.clusters)
+        actual = {key: rec.to_actual() for key, rec in self.cached.items()}
+        current = plan(desired.units, actual, desired.repo.definition.rollout, now=now)
+        self.plan = current
+        ready = {c for c, seen in self.known.items()}
+        for item in current.dispatch:
+            unit = item.unit
+            if unit.cluster in ready:
+                self._send(cache, stats, APPLY_TASK, "apply", unit.bundle, unit.cluster,
+                           unit.deployment_id, regions)  # fmt: skip
+        for prog in current.progressing:
+            rec = self.cached.get((prog.unit.bundle, prog.unit.cluster))
+            if rec is not None and now - rec.updated_at > self.config.health_recheck:
+                self._send(cache, stats, APPLY_TASK, "apply", prog.unit.bundle,
+                           prog.unit.cluster, prog.unit.deployment_id, regions)  # fmt: skip
+        for removal in current.removals:
+            seen = self.known.get(removal.cluster)
+            if seen is not None and not seen.get("error"):
+                self._send(cache, stats, REMOVE_TASK, "remove", removal.bundle, removal.cluster,
+                           "", regions, keep_resources=removal.keep_resources)  # fmt: skip
+        checked = cache.drift_checked()
+        for unit in current.in_sync:
+            last = checked.get(f"{unit.bundle}/{unit.cluster}", 0.0)
+            if now - last > self.config.drift_interval:
+                self._send(cache, stats, DRIFT_TASK, "drift", unit.bundle, unit.cluster,
+                           unit.deployment_id, regions)  # fmt: skip
+        self.ticks += 1
+        stats.seconds = self.clock() - started
+        self.stats = stats
+        return stats
+
+    def _send(
+        self,
+        cache: StateCache,
+        stats: TickStats,
+        task: str,
+        kind: str,
+        bundle: str,
+        cluster: str,
+        deployment_id: str,
+        regions: dict[str, str | None],
+        *,
+        keep_resources: bool | None = None,
+    ) -> None:
+        if not cache.claim(kind, bundle, cluster, deployment_id, self.config.task_ttl):
+            return  # queued or in flight already
+        assert self.revision is not None
+        kwargs: dict[str, str | bool] = {
+            "fleet": cache.ns,
+            "repo_url": self.source.url,
+            "commit": self.revision.sha,
+            "bundle": bundle,
+            "cluster": cluster,
+            "deployment_id": deployment_id,
+        }
+        if keep_resources is not None:
+            kwargs["keep_resources"] = keep_resources
+        if kind == "refresh":
+            kwargs = {
+                k: v for k, v in kwargs.items() if k in ("fleet", "repo_url", "commit", "cluster")
+            }
+        args: TaskArgs = kwargs
+        try:
+            self.dispatcher.send(task, args, apply_queue(regions.get(cluster)))
+        except Exception:
+            cache.release(kind, bundle, cluster, deployment_id)
+            raise
+        log.debug("sent %s %s/%s %s", task, cluster, bundle, deployment_id[:12])
+        stats.dispatched[task] = stats.dispatched.get(task, 0) + 1
+        self.totals[task] = self.totals.get(task, 0) + 1
+
+
+def _poll_seconds(desired: DesiredState) -> int:
+    source = desired.repo.definition.source
+    return parse_duration(source.poll_interval) if source is not None else 60

@@ -1,0 +1,172 @@
+"""`fleet serve`: the scheduler loop and one HTTP port for webhooks, metrics and status.
+
+One process, two threads: the scheduler loop (a tick every `tick_interval` seconds, or at
+once when a push webhook for our repository arrives) and a stdlib `ThreadingHTTPServer`:
+
+    POST /            (any path) GitHub/GitLab push webhook, HMAC-verified (fleet.source.webhooks)
+    GET  /metrics     Prometheus text exposition (fleet.runtime.serve_view)
+    GET  /status      the FleetStatus JSON `fleet status -o json` prints, plus the source
+    GET  /healthz     200 "ok" while the loop runs
+
+Without `FLEET_WEBHOOK_SECRET` the webhook answers 404 and polling alone drives the loop
+(the receiver never accepts unsigned requests). A tick that fails because Redis or the
+broker is down is logged with what happens next and retried; nothing is lost, because the
+next tick recomputes everything from Git and the clusters' inventories.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import redis
+
+from fleet.errors import FleetError
+from fleet.runtime.http import make_webhook_handler
+from fleet.runtime.scheduler import Scheduler, SchedulerConfig
+from fleet.runtime.serve_view import CONTENT_TYPE_METRICS, metrics_text, status_json
+from fleet.runtime.state_cache import connect_redis
+from fleet.runtime.tasks import CeleryDispatcher, Dispatcher
+from fleet.source.git import GitSource
+from fleet.source.webhooks import SECRET_ENV
+
+log = logging.getLogger(__name__)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `:PORT`) -> (host, port); a user error otherwise."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise FleetError(f"--listen must be HOST:PORT, not {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def make_handler(scheduler: Scheduler, secret: str | None) -> type[BaseHTTPRequestHandler]:
+    """The request handler: webhook POSTs (when a secret is set) and the read-only GETs."""
+    base: type[BaseHTTPRequestHandler] = (
+        make_webhook_handler(secret, scheduler.on_push) if secret else BaseHTTPRequestHandler
+    )
+
+    class ServeHandler(base):  # type: ignore[valid-type,misc]
+        server_version = "fleet-serve"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, metrics_text(scheduler), CONTENT_TYPE_METRICS)
+            elif path == "/status":
+                self._send(200, status_json(scheduler), "application/json")
+            elif path == "/healthz":
+                self._send(200, "ok\n", "text/plain")
+            else:
+                self._send(
+                    404, "not found: try /status, /metrics or POST a webhook\n", "text/plain"
+                )
+
+        if not secret:
+
+            def do_POST(self) -> None:
+                self._send(404, f"webhooks are off ({SECRET_ENV} not set)\n", "text/plain")
+
+        def _send(self, status: int, body: str, content_type: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s " + format, self.client_address[0], *args)
+
+    return ServeHandler
+
+
+@dataclass
+class Server:
+    """A running `fleet serve`: `stop()` ends the loop and the HTTP server."""
+
+    scheduler: Scheduler
+    http: ThreadingHTTPServer
+    stopping: threading.Event
+    threads: list[threading.Thread]
+
+    @property
+    def port(self) -> int:
+        return int(self.http.server_address[1])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.scheduler.wake.set()
+        self.http.shutdown()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self.http.server_close()
+
+
+def run_loop(scheduler: Scheduler, stopping: threading.Event, tick_interval: float) -> None:
+    """Tick until stopped; a Redis or broker outage is logged and retried, never fatal."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            scheduler.tick()
+            if failures:
+                log.info("scheduler tick works again after %d failures", failures)
+            failures = 0
+        except (redis.RedisError, OSError) as err:
+            failures += 1
+            log.warning("scheduler tick failed (%s); will retry in %.0fs", err, tick_interval)
+        except Exception as err:  # a bug in one tick must not stop the fleet
+            failures += 1
+            log.exception("scheduler tick failed (%s); will retry in %.0fs", err, tick_interval)
+        scheduler.wake.wait(tick_interval)
+
+
+def start_server(
+    repo_url: str,
+    *,
+    branch: str = "HEAD",
+    listen: str = "127.0.0.1:8080",
+    redis_url: str,
+    env: Mapping[str, str],
+    dispatcher: Dispatcher | None = None,
+    config: SchedulerConfig | None = None,
+    tick_interval: float = 2.0,
+) -> Server:
+    """Bind the port, build the scheduler and start both threads."""
+    host, port = parse_listen(listen)
+    secret = env.get(SECRET_ENV, "").strip() or None
+    client = connect_redis(redis_url)
+    scheduler = Scheduler(
+        GitSource(repo_url, branch),
+        client,
+        dispatcher or CeleryDispatcher(redis_url),
+        config=config,
+    )
+    http = ThreadingHTTPServer((host, port), make_handler(scheduler, secret))
+    http.daemon_threads = True
+    stopping = threading.Event()
+    threads = [
+        threading.Thread(target=http.serve_forever, name="fleet-http", daemon=True),
+        threading.Thread(
+            target=run_loop,
+            args=(scheduler, stopping, tick_interval),
+            name="fleet-scheduler",
+            daemon=True,
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    where = f"http://{host}:{http.server_address[1]}"
+    hooks = "webhooks on POST /" if secret else f"webhooks off ({SECRET_ENV} not set), polling only"
+    log.info(
+        "fleet serve on %s (/status, /metrics; %s); scheduling %s",
+        where,
+        hooks,
+        scheduler.source.display_url,
+    )
+    return Server(scheduler, http, stopping, threads)

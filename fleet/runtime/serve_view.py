@@ -1,0 +1,186 @@
+"""What `fleet serve` shows: the status model (`/status`) and Prometheus metrics (`/metrics`).
+
+`/status` is the same `fleet.status.model.FleetStatus` that `fleet status -o json` prints (rows of
+cluster x bundle with Rancher Fleet's states and the roll-ups), built from the scheduler's
+last tick (desired units, the Redis cache, the plan) instead of from the clusters, plus a
+`source` section: the revision in force, the last Git error and a broken commit's problems.
+
+`/metrics` is the Prometheus text exposition format (version 0.0.4), written by hand so
+serve needs no extra dependency; every family has HELP and TYPE lines.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fleet.runtime.scheduler import Scheduler
+from fleet.states import BundleState
+from fleet.status.model import FleetStatus, UnitStatus
+
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def fleet_status(scheduler: Scheduler) -> FleetStatus:
+    """Rows for every desired unit and every removal due, from the last tick."""
+    desired, current = scheduler.desired, scheduler.plan
+    if desired is None:
+        return FleetStatus("", "")
+    status = FleetStatus(desired.fleet_name, desired.commit)
+    waiting = (
+        {(w.unit.bundle, w.unit.cluster): w.reason for w in current.waiting} if current else {}
+    )
+    waves = current.waves if current else {}
+    for unit in desired.units:
+        key = (unit.bundle, unit.cluster)
+        rec = scheduler.cached.get(key)
+        row = UnitStatus(unit.cluster, unit.bundle, BundleState.PENDING, unit.deployment_id, "")
+        row.wave = waves.get(unit.cluster, "")
+        seen = scheduler.known.get(unit.cluster)
+        if rec is not None:
+            row.commit = rec.commit
+        if rec is not None and rec.deployment_id == unit.deployment_id:
+            row.state, row.message = _state(rec.state), rec.message or "in sync"
+        elif rec is not None and rec.state == BundleState.ERR_APPLIED.value:
+            row.state, row.message = BundleState.ERR_APPLIED, rec.message
+        elif seen is None:
+            row.message = "waiting for the cluster's inventories to be read"
+        elif seen.get("error") and rec is None:
+            row.state, row.message = BundleState.ERR_APPLIED, str(seen["error"])
+        elif key in waiting:
+            row.message = waiting[key]
+        elif rec is None:
+            row.state, row.message = BundleState.OUT_OF_SYNC, "not deployed; dispatched"
+        else:
+            row.state = BundleState.OUT_OF_SYNC
+            row.message = f"runs {rec.deployment_id[:12]}; dispatched"
+        status.units.append(row)
+    if current is not None:
+        for removal in current.removals:
+            rec = scheduler.cached.get((removal.bundle, removal.cluster))
+            status.removed.append(
+                UnitStatus(
+                    removal.cluster,
+                    removal.bundle,
+                    BundleState.OUT_OF_SYNC,
+                    "",
+                    rec.commit if rec else "",
+                    rec.message if rec and rec.message else "left Git; removal dispatched",
+                )
+            )
+    return status
+
+
+def _state(value: str) -> BundleState:
+    try:
+        return BundleState(value)
+    except ValueError:
+        return BundleState.NOT_READY
+
+
+def source_section(scheduler: Scheduler) -> dict[str, Any]:
+    poller, revision = scheduler.poller, scheduler.revision
+    return {
+        "url": scheduler.source.display_url,
+        "ref": scheduler.source.ref,
+        "revision": revision.sha if revision else None,
+        "revisionMessage": revision.message if revision else None,
+        "error": poller.last_error,
+        "failedPolls": poller.failures,
+        "commitError": scheduler.commit_error,
+    }
+
+
+def status_json(scheduler: Scheduler) -> str:
+    status = fleet_status(scheduler)
+    body = {
+        **status.to_json(),
+        "source": source_section(scheduler),
+        "unknownClusters": scheduler.stats.unknown_clusters,
+        "converged": bool(scheduler.plan and scheduler.plan.converged) and status.ready,
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def metrics_text(scheduler: Scheduler) -> str:
+    """The Prometheus exposition of the scheduler's counters and gauges."""
+    status = fleet_status(scheduler)
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{name}{labels} {_number(value)}")
+
+    counts = status.counts()
+    family(
+        "fleet_units",
+        "gauge",
+        "Deployment units by state at the revision in force.",
+        [(f'{{state="{s.value}"}}', counts.get(s, 0)) for s in BundleState],
+    )
+    family(
+        "fleet_tasks_dispatched_total",
+        "counter",
+        "Tasks sent to the workers since start, by task name.",
+        [(f'{{task="{t}"}}', n) for t, n in sorted(scheduler.totals.items())],
+    )
+    family("fleet_ticks_total", "counter", "Scheduler ticks since start.", [("", scheduler.ticks)])
+    family(
+        "fleet_tick_duration_seconds",
+        "gauge",
+        "Duration of the last scheduler tick.",
+        [("", scheduler.stats.seconds)],
+    )
+    revision = scheduler.revision
+    family(
+        "fleet_revision_info",
+        "gauge",
+        "The commit in force (last good revision).",
+        [(f'{{commit="{revision.sha}"}}', 1)] if revision else [],
+    )
+    synced = (
+        revision is not None and status.ready and bool(scheduler.plan and scheduler.plan.converged)
+    )
+    family(
+        "fleet_last_sync_commit_info",
+        "gauge",
+        "The commit every unit is Ready at (present once converged).",
+        [(f'{{commit="{revision.sha}"}}', 1)] if synced and revision else [],
+    )
+    family(
+        "fleet_converged",
+        "gauge",
+        "1 when every unit is Ready at its desired id.",
+        [("", 1 if synced else 0)],
+    )
+    family(
+        "fleet_source_up",
+        "gauge",
+        "1 when the last Git fetch succeeded.",
+        [("", 0 if scheduler.poller.last_error else 1)],
+    )
+    family(
+        "fleet_source_failed_polls",
+        "gauge",
+        "Git fetches failed in a row.",
+        [("", scheduler.poller.failures)],
+    )
+    family(
+        "fleet_commit_broken",
+        "gauge",
+        "1 when the newest commit failed to load and is not applied.",
+        [("", 1 if scheduler.commit_error else 0)],
+    )
+    family(
+        "fleet_redis_data_lost_total",
+        "counter",
+        "Times Redis lost its data.",
+        [("", scheduler.redis_lost)],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}"

@@ -1,0 +1,367 @@
+"""The work behind each distributed task: one (bundle, cluster), from names to a result.
+
+`workers/tasks.py` is a thin Celery layer; everything it does is a call to one method of
+`UnitWorker` here, so the logic is testable without Celery and the same engine functions
+serve both modes (`fleet.engine.unit.sync_unit`, `fleet.engine.prune.remove_bundle`,
+`fleet.runtime.clusters.read_deployed` / `stamp_owner`, exactly as the embedded `fleet sync`).
+
+Every method is idempotent and keyed by (bundle, cluster, deployment id):
+
+- a task whose id is not what its commit produces, or no longer what the scheduler wants
+  (`StateCache.desired_id`), is skipped as superseded, so a late or redelivered task can
+  never roll a cluster back;
+- the (bundle, cluster) lock (`fleet.runtime.locks`) makes duplicates take turns; a sync of the
+  same id again is a no-op (no writes), so a redelivered apply changes nothing;
+- the outcome is written to the state cache (what the scheduler plans with) and the
+  dedupe marker is released (at once, or after a cooldown when the unit failed, so a
+  broken unit is retried at a calm pace rather than every tick).
+
+`ClusterUnreachable` propagates: the task retries it with backoff (`report_unreachable`
+first puts "unreachable, will retry in Ns" in the cache for `/status`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
+
+import redis
+
+from fleet.engine.apply import Action
+from fleet.engine.inventory import INVENTORY_NAMESPACE, InventoryUnreadable, inventory_name
+from fleet.engine.kube import ClusterConnection, Manifest, ObjectRef
+from fleet.engine.prune import remove_bundle
+from fleet.engine.unit import check_drift, drift_state, sync_unit
+from fleet.errors import FleetError
+from fleet.runtime.clusters import ANN_FLEET, ANN_KEEP, ClusterLink, read_deployed, stamp_owner
+from fleet.runtime.locks import DEFAULT_TTL, UnitLock
+from fleet.runtime.revisions import LoadedRevision, RevisionLoader
+from fleet.runtime.state_cache import CachedUnit, StateCache
+from fleet.states import BundleState
+from fleet.targeting.units import DeploymentUnit
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """What a task message carries: names and hashes only."""
+
+    fleet: str  # the fleet's name: the namespace of its keys in Redis
+    repo_url: str
+    commit: str
+    bundle: str
+    cluster: str
+    deployment_id: str = ""
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """The JSON-able result of a task (the Celery result and the worker's log line)."""
+
+    bundle: str
+    cluster: str
+    deployment_id: str
+    state: str
+    message: str
+    by: str
+    writes: int = 0
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class UnitWorker:
+    """Applies, removes, drift-checks and refreshes units for the tasks of one worker."""
+
+    def __init__(
+        self,
+        client: redis.Redis[str],
+        *,
+        name: str,
+        loader: RevisionLoader | None = None,
+        env: Mapping[str, str] | None = None,
+        lock_ttl: float = DEFAULT_TTL,
+        cooldown: float = FAILURE_COOLDOWN,
+    ) -> None:
+        self.redis = client
+        self.name = name
+        self.loader = loader or RevisionLoader()
+        self.env = os.environ if env is None else env
+        self.lock_ttl = lock_ttl
+        self.cooldown = cooldown
+
+    # ------------------------------------------------------------------ tasks
+
+    def apply(self, job: UnitJob) -> TaskOutcome:
+        """Make the cluster run the unit at `job.deployment_id` and wait for its health."""
+        current = self._current(job, "apply")
+        if isinstance(current, TaskOutcome):
+            return current
+        rev, cache, unit, manifests = current
+        lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
+        log.info(
+            "%s/%s: applying %s (%s)",
+            job.cluster,
+            job.bundle,
+            job.deployment_id[:12],
+            job.commit[:12],
+        )
+        with lock.hold():
+            result = self._call(
+                rev,
+                job.cluster,
+                f"sync {job.bundle}",
+                lambda conn: sync_unit(
+                    conn, job.bundle, job.deployment_id, job.commit, manifests, unit.options
+                ),
+            )
+            self._call(
+                rev,
+                job.cluster,
+                "stamp",
+                lambda conn: _stamp(conn, job.bundle, rev.fleet_name, unit.options.keep_resources),
+            )
+        record = CachedUnit(
+            job.deployment_id,
+            result.state.value,
+            job.commit,
+            result.message,
+            unit.options.keep_resources,
+            by=self.name,
+        )
+        cache.record(job.bundle, job.cluster, record)
+        failed = result.state is BundleState.ERR_APPLIED
+        cache.release(
+            "apply", job.bundle, job.cluster, job.deployment_id, self.cooldown if failed else 0
+        )
+        cache.mark_drift_checked(job.bundle, job.cluster)
+        return self._outcome(job, result.state, result.message, writes=result.writes)
+
+    def remove(self, job: UnitJob, keep_resources: bool) -> TaskOutcome:
+        """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""
+        rev = self.loader.load(job.repo_url, job.commit)
+        cache = StateCache(self.redis, job.fleet)
+        if (job.bundle, job.cluster) in rev.units:
+            cache.release("remove", job.bundle, job.cluster, "")
+            return self._outcome(
+                job, BundleState.PENDING, "wanted again; not removed", skipped=True
+            )
+        lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
+        with lock.hold():
+            try:
+                objects = self._call(
+                    rev,
+                    job.cluster,
+                    f"remove {job.bundle}",
+                    lambda conn: remove_bundle(conn, job.bundle, keep_resources=keep_resources),
+                )
+            except InventoryUnreadable as err:
+                return self._failed_removal(cache, job, f"not removed: {err}")
+        failed = [o for o in objects if o.action is Action.FAILED]
+        if failed:
+            return self._failed_removal(cache, job, failed[0].message)
+        deleted = sum(1 for o in objects if o.action is Action.PRUNED)
+        cache.forget(job.bundle, job.cluster)
+        cache.release("remove", job.bundle, job.cluster, "")
+        return self._outcome(job, BundleState.READY, f"left Git: deleted {deleted} objects")
+
+    def check_drift(self, job: UnitJob) -> TaskOutcome:
+        """Read-only drift check; Modified goes to the cache (correctDrift then re-applies)."""
+        current = self._current(job, "drift")
+        if isinstance(current, TaskOutcome):
+            return current
+        rev, cache, unit, manifests = current
+        items = self._call(
+            rev,
+            job.cluster,
+            f"drift check {job.bundle}",
+            lambda conn: check_drift(conn, job.bundle, job.deployment_id, manifests, unit.options),
+        )
+        state = drift_state(items)
+        message = "; ".join(str(i) for i in items[:3]) if items else "no drift"
+        previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+        same = previous is not None and previous.deployment_id == job.deployment_id
+        changed = state is BundleState.MODIFIED or (
+            previous is not None and previous.state == BundleState.MODIFIED.value
+        )
+        if previous is not None and same and changed:
+            cache.record(
+                job.bundle,
+                job.cluster,
+                replace(previous, state=state.value, message=message, updated_at=0.0, by=self.name),
+            )
+        cache.mark_drift_checked(job.bundle, job.cluster)
+        cache.release("drift", job.bundle, job.cluster, job.deployment_id)
+        return self._outcome(job, state, message)
+
+    def refresh(self, job: UnitJob) -> TaskOutcome:
+        """One LIST of the cluster's inventories replaces its view in the cache."""
+        rev = self.loader.load(job.repo_url, job.commit)
+        cache = StateCache(self.redis, job.fleet)
+        listed_at = time.time()
+        try:
+            deployed = self._call(rev, job.cluster, "read inventories", read_deployed)
+        except FleetError as err:  # unreachable or no credential: known, with the error
+            message = str(err).splitlines()[0]
+            cache.replace_cluster(job.cluster, {}, error=message)
+            cache.release("refresh", "*", job.cluster, "")
+            log.warning(
+                "%s: inventories not read (%s); the scheduler will ask again", job.cluster, message
+            )
+            return self._outcome(job, BundleState.ERR_APPLIED, message)
+        units = {
+            bundle: CachedUnit(
+                rec.deployment_id,
+                rec.state.value,
+                rec.commit,
+                "",
+                rec.keep_resources,
+                by="inventory",
+            )
+            for bundle, rec in deployed.items()
+            if rec.fleet == rev.fleet_name or (bundle, job.cluster) in rev.units
+        }
+        cache.replace_cluster(job.cluster, units, listed_at=listed_at)
+        cache.release("refresh", "*", job.cluster, "")
+        return self._outcome(job, BundleState.READY, f"{len(units)} bundles deployed")
+
+    def report_unreachable(
+        self, job: UnitJob, kind: str, error: Exception, retry_in: float | None
+    ) -> TaskOutcome:
+        """Put "unreachable, will retry in Ns" (or "giving up") in the cache for /status."""
+        reason = str(error).splitlines()[0].replace("; will retry with backoff", "")
+        then = f"will retry in {retry_in:.0f}s" if retry_in is not None else "gave up for now"
+        return self.report_failure(
+            job,
+            kind,
+            f"cluster {job.cluster} unreachable ({reason}), {then}",
+            final=retry_in is None,
+        )
+
+    def report_failure(
+        self, job: UnitJob, kind: str, message: str, *, final: bool = True
+    ) -> TaskOutcome:
+        """A task that could not do its work: ErrApplied in the cache; `final` starts the
+        cooldown after which the scheduler dispatches the unit again."""
+        log.warning("%s/%s: %s", job.cluster, job.bundle, message)
+        cache = StateCache(self.redis, job.fleet)
+        if kind in ("apply", "remove"):
+            previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+            cache.record(
+                job.bundle,
+                job.cluster,
+                CachedUnit(
+                    previous.deployment_id if previous else "",
+                    BundleState.ERR_APPLIED.value,
+                    previous.commit if previous else "",
+                    message,
+                    previous.keep_resources if previous else False,
+                    by=self.name,
+                ),
+            )
+        if final:
+            cache.release(kind, job.bundle if kind != "refresh" else "*", job.cluster,
+                          job.deployment_id, self.cooldown)  # fmt: skip
+        return self._outcome(job, BundleState.ERR_APPLIED, message)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _current(
+        self, job: UnitJob, kind: str
+    ) -> tuple[LoadedRevision, StateCache, DeploymentUnit, list[Manifest]] | TaskOutcome:
+        """The job's revision, cache, unit and manifests; or the skip outcome of a stale job
+        (one whose deployment id the scheduler no longer wants: it must not roll back)."""
+        rev = self.loader.load(job.repo_url, job.commit)
+        cache = StateCache(self.redis, job.fleet)
+        stale = self._stale(rev, cache, job)
+        if stale is not None:
+            cache.release(kind, job.bundle, job.cluster, job.deployment_id)
+            return self._outcome(job, BundleState.PENDING, stale, skipped=True)
+        unit = rev.units[(job.bundle, job.cluster)]
+        return rev, cache, unit, rev.manifests(unit)
+
+    def _stale(self, rev: LoadedRevision, cache: StateCache, job: UnitJob) -> str | None:
+        unit = rev.units.get((job.bundle, job.cluster))
+        if unit is None:
+            return f"commit {job.commit[:12]} does not deploy {job.bundle} to {job.cluster}"
+        if unit.deployment_id != job.deployment_id:
+            return f"commit {job.commit[:12]} gives {unit.short_id}, not {job.deployment_id[:12]}"
+        wanted = cache.desired_id(job.bundle, job.cluster)
+        if wanted is not None and wanted != job.deployment_id:
+            return f"superseded by {wanted[:12]}"
+        return None
+
+    def _call(
+        self, rev: LoadedRevision, cluster: str, what: str, fn: Callable[[ClusterConnection], T]
+    ) -> T:
+        """`fn(conn)` once; ClusterUnreachable propagates (the task retries with backoff)."""
+        link = ClusterLink(rev.cluster_spec(cluster), retries=0)
+        link.connect(self.env)
+        try:
+            return link.call(what, fn)
+        finally:
+            link.close()
+
+    def _failed_removal(self, cache: StateCache, job: UnitJob, message: str) -> TaskOutcome:
+        previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+        if previous is not None:
+            cache.record(
+                job.bundle,
+                job.cluster,
+                replace(
+                    previous,
+                    state=BundleState.ERR_APPLIED.value,
+                    message=message,
+                    updated_at=0.0,
+                    by=self.name,
+                ),
+            )
+        cache.release("remove", job.bundle, job.cluster, "", self.cooldown)
+        return self._outcome(job, BundleState.ERR_APPLIED, message)
+
+    def _outcome(
+        self,
+        job: UnitJob,
+        state: BundleState,
+        message: str,
+        *,
+        writes: int = 0,
+        skipped: bool = False,
+    ) -> TaskOutcome:
+        log.info("%s/%s: %s: %s", job.cluster, job.bundle, state.value, message)
+        return TaskOutcome(
+            job.bundle,
+            job.cluster,
+            job.deployment_id,
+            state.value,
+            message,
+            self.name,
+            writes,
+            skipped,
+        )
+
+
+def _stamp(conn: ClusterConnection, bundle: str, fleet: str, keep: bool) -> bool:
+    """Stamp the inventory with the fleet's name, only when it differs (a no-op writes nothing)."""
+    ref = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, inventory_name(bundle))
+    live = conn.get(ref)
+    if live is None:
+        return False
+    ann = (live.get("metadata") or {}).get("annotations") or {}
+    if ann.get(ANN_FLEET) == fleet and ann.get(ANN_KEEP) == ("true" if keep else "false"):
+        return True
+    return stamp_owner(conn, bundle, fleet, keep)
+
+
+def wait_seconds(attempt: int, base: float, cap: float, jitter: Callable[[], float]) -> float:
+    """Exponential backoff with full jitter's upper half: base*2^n capped, times 0.5..1."""
+    return float(min(cap, base * 2.0**attempt) * (0.5 + 0.5 * jitter()))

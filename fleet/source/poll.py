@@ -1,0 +1,138 @@
+"""Polling a Git source: new commits in, errors out, the last good revision kept in force.
+
+The poller owns no thread and no sleep: `poll_once()` does one fetch and says when the next
+one is due (`PollResult.next_poll_in`); the scheduler's loop (or a test) decides when to
+call it. A push webhook that `wants()` says is ours just makes the loop call it early.
+
+When the Git server cannot be reached (or the ref vanished), the error is reported as one
+redacted line, `current` keeps the last revision fetched, and the next attempt comes after
+an exponential backoff (`min_backoff`, doubled each failure) capped at the poll interval, so
+a short outage is noticed quickly and a long one costs no more than normal polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fleet.errors import FleetError
+from fleet.source.git import GitSource, Revision, repository_identity
+from fleet.source.webhooks import PushEvent
+from fleet.spec.definition import SourceSpec, parse_duration
+
+log = logging.getLogger(__name__)
+
+
+DEFAULT_POLL_INTERVAL = "1m"  # Flux's GitRepository default interval is 1m too
+
+
+def poll_interval(spec: SourceSpec | None) -> int:
+    """Seconds between polls from the definition's `source.pollInterval` (default 1m)."""
+    return parse_duration(spec.poll_interval if spec is not None else DEFAULT_POLL_INTERVAL)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll found. `current` is the revision in force after it (None before any)."""
+
+    current: Revision | None
+    changed: bool
+    error: str | None
+    next_poll_in: float
+    failures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Poller:
+    """Fetches `source` when asked and calls `on_new_revision` when its ref moves."""
+
+    def __init__(
+        self,
+        source: GitSource,
+        interval: float,
+        on_new_revision: Callable[[Revision], None],
+        *,
+        min_backoff: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("the poll interval must be positive")
+        self.source = source
+        self.interval = float(interval)
+        self.on_new_revision = on_new_revision
+        self.min_backoff = min(min_backoff, self.interval)
+        self.clock = clock
+        self.current: Revision | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.next_poll_at = clock()
+
+    @property
+    def due(self) -> bool:
+        return self.clock() >= self.next_poll_at
+
+    def backoff(self) -> float:
+        """Seconds until the next attempt after `self.failures` failures in a row."""
+        if self.failures == 0:
+            return self.interval
+        return min(self.interval, self.min_backoff * 2.0 ** (self.failures - 1))
+
+    def poll_once(self) -> PollResult:
+        """Fetch now; on a new sha call `on_new_revision`; never raise for a Git failure."""
+        try:
+            revision = self.source.update()
+        except FleetError as err:
+            self.failures += 1
+            self.last_error = str(err).splitlines()[0]
+            delay = self.backoff()
+            kept = f"keeping {self.current.short_sha}" if self.current else "nothing fetched yet"
+            log.warning("%s; %s, will retry in %.0fs", self.last_error, kept, delay)
+            return self._result(changed=False, delay=delay)
+        if self.failures:
+            log.info("%s reachable again after %d failed polls", self.source, self.failures)
+        self.failures = 0
+        self.last_error = None
+        changed = self.current is None or revision.sha != self.current.sha
+        if changed:
+            self.current = revision
+            log.info(
+                "%s %s is now %s (%s)",
+                revision.url,
+                revision.ref,
+                revision.short_sha,
+                revision.message,
+            )
+            self.on_new_revision(revision)
+        return self._result(changed=changed, delay=self.interval)
+
+    def wants(self, event: PushEvent) -> bool:
+        """Whether a push event concerns this source's repository and may move its ref."""
+        mine = repository_identity(self.source.url)
+        if not any(repository_identity(url) == mine for url in event.repo_urls):
+            return False
+        ref = self.source.ref
+        if ref == "HEAD" or event.ref == ref:
+            return True
+        if event.ref.startswith("refs/heads/"):
+            return event.ref.removeprefix("refs/heads/") == ref
+        # A tag push may satisfy a tag or semver-range ref; the fetch tells.
+        return event.ref.startswith("refs/tags/") and not _looks_like_sha(ref)
+
+    def _result(self, *, changed: bool, delay: float) -> PollResult:
+        self.next_poll_at = self.clock() + delay
+        return PollResult(
+            current=self.current,
+            changed=changed,
+            error=self.last_error,
+            next_poll_in=delay,
+            failures=self.failures,
+        )
+
+
+def _looks_like_sha(ref: str) -> bool:
+    return 7 <= len(ref) <= 40 and all(c in "0123456789abcdefABCDEF" for c in ref)

@@ -1,0 +1,198 @@
+"""Bundle options: the `fleet.yaml` inside a bundle directory, in Rancher Fleet's format.
+
+A Rancher Fleet repository must render the same here, so field names and meanings follow
+Rancher Fleet's `fleet.yaml` reference. The models are strict (an unknown key is an error)
+but accept every documented Rancher field, including ones fleet carries without acting on
+yet. Per-cluster options are produced by merging a `targetCustomizations` entry over the
+base options (see `fleet.targeting.units`).
+
+This module is the contract between loading/targeting and rendering: renderers receive a
+merged `BundleOptions` for one cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base for user-facing models: unknown keys are errors, camelCase names as in YAML."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class LabelSelectorRequirement(StrictModel):
+    """One `matchExpressions[]` entry, with Kubernetes' rules on `values`."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        # Kubernetes rejects these too; accepting them would silently match nothing/everything.
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs a non-empty 'values' list")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no 'values'")
+        return self
+
+
+class LabelSelector(StrictModel):
+    """A Kubernetes label selector (matchLabels AND matchExpressions)."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, alias="matchExpressions"
+    )
+
+
+class ValuesFrom(StrictModel):
+    """Rancher's `helm.valuesFrom`: values read from a ConfigMap or Secret at deploy time."""
+
+    config_map_key_ref: dict[str, str] | None = Field(default=None, alias="configMapKeyRef")
+    secret_key_ref: dict[str, str] | None = Field(default=None, alias="secretKeyRef")
+
+
+class HelmOptions(StrictModel):
+    """`helm:` of a bundle. `chart` is a local path, a chart name in `repo`, or `oci://...`."""
+
+    chart: str | None = None
+    repo: str | None = None
+    version: str | None = None
+    release_name: str | None = Field(default=None, alias="releaseName")
+    values: dict[str, Any] = Field(default_factory=dict)
+    values_files: list[str] = Field(default_factory=list, alias="valuesFiles")
+    values_from: list[ValuesFrom] = Field(default_factory=list, alias="valuesFrom")
+    timeout_seconds: int | None = Field(default=None, alias="timeoutSeconds")
+    force: bool = False
+    take_ownership: bool = Field(default=False, alias="takeOwnership")
+    max_history: int | None = Field(default=None, alias="maxHistory")
+    atomic: bool = False
+    wait_for_jobs: bool = Field(default=False, alias="waitForJobs")
+    disable_pre_process: bool = Field(default=False, alias="disablePreProcess")
+    disable_dns: bool = Field(default=False, alias="disableDNS")
+    skip_schema_validation: bool = Field(default=False, alias="skipSchemaValidation")
+    disable_dependency_update: bool = Field(default=False, alias="disableDependencyUpdate")
+    # fleet extension: `template` (default, `helm template`) or `release` (real release, hooks)
+    mode: Literal["template", "release"] = "template"
+
+
+class KustomizeOptions(StrictModel):
+    dir: str | None = None
+
+
+class YamlOptions(StrictModel):
+    overlays: list[str] = Field(default_factory=list)
+
+
+class ComparePatch(StrictModel):
+    """`diff.comparePatches[]`: fields of one object that drift detection ignores."""
+
+    api_version: str | None = Field(default=None, alias="apiVersion")
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    operations: list[dict[str, Any]] = Field(default_factory=list)
+    json_pointers: list[str] = Field(default_factory=list, alias="jsonPointers")
+
+
+class DiffOptions(StrictModel):
+    compare_patches: list[ComparePatch] = Field(default_factory=list, alias="comparePatches")
+
+
+class CorrectDrift(StrictModel):
+    enabled: bool = False
+    force: bool = False
+    keep_fail_history: bool = Field(default=False, alias="keepFailHistory")
+
+
+class Partition(StrictModel):
+    """One rollout wave: the clusters a selector picks, rolled out together."""
+
+    name: str | None = None
+    max_unavailable: int | str | None = Field(default=None, alias="maxUnavailable")
+    cluster_name: str | None = Field(default=None, alias="clusterName")
+    cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
+    cluster_group: str | None = Field(default=None, alias="clusterGroup")
+    cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
+
+
+class RolloutStrategy(StrictModel):
+    max_unavailable: int | str | None = Field(default=None, alias="maxUnavailable")
+    max_unavailable_partitions: int | str | None = Field(
+        default=None, alias="maxUnavailablePartitions"
+    )
+    auto_partition_size: int | str | None = Field(default=None, alias="autoPartitionSize")
+    partitions: list[Partition] = Field(default_factory=list)
+
+
+class DependsOn(StrictModel):
+    """Another bundle that must be Ready on the same cluster first (by name or selector)."""
+
+    name: str | None = None
+    selector: LabelSelector | None = None
+
+
+class IgnoreOptions(StrictModel):
+    conditions: list[dict[str, str]] = Field(default_factory=list)
+
+
+class TargetCustomization(StrictModel):
+    """One `targetCustomizations[]` entry; the first entry that matches a cluster wins."""
+
+    name: str | None = None
+    cluster_name: str | None = Field(default=None, alias="clusterName")
+    cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
+    cluster_group: str | None = Field(default=None, alias="clusterGroup")
+    cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
+    do_not_deploy: bool = Field(default=False, alias="doNotDeploy")
+    # overrides, merged over the base options
+    namespace: str | None = None
+    default_namespace: str | None = Field(default=None, alias="defaultNamespace")
+    service_account: str | None = Field(default=None, alias="serviceAccount")
+    helm: HelmOptions | None = None
+    kustomize: KustomizeOptions | None = None
+    yaml: YamlOptions | None = None
+    diff: DiffOptions | None = None
+    correct_drift: CorrectDrift | None = Field(default=None, alias="correctDrift")
+    keep_resources: bool | None = Field(default=None, alias="keepResources")
+    namespace_labels: dict[str, str] | None = Field(default=None, alias="namespaceLabels")
+    namespace_annotations: dict[str, str] | None = Field(default=None, alias="namespaceAnnotations")
+
+
+class BundleOptions(StrictModel):
+    """Everything a bundle's `fleet.yaml` may say (Rancher Fleet's format)."""
+
+    # Rancher's optional explicit bundle name; otherwise derived from the path (fleet.spec.loader)
+    name: str | None = None
+
+    default_namespace: str | None = Field(default=None, alias="defaultNamespace")
+    namespace: str | None = None
+    service_account: str | None = Field(default=None, alias="serviceAccount")
+    namespace_labels: dict[str, str] = Field(default_factory=dict, alias="namespaceLabels")
+    namespace_annotations: dict[str, str] = Field(
+        default_factory=dict, alias="namespaceAnnotations"
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    helm: HelmOptions | None = None
+    kustomize: KustomizeOptions | None = None
+    yaml: YamlOptions | None = None
+    diff: DiffOptions | None = None
+    correct_drift: CorrectDrift | None = Field(default=None, alias="correctDrift")
+    keep_resources: bool = Field(default=False, alias="keepResources")
+    paused: bool = False
+    rollout_strategy: RolloutStrategy | None = Field(default=None, alias="rolloutStrategy")
+    depends_on: list[DependsOn] = Field(default_factory=list, alias="dependsOn")
+    target_customizations: list[TargetCustomization] = Field(
+        default_factory=list, alias="targetCustomizations"
+    )
+    ignore: IgnoreOptions | None = None
+    override_targets: list[dict[str, Any]] = Field(default_factory=list, alias="overrideTargets")
+    image_scans: list[dict[str, Any]] = Field(default_factory=list, alias="imageScans")
+    # fleet extension: force a renderer by plugin name (`yaml`, `helm`, `kustomize`, ...)
+    renderer: str | None = None
+    # fleet extension: seconds to wait for health after apply
+    wait_timeout_seconds: int | None = Field(default=None, alias="waitTimeoutSeconds")

@@ -1,0 +1,339 @@
+"""The root `fleet.yaml` (`kind: Fleet`): clusters, groups, bundle sources, rollout, ...
+
+The models are strict (an unknown key is an error with a hint, see `fleet.spec.validation`) and
+export a JSON Schema (`fleet schema`) for yaml-language-server. Cross references (a group
+used but not defined, duplicate names) are checked by `check_references`, outside pydantic,
+so each problem keeps its own file:line.
+
+Secrets never live here: a cluster names a kubeconfig file on the worker's disk or a
+`credential` that the worker resolves from its own environment (`fleet.runtime.credentials`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from fleet.errors import Problem
+from fleet.spec.bundle_options import BundleOptions, LabelSelector, StrictModel
+from fleet.spec.cluster import ClusterContext
+
+API_VERSION = "fleet-gitops.io/v1alpha1"
+
+# DNS-1123 label: cluster names end up in queue names, env var names and Kubernetes objects.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def _check_max_unavailable(value: Any) -> Any:
+    """`maxUnavailable` is a non-negative int or a percentage string "N%" (0-100)."""
+    if isinstance(value, bool):
+        raise ValueError("maxUnavailable must be an integer or a percentage like '25%'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("maxUnavailable must not be negative")
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        if _PERCENT.match(value):
+            return value
+    raise ValueError(f"maxUnavailable must be an integer or a percentage like '25%', not {value!r}")
+
+
+MaxUnavailable = Annotated[int | str, BeforeValidator(_check_max_unavailable)]
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds from an int or a Go-style duration ("30s", "5m", "1h30m")."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match and any(match.groups()):
+            hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+            total = hours * 3600 + minutes * 60 + seconds
+            if total > 0:
+                return total
+    raise ValueError(f"expected a positive duration like '30s', '5m' or '1h', not {value!r}")
+
+
+def _duration(value: Any) -> Any:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[int | str, BeforeValidator(_duration)]
+
+
+class KubeconfigRef(StrictModel):
+    """A kubeconfig file on the worker's disk (`~` and `$VARS` expanded by the worker)."""
+
+    path: str
+    context: str | None = None
+
+
+class ClusterSpec(StrictModel):
+    """One target cluster. Reach it by `kubeconfig` or by `credential` (not both).
+
+    With neither, the credential name defaults to the cluster name, so a demo or a
+    `FLEET_CREDENTIALS_DIR` of `<cluster>.kubeconfig` files needs no extra lines.
+    `region` routes apply tasks to a worker queue; it defaults to the `region` label.
+    """
+
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    kubeconfig: KubeconfigRef | None = None
+    credential: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$")
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ClusterSpec:
+        if self.kubeconfig is not None and self.credential is not None:
+            raise ValueError("give either 'kubeconfig' or 'credential', not both")
+        return self
+
+    @property
+    def effective_region(self) -> str | None:
+        return self.region or self.labels.get("region")
+
+    @property
+    def credential_name(self) -> str:
+        return self.credential or self.name
+
+
+class GroupSpec(StrictModel):
+    """A named label selector. `labels` describe the group itself (for clusterGroupSelector)."""
+
+    name: Name
+    selector: LabelSelector
+    labels: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class BundleTarget(StrictModel):
+    """One `targets[]` entry: a cluster is targeted when it meets every criterion given.
+
+    A bundle with several entries targets the union (any entry matches); a bundle without
+    `targets` targets every cluster of the fleet.
+    """
+
+    name: str | None = None
+    cluster_name: str | None = Field(default=None, alias="clusterName")
+    cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
+    cluster_group: str | None = Field(default=None, alias="clusterGroup")
+    cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
+
+    @model_validator(mode="after")
+    def _has_criterion(self) -> BundleTarget:
+        if not has_criterion(self):
+            raise ValueError(
+                "a target needs clusterName, clusterSelector, clusterGroup or "
+                "clusterGroupSelector (use clusterSelector: {} for all clusters)"
+            )
+        return self
+
+
+def has_criterion(entry: Any) -> bool:
+    """Does a target or targetCustomization entry say which clusters it is for?"""
+    return any(
+        getattr(entry, attr) is not None
+        for attr in ("cluster_name", "cluster_selector", "cluster_group", "cluster_group_selector")
+    )
+
+
+def _glob_shorthand(value: Any) -> Any:
+    return {"glob": value} if isinstance(value, str) else value
+
+
+class PathSpec(StrictModel):
+    """`bundles.paths[]`: a glob (relative to the repository root) and optional targets.
+
+    Every directory the glob matches is one bundle. A plain string is shorthand for
+    `{glob: ...}`.
+    """
+
+    glob: str = Field(min_length=1)
+    targets: list[BundleTarget] = Field(default_factory=list)
+
+
+class InlineBundle(BundleOptions):
+    """A bundle declared in the root definition: explicit name, directory, options, targets."""
+
+    name: Name
+    path: str = Field(min_length=1)
+    targets: list[BundleTarget] = Field(default_factory=list)
+
+
+class BundleSources(StrictModel):
+    paths: list[Annotated[PathSpec, BeforeValidator(_glob_shorthand)]] = Field(default_factory=list)
+    inline: list[InlineBundle] = Field(default_factory=list)
+
+
+class Wave(StrictModel):
+    """A rollout wave: the clusters of a selector, a group or a list, rolled out together."""
+
+    name: Name
+    selector: LabelSelector | None = None
+    group: str | None = None
+    clusters: list[str] | None = None
+    max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> Wave:
+        given = [self.selector is not None, self.group is not None, self.clusters is not None]
+        if sum(given) != 1:
+            raise ValueError("a wave needs exactly one of 'selector', 'group' or 'clusters'")
+        return self
+
+
+class Rollout(StrictModel):
+    """Progressive rollout across clusters (executed by the planner, validated here)."""
+
+    max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
+    waves: list[Wave] = Field(default_factory=list)
+
+
+class SourceSpec(StrictModel):
+    poll_interval: Duration = Field(default="1m", alias="pollInterval")
+
+
+class RegistrySpec(StrictModel):
+    """An image registry served by a registry plugin (`type`: oci, dockerhub, quay, ghcr...)."""
+
+    name: Name
+    type: str = Field(min_length=1)
+    host: str | None = None
+    url: str | None = None
+    credential: str | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> RegistrySpec:
+        if self.host is not None and self.url is not None:
+            raise ValueError("give either 'host' or 'url', not both")
+        return self
+
+
+NotifierEvent = Literal[
+    "rollout.started",
+    "rollout.succeeded",
+    "rollout.failed",
+    "rollout.paused",
+    "wave.succeeded",
+    "wave.failed",
+    "bundle.ready",
+    "bundle.failed",
+    "drift.detected",
+    "sync.failed",
+]
+
+
+class NotifierSpec(StrictModel):
+    """Events out (`type` names a notifier plugin). Put secret URLs in a `credential`."""
+
+    name: Name
+    type: str = Field(min_length=1)
+    url: str | None = None
+    credential: str | None = None
+    events: list[NotifierEvent] = Field(default_factory=list)
+
+
+class FleetDefinition(StrictModel):
+    """The root `fleet.yaml` of a fleet repository."""
+
+    api_version: Literal["fleet-gitops.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Fleet"]
+    name: Name
+    description: str | None = None
+    clusters: list[ClusterSpec] = Field(default_factory=list)
+    groups: list[GroupSpec] = Field(default_factory=list)
+    bundles: BundleSources = Field(default_factory=BundleSources)
+    defaults: BundleOptions | None = None
+    rollout: Rollout | None = None
+    source: SourceSpec | None = None
+    registries: list[RegistrySpec] = Field(default_factory=list)
+    notifiers: list[NotifierSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TargetCluster(ClusterContext):
+    """A `ClusterContext` with what targeting and templating also need from the definition."""
+
+    annotations: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
+
+
+def cluster_context(spec: ClusterSpec) -> TargetCluster:
+    """What renderers and templating may know about a cluster (never its credentials)."""
+    return TargetCluster(
+        name=spec.name,
+        labels=dict(spec.labels),
+        annotations=dict(spec.annotations),
+        region=spec.effective_region,
+    )
+
+
+Loc = tuple[str | int, ...]
+
+
+def check_references(definition: FleetDefinition) -> Iterator[tuple[Loc, str]]:
+    """Duplicate names and references to undefined groups/clusters, as (location, message)."""
+    yield from _duplicates(definition.clusters, ("clusters",), "cluster")
+    yield from _duplicates(definition.groups, ("groups",), "group")
+    yield from _duplicates(definition.bundles.inline, ("bundles", "inline"), "bundle")
+    yield from _duplicates(definition.registries, ("registries",), "registry")
+    yield from _duplicates(definition.notifiers, ("notifiers",), "notifier")
+    groups = {g.name for g in definition.groups}
+    clusters = {c.name for c in definition.clusters}
+    for i, path in enumerate(definition.bundles.paths):
+        yield from _target_refs(path.targets, ("bundles", "paths", i, "targets"), groups)
+    for i, inline in enumerate(definition.bundles.inline):
+        yield from _target_refs(inline.targets, ("bundles", "inline", i, "targets"), groups)
+    if definition.rollout is not None:
+        yield from _duplicates(definition.rollout.waves, ("rollout", "waves"), "wave")
+        for i, wave in enumerate(definition.rollout.waves):
+            if wave.group is not None and wave.group not in groups:
+                yield ("rollout", "waves", i, "group"), undefined_group(wave.group, groups)
+            for j, name in enumerate(wave.clusters or ()):
+                if name not in clusters:
+                    yield ("rollout", "waves", i, "clusters", j), f"undefined cluster '{name}'"
+
+
+def undefined_group(name: str, groups: set[str]) -> str:
+    from fleet.spec.validation import did_you_mean
+
+    return f"undefined group '{name}'" + did_you_mean(name, groups)
+
+
+def _target_refs(
+    targets: list[BundleTarget], loc: Loc, groups: set[str]
+) -> Iterator[tuple[Loc, str]]:
+    for j, target in enumerate(targets):
+        if target.cluster_group is not None and target.cluster_group not in groups:
+            yield (*loc, j, "clusterGroup"), undefined_group(target.cluster_group, groups)
+
+
+def _duplicates(items: list[Any], loc: Loc, what: str) -> Iterator[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in first:
+            yield (
+                (*loc, i, "name"),
+                f"duplicate {what} name '{item.name}' "
+                f"(first defined in {loc[-1]}[{first[item.name]}])",
+            )
+        else:
+            first[item.name] = i
+
+
+def problems_at(doc_lines: Any, file: str, found: Iterator[tuple[Loc, str]]) -> list[Problem]:
+    """Attach file:line (from a YamlDocument) to (location, message) pairs."""
+    return [Problem(message, file, doc_lines.line_of(loc)) for loc, message in found]
