@@ -28,6 +28,7 @@ BUILD_TOOL = {
     "kwok": "kwok",
     "helm": "helm",
     "kustomize": "kustomize",
+    "kubectl": "kubectl",
 }
 
 os.environ["PATH"] = f"{TESTBIN_BIN}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -111,11 +111,9 @@ def test_kustomize_dir_without_kustomization(repo: Path) -> None:
 
 
 def test_kubectl_kustomize_when_that_is_what_is_installed(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, monkeypatch: pytest.MonkeyPatch, binary: Callable[[str], str]
 ) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed here; the kustomize binary path is tested above")
+    kubectl = binary("kubectl")  # the real kubectl built by tests/testbin/build.sh kubectl
     monkeypatch.setenv("FLEET_KUSTOMIZE", kubectl)
     result = render(repo / "guestbook", repo, {"kustomize": {"dir": "overlays/prod"}})
     assert result.renderer_version.startswith("kubectl-kustomize v")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, helm, kustomize) from Go modules, one wrapper module per tool so
+# kube-scheduler, kwok, helm, kustomize, kubectl) from Go modules, one wrapper module per tool so
 # their dependency versions never fight. Each build is cached under
 # $FLEET_TESTBIN_CACHE (default ~/.cache/fleet-testbin) keyed by the wrapper module's
 # content, so a second run only re-links tests/testbin/bin/.
@@ -53,13 +53,14 @@ tool_targets() {
     kwok) echo "kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
     helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;;
     kustomize) echo "kustomize=sigs.k8s.io/kustomize/kustomize/v5" ;;
-    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize)" >&2; return 1 ;;
+    kubectl) echo "kubectl=k8s.io/kubernetes/cmd/kubectl" ;;
+    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl)" >&2; return 1 ;;
   esac
 }
 
 tool_ldflags() {
   case $1 in
-    kubernetes) kube_ldflags ;;
+    kubernetes | kubectl) kube_ldflags ;;
     helm) helm_ldflags ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" ;;
     kustomize) echo "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION" ;;
@@ -69,6 +70,9 @@ tool_ldflags() {
 
 build_tool() {
   local tool=$1 mod=$here/modules/$1
+  # kubectl comes from the same k8s.io/kubernetes wrapper module (its go.sum covers it); it
+  # is only used by the test of fleet's `kubectl kustomize` fallback.
+  [ "$tool" = kubectl ] && mod=$here/modules/kubernetes
   local targets flags key out
   targets=$(tool_targets "$tool")
   flags=$(tool_ldflags "$tool")
@@ -92,7 +96,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok helm kustomize)
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok helm kustomize kubectl)
 for tool in "${tools[@]}"; do
   build_tool "$tool"
 done
