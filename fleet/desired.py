@@ -17,7 +17,9 @@ from pathlib import Path
 from fleet.engine.kube import Manifest
 from fleet.errors import FleetError, Problem
 from fleet.plugin.manager import FleetPlugins
-from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.render.api import RenderRequest
+from fleet.render.cache import RenderCache
+from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.rollout.planner import dependency_cycle
 from fleet.source.git import cache_root
 from fleet.spec.bundles import Bundle

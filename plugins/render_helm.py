@@ -7,7 +7,7 @@ Choices, where Rancher Fleet leaves room:
   inside the repository. `helm.version` (a version or semver range) goes to `--version` for
   remote charts and is ignored for local ones, as Helm itself does.
 - values files containing `${ }` are templated per cluster like `helm.values` (see
-  `fleet.targeting.templating`; off with `helm.disablePreProcess`); `helm.values` arrive templated.
+  `fleet.plugin.render_values`; off with `helm.disablePreProcess`); `helm.values` arrive templated.
 - values: `helm.valuesFiles` in order, then `helm.values` on top (Helm's `-f` then `--set`
   order; targetCustomization values, already merged into `values`, win over the base
   files). Rancher Fleet merges the files over inline values of the same level - write a key
@@ -41,13 +41,22 @@ from typing import Any, TypeVar
 from pyhelm3 import Command
 from pyhelm3 import errors as helm_errors
 
-from fleet.errors import FleetError
-from fleet.plugin.hookspecs import hookimpl
-from fleet.render.manifests import Manifest, load_manifests, parse_yaml_documents
-from fleet.render.pipeline import RendererRegistry, RenderRequest
-from fleet.spec.bundle_options import BundleOptions, HelmOptions
-from fleet.spec.merge import deep_merge
-from fleet.targeting.templating import TemplateError, build_context, has_template, render_values
+from fleet.plugin import (
+    BundleOptions,
+    FleetError,
+    HelmOptions,
+    Manifest,
+    RendererRegistry,
+    RenderRequest,
+    TemplateError,
+    build_context,
+    deep_merge,
+    has_template,
+    hookimpl,
+    load_manifests,
+    parse_yaml_documents,
+    render_values,
+)
 
 PLUGIN_VERSION = "1"
 RELEASE_NAME_MAX = 53

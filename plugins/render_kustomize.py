@@ -8,10 +8,12 @@
   cannot read files outside its own root. Exec/container plugins and `helmCharts` stay
   disabled (no `--enable-alpha-plugins`, no `--enable-helm`): a repository cannot make a
   worker run programs.
-- as a post-renderer (`request.input_manifests` set: Helm chart + kustomize, Rancher Fleet's
-  behaviour), the bundle is copied to a temporary directory, the chart's output is written
-  there as `fleet-manifests.yaml` and put first in the kustomization's `resources`, and that
-  copy is built. Relative symlinks that leave the bundle do not survive the copy.
+- as a post-renderer (`fleet_post_renderer` below: over any renderer's output when
+  `kustomize.dir` is set, over a Helm chart's when the bundle root holds a kustomization;
+  Rancher Fleet's behaviour), `request.input_manifests` is set: the bundle is copied to a
+  temporary directory, the previous stage's output is written there as
+  `fleet-manifests.yaml` and put first in the kustomization's `resources`, and that copy
+  is built. Relative symlinks that leave the bundle do not survive the copy.
 """
 
 from __future__ import annotations
@@ -26,11 +28,18 @@ from pathlib import Path
 
 import yaml
 
-from fleet.errors import FleetError
-from fleet.plugin.hookspecs import hookimpl
-from fleet.render.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
-from fleet.render.pipeline import KUSTOMIZATION_FILES, RendererRegistry, RenderRequest
-from fleet.spec.bundle_options import BundleOptions
+from fleet.plugin import (
+    KUSTOMIZATION_FILES,
+    BundleOptions,
+    FleetError,
+    Manifest,
+    RendererRegistry,
+    RenderRequest,
+    dump_manifests,
+    hookimpl,
+    load_manifests,
+    parse_yaml_documents,
+)
 
 PLUGIN_VERSION = "1"
 MANIFESTS_FILE = "fleet-manifests.yaml"
@@ -108,14 +117,12 @@ class KustomizeRenderer:
         tool = "kubectl kustomize" if argv[1] == "kustomize" else "kustomize build"
         return f"{tool} ({argv[0]}, kustomize {version})"
 
+    def check(self, request: RenderRequest) -> None:
+        """Refuse a missing kustomization before any stage runs (e.g. before a Helm chart)."""
+        _kustomization(request)
+
     def render(self, request: RenderRequest) -> list[Manifest]:
-        kdir_rel = (request.options.kustomize.dir if request.options.kustomize else None) or "."
-        kdir = request.resolve(kdir_rel, what="kustomize.dir")
-        kfile = next((kdir / f for f in KUSTOMIZATION_FILES if (kdir / f).is_file()), None)
-        if kfile is None:
-            raise FleetError(
-                f"kustomize.dir {kdir_rel!r} has no kustomization.yaml", file=request.options_file
-            )
+        kdir, kfile = _kustomization(request)
         display = request.display(kdir)
         argv, _ = kustomize_command()
         if request.input_manifests is None:
@@ -125,6 +132,18 @@ class KustomizeRenderer:
             build_dir = _staged_copy(request, kdir, kfile, Path(tmp))
             output = _run([*argv, str(build_dir)], what=f"kustomize build {display}")
         return load_manifests(output, file=f"kustomize build {display}")
+
+
+def _kustomization(request: RenderRequest) -> tuple[Path, Path]:
+    """(kustomize dir, its kustomization file) inside the repository, or FleetError."""
+    kdir_rel = (request.options.kustomize.dir if request.options.kustomize else None) or "."
+    kdir = request.resolve(kdir_rel, what="kustomize.dir")
+    kfile = next((kdir / f for f in KUSTOMIZATION_FILES if (kdir / f).is_file()), None)
+    if kfile is None:
+        raise FleetError(
+            f"kustomize.dir {kdir_rel!r} has no kustomization.yaml", file=request.options_file
+        )
+    return kdir, kfile
 
 
 def _staged_copy(request: RenderRequest, kdir: Path, kfile: Path, tmp: Path) -> Path:
@@ -157,5 +176,23 @@ def fleet_detect_renderer(bundle_dir: Path, options: BundleOptions) -> str | Non
     if options.kustomize is not None and options.kustomize.dir:
         return "kustomize"
     if any((bundle_dir / name).is_file() for name in KUSTOMIZATION_FILES):
+        return "kustomize"
+    return None
+
+
+@hookimpl
+def fleet_post_renderer(renderer: str, bundle_dir: Path, options: BundleOptions) -> str | None:
+    """`kustomize` over another renderer's output (Rancher Fleet's helm + kustomize).
+
+    With `kustomize.dir` set, any renderer but kustomize itself is post-rendered (its
+    kustomization must exist: `check` says so before the first stage runs). Without it, a
+    `helm` bundle is post-rendered when its root directory holds a kustomization file
+    (Rancher's default `kustomize.dir` is the bundle root).
+    """
+    if renderer == "kustomize":
+        return None
+    if options.kustomize is not None and options.kustomize.dir:
+        return "kustomize"
+    if renderer == "helm" and any((bundle_dir / f).is_file() for f in KUSTOMIZATION_FILES):
         return "kustomize"
     return None

@@ -30,11 +30,17 @@ from typing import Any
 
 import yaml
 
-from fleet.errors import FleetError
-from fleet.plugin.hookspecs import hookimpl
-from fleet.render.manifests import Manifest, load_manifests, parse_yaml_documents
-from fleet.render.patching import PatchError, apply_patch
-from fleet.render.pipeline import RendererRegistry, RenderRequest
+from fleet.plugin import (
+    FleetError,
+    Manifest,
+    PatchError,
+    RendererRegistry,
+    RenderRequest,
+    apply_patch,
+    hookimpl,
+    load_manifests,
+    parse_yaml_documents,
+)
 
 PLUGIN_VERSION = "1"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

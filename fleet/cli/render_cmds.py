@@ -18,8 +18,10 @@ from fleet.cli import app
 from fleet.desired import fleet_units, render_request
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
+from fleet.render.api import RenderRequest
+from fleet.render.cache import RenderCache
 from fleet.render.manifests import dump_manifests
-from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.spec.cluster import ClusterContext
 
 

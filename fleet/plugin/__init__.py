@@ -1,1 +1,80 @@
-"""TODO"""
+"""fleet's public plugin API: everything a plugin (built-in or third-party) may import.
+
+A plugin imports from here and nowhere else in `fleet` (an import-linter contract checks
+this for `plugins/`): the rest of the package is internal and may change between
+releases. The names below are the contract.
+
+- Hooks: `hookimpl` marks an implementation; the hooks are declared and documented in
+  `fleet.plugin.hookspecs` (the README's plugin guide has the table).
+- Renderers: `Renderer` (the protocol), `RenderRequest` (what a renderer reads),
+  `RendererRegistry` (what `fleet_register_renderers` receives), `KUSTOMIZATION_FILES`.
+- Bundle options as renderers see them: `BundleOptions`, `HelmOptions`,
+  `KustomizeOptions`, `YamlOptions`; the target: `ClusterContext`.
+- Types other hooks receive or return: `FleetEvent`, `HealthVerdict`, `ImageRegistry`.
+- Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`.
+- Helpers renderers share with the core, so plugins parse and merge as fleet does:
+  `Manifest`, `load_manifests`, `parse_yaml_documents`, `dump_manifests`, `deep_merge`
+  (Helm's values rule), `PatchError`/`apply_patch` (the overlay patch types), and the
+  Helm values templating of Rancher Fleet (`build_context`, `has_template`,
+  `render_values`, `TemplateError`).
+- Testing a plugin: `FleetPlugins` (load the built-ins, `register` yours), `render_bundle`,
+  `RenderCache`, `RenderResult`.
+
+Importing this module is cheap: no Kubernetes client, no Git, no Celery.
+"""
+
+from __future__ import annotations
+
+from fleet.errors import FleetError
+from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
+from fleet.plugin.manager import FleetPlugins
+from fleet.render.api import (
+    KUSTOMIZATION_FILES,
+    RegisteredRenderer,
+    Renderer,
+    RendererRegistry,
+    RendererSource,
+    RenderRequest,
+)
+from fleet.render.cache import RenderCache
+from fleet.render.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
+from fleet.render.patching import PatchError, apply_patch
+from fleet.render.pipeline import RenderResult, render_bundle
+from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
+from fleet.spec.cluster import ClusterContext
+from fleet.spec.merge import deep_merge
+from fleet.targeting.templating import TemplateError, build_context, has_template, render_values
+
+__all__ = [
+    "KUSTOMIZATION_FILES",
+    "BundleOptions",
+    "ClusterContext",
+    "FleetError",
+    "FleetEvent",
+    "FleetPlugins",
+    "HealthVerdict",
+    "HelmOptions",
+    "ImageRegistry",
+    "KustomizeOptions",
+    "Manifest",
+    "PatchError",
+    "RegisteredRenderer",
+    "RenderCache",
+    "RenderRequest",
+    "RenderResult",
+    "Renderer",
+    "RendererRegistry",
+    "RendererSource",
+    "TemplateError",
+    "YamlOptions",
+    "apply_patch",
+    "build_context",
+    "deep_merge",
+    "dump_manifests",
+    "has_template",
+    "hookimpl",
+    "load_manifests",
+    "parse_yaml_documents",
+    "render_bundle",
+    "render_values",
+]

@@ -6,8 +6,12 @@ specs below (pluggy project "fleet"). Plugins are found through the entry-point 
 installed plugin can replace a built-in. pluggy calls implementations last-registered first.
 
 The core never calls these hooks directly: `fleet.plugin.manager.FleetPlugins` has one typed
-method per hook. Hooks marked "declared, not called yet" are a contract for plugins being
-written now; the engine parts that call them land later.
+method per hook. Hooks marked "Experimental: declared, not called yet" are a contract for
+plugins being written now; the engine parts that call them land later, and their signature
+may still change until then.
+
+Plugins import these names (and every type a hook receives) from `fleet.plugin`, the public
+API, never from this module.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from fleet.render.pipeline import RendererRegistry, RenderRequest
+    from fleet.render.api import RendererRegistry, RenderRequest
     from fleet.spec.bundle_options import BundleOptions
     from fleet.spec.cluster import ClusterContext
 
@@ -68,7 +72,7 @@ def fleet_register_renderers(registry: RendererRegistry) -> None:
     Called once when the plugin manager is loaded (and again after plugins are registered or
     unregistered at run time), for each plugin in registration order: built-ins, then
     installed plugins, then plugins registered at run time. `renderer` implements
-    `fleet.render.pipeline.Renderer` (`name`, `version`, `render(request)`).
+    `fleet.plugin.Renderer` (`name`, `version`, `render(request)`).
 
     A plugin that adds a name a built-in already registered replaces the built-in. Adding a
     name another installed plugin registered is an error at start-up unless the call is
@@ -88,6 +92,22 @@ def fleet_detect_renderer(bundle_dir: Path, options: BundleOptions) -> str | Non
     """
 
 
+@hookspec(firstresult=True)
+def fleet_post_renderer(renderer: str, bundle_dir: Path, options: BundleOptions) -> str | None:
+    """Which renderer runs over the output of `renderer` for this bundle? First non-None wins.
+
+    Called once per render, and once per bundle when deployment ids are computed, after the
+    renderer is chosen. `renderer` is the chosen renderer's name; `bundle_dir` and `options`
+    as for `fleet_detect_renderer` (at targeting time the bundle's own options, before
+    targetCustomizations). Return the name of a registered renderer to run as the second
+    stage (it gets `request.input_manifests`), or None for no opinion. The core names no
+    renderer here: the built-in kustomize plugin answers `kustomize` when `kustomize.dir` is
+    set (for any renderer but kustomize itself) or when a `helm` bundle holds a
+    kustomization at its root (Rancher Fleet's helm + kustomize). Only look, never raise for
+    a broken bundle: the post-renderer reports that when it renders (its `check`).
+    """
+
+
 @hookspec
 def fleet_transform_manifests(manifests: list[dict[str, Any]], request: RenderRequest) -> None:
     """Change rendered manifests for one cluster before they are applied (broadcast).
@@ -104,10 +124,10 @@ def fleet_transform_manifests(manifests: list[dict[str, Any]], request: RenderRe
 def fleet_resolve_image(image: str, cluster: ClusterContext) -> ImageRegistry | None:
     """Which registry serves this image reference? First non-None answer wins.
 
-    Declared, not called yet (image digest pinning calls it per image in the manifests).
-    `image` is a reference as written in a manifest (`quay.io/org/app:1.2`); `cluster` is
-    the target. Return an `ImageRegistry` that can resolve it, or None if this plugin does
-    not serve that registry.
+    Experimental: declared, not called yet (image digest pinning calls it per image in the
+    manifests). `image` is a reference as written in a manifest (`quay.io/org/app:1.2`);
+    `cluster` is the target. Return an `ImageRegistry` that can resolve it, or None if this
+    plugin does not serve that registry.
     """
 
 
@@ -115,9 +135,9 @@ def fleet_resolve_image(image: str, cluster: ClusterContext) -> ImageRegistry | 
 def fleet_health_check(obj: dict[str, Any]) -> HealthVerdict | None:
     """Is this object healthy? For custom kinds the built-in kstatus rules do not know.
 
-    Declared, not called yet (the health waiter calls it per applied object, before its own
-    rules). `obj` is the live object read from the cluster (with `status`). Return a
-    `HealthVerdict`, or None when this plugin does not know the kind.
+    Experimental: declared, not called yet (the health waiter calls it per applied object,
+    before its own rules). `obj` is the live object read from the cluster (with `status`).
+    Return a `HealthVerdict`, or None when this plugin does not know the kind.
     """
 
 
@@ -125,8 +145,9 @@ def fleet_health_check(obj: dict[str, Any]) -> HealthVerdict | None:
 def fleet_notify(event: FleetEvent) -> None:
     """Send an event out (Slack, webhooks, ...). Broadcast: every notifier gets every event.
 
-    Declared, not called yet (the scheduler calls it on rollout and sync events). Must not
-    raise for delivery failures; log them instead. The return value is ignored.
+    Experimental: declared, not called yet (the scheduler calls it on rollout and sync
+    events). Must not raise for delivery failures; log them instead. The return value is
+    ignored.
     """
 
 
@@ -134,9 +155,9 @@ def fleet_notify(event: FleetEvent) -> None:
 def fleet_cluster_credentials(cluster: str, credential: str) -> dict[str, Any] | None:
     """Who provides credentials for this named credential? First non-None answer wins.
 
-    Declared, not called yet (workers call it before connecting to a cluster). `cluster` is
-    the cluster's name in the fleet definition, `credential` the credential name it refers
-    to. Return a kubeconfig as a mapping (parsed YAML, kept in memory), or None when this
-    plugin does not know the credential. Secrets never live in Git: plugins read them from
-    the worker's environment or a secret store.
+    Experimental: declared, not called yet (workers call it before connecting to a
+    cluster). `cluster` is the cluster's name in the fleet definition, `credential` the
+    credential name it refers to. Return a kubeconfig as a mapping (parsed YAML, kept in
+    memory), or None when this plugin does not know the credential. Secrets never live in
+    Git: plugins read them from the worker's environment or a secret store.
     """

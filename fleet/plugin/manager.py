@@ -26,8 +26,8 @@ import pluggy
 from fleet.errors import FleetError, Problem
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry
+from fleet.render.api import Renderer, RendererRegistry, RenderRequest
 from fleet.render.manifests import Manifest
-from fleet.render.pipeline import Renderer, RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 
@@ -63,7 +63,10 @@ class FailedPlugin:
 
 
 class FleetPlugins:
-    """One typed method per hook; the rest of fleet never touches `pm.hook` directly."""
+    """One typed method per hook; the rest of fleet never touches `pm.hook` directly.
+
+    Implements `fleet.render.api.RendererSource`, the protocol the render pipeline takes.
+    """
 
     def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
         self.pm = pm or new_plugin_manager()
@@ -202,6 +205,14 @@ class FleetPlugins:
         )
         if name is None:
             raise FleetError(f"no renderer plugin recognises bundle {bundle_dir}")
+        return name
+
+    def post_renderer(self, renderer: str, bundle_dir: Path, options: BundleOptions) -> str | None:
+        """The renderer a plugin wants run over `renderer`'s output (`fleet_post_renderer`)."""
+        self.raise_for_failures()
+        name: str | None = self.pm.hook.fleet_post_renderer(
+            renderer=renderer, bundle_dir=bundle_dir, options=options
+        )
         return name
 
     def transform_manifests(self, manifests: list[Manifest], request: RenderRequest) -> None:

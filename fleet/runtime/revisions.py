@@ -19,7 +19,8 @@ from fleet.desired import fleet_units, render_request
 from fleet.engine.kube import Manifest
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
-from fleet.render.pipeline import RenderCache, render_bundle
+from fleet.render.cache import RenderCache
+from fleet.render.pipeline import render_bundle
 from fleet.source.git import GitSource
 from fleet.spec.definition import ClusterSpec, TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
-from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle, renderer_identity
+from fleet.render.api import RenderRequest
+from fleet.render.cache import RenderCache
+from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.spec.cluster import ClusterContext
 from fleet.spec.loader import load_bundle
 from fleet.targeting.units import unit_for_cluster

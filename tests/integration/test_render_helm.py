@@ -17,7 +17,9 @@ import pytest
 
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
-from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle
+from fleet.render.api import RenderRequest
+from fleet.render.cache import RenderCache
+from fleet.render.pipeline import render_bundle
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 

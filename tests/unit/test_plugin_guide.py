@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
-from fleet.errors import FleetError
-from fleet.plugin import hookspecs
-from fleet.plugin.manager import FleetPlugins
-from fleet.render.pipeline import RenderCache, RenderRequest, render_bundle
-from fleet.spec.bundle_options import BundleOptions
-from fleet.spec.cluster import ClusterContext
+from fleet.plugin import (
+    BundleOptions,
+    ClusterContext,
+    FleetError,
+    FleetPlugins,
+    RenderCache,
+    RenderRequest,
+    hookspecs,
+    render_bundle,
+)
 
 GUIDE = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -13,7 +13,7 @@ from fleet.errors import FleetError
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
 from fleet.plugin.manager import BUILTIN, FleetPlugins
-from fleet.render.pipeline import RendererRegistry, RenderRequest
+from fleet.render.api import RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 

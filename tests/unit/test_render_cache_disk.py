@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fleet.errors import FleetError
-from fleet.render.pipeline import RenderCache
+from fleet.render.cache import RenderCache
 
 
 class Counter:

@@ -11,8 +11,10 @@ import pytest
 from fleet.errors import FleetError
 from fleet.plugin.hookspecs import hookimpl
 from fleet.plugin.manager import FleetPlugins
+from fleet.render.api import RendererRegistry, RenderRequest
+from fleet.render.cache import RenderCache
 from fleet.render.manifests import dump_manifests, load_manifests, sort_manifests
-from fleet.render.pipeline import RenderCache, RendererRegistry, RenderRequest, render_bundle
+from fleet.render.pipeline import render_bundle
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fleet.plugin.hookspecs import hookimpl
-from fleet.render.pipeline import RendererRegistry, RenderRequest
-from fleet.spec.bundle_options import BundleOptions
+from fleet.plugin import BundleOptions, RendererRegistry, RenderRequest, hookimpl
 
 
 class ExampleRenderer:
