@@ -117,7 +117,7 @@ def bundle_selector(bundle: str) -> str:
     return f"{LABEL_BUNDLE}={bundle_label(bundle)}"
 
 
-def content_hash(manifest: Manifest) -> str:
+def object_hash(manifest: Manifest) -> str:
     """sha256 of the canonical JSON of a manifest (key order does not matter)."""
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -158,7 +158,7 @@ def prepare(
     """Desired objects with ownership metadata and hashes; scope is resolved later."""
     prepared: list[Desired] = []
     for manifest in manifests:
-        digest = content_hash(manifest)
+        digest = object_hash(manifest)
         body = with_ownership(manifest, bundle, deployment_id, digest)
         if not body["metadata"].get("namespace"):
             body["metadata"]["namespace"] = default_namespace  # dropped if cluster-scoped

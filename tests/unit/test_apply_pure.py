@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fleet.engine.apply import ANN_HASH, LABEL_BUNDLE, content_hash, short_name, with_ownership
+from fleet.engine.apply import ANN_HASH, LABEL_BUNDLE, object_hash, short_name, with_ownership
 from fleet.engine.drift import comparable, differing_paths, ignored_pointers, object_diff
 from fleet.engine.inventory import Inventory, inventory_name, record
 from fleet.engine.kube import ObjectRef, classify
@@ -27,8 +27,8 @@ def test_short_name_is_valid_deterministic_and_distinct() -> None:
 def test_content_hash_ignores_key_order() -> None:
     a = {"kind": "ConfigMap", "data": {"x": "1", "y": "2"}}
     b = {"data": {"y": "2", "x": "1"}, "kind": "ConfigMap"}
-    assert content_hash(a) == content_hash(b)
-    assert content_hash(a) != content_hash({**a, "data": {"x": "2"}})
+    assert object_hash(a) == object_hash(b)
+    assert object_hash(a) != object_hash({**a, "data": {"x": "2"}})
 
 
 def test_with_ownership_copies_and_strips_server_fields() -> None:
