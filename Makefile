@@ -30,6 +30,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check fleet plugins workers tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: lint, type-check, then every test tier against real binaries and servers
 test: venv testbin redis lint
@@ -53,4 +54,4 @@ bench: venv testbin
 	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/tests/testbin/bin:$$PATH" tests/bench/run.sh
 
 clean:
-	rm -rf $(VENV) .demo .bench .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .demo .bench .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .grimp_cache

@@ -14,17 +14,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.engine.kube import Manifest
 from fleet.errors import FleetError, Problem
+from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle, renderer_identity
-from fleet.rollout.planner import dependency_cycle
 from fleet.source.git import cache_root
 from fleet.spec.bundles import Bundle
 from fleet.spec.definition import TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
+from fleet.targeting.dependencies import reject_dependency_cycles
 from fleet.targeting.units import DeploymentUnit, compute_units
 
 UnitKey = tuple[str, str]  # (bundle, cluster)
@@ -116,18 +116,3 @@ def load_desired(
     if problems:
         raise FleetError(problems=problems.values())
     return state
-
-
-def reject_dependency_cycles(repo: FleetRepo, units: list[DeploymentUnit]) -> None:
-    """A `dependsOn` cycle on any cluster makes the commit invalid (its units never start)."""
-    by_cluster: dict[str, list[DeploymentUnit]] = {}
-    for unit in units:
-        by_cluster.setdefault(unit.cluster, []).append(unit)
-    bundles = {b.name: b for b in repo.bundles}
-    for cluster, on_cluster in by_cluster.items():
-        cycle = dependency_cycle(on_cluster)
-        if cycle:
-            file, line = bundles[cycle[0]].where(("dependsOn",))
-            raise FleetError(
-                f"dependsOn cycle on cluster {cluster}: {' -> '.join(cycle)}", file=file, line=line
-            )

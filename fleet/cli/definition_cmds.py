@@ -40,8 +40,8 @@ def validate_command(repo_dir: RepoDir = Path(".")) -> None:
     `path:line: message` line per problem otherwise. Nothing is deployed and no cluster
     is contacted.
     """
-    from fleet.desired import reject_dependency_cycles
     from fleet.spec.loader import load_repository
+    from fleet.targeting.dependencies import reject_dependency_cycles
     from fleet.targeting.units import compute_units
 
     try:

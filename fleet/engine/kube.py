@@ -29,10 +29,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from fleet.errors import FleetError
+from fleet.manifest import Manifest as Manifest  # the one alias; engine modules import it here
 
 log = logging.getLogger(__name__)
 
-Manifest = dict[str, Any]
 
 APPLY_PATCH = "application/apply-patch+yaml"
 METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"

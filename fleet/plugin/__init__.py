@@ -26,6 +26,7 @@ Importing this module is cheap: no Kubernetes client, no Git, no Celery.
 from __future__ import annotations
 
 from fleet.errors import FleetError
+from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.api import (
@@ -37,7 +38,7 @@ from fleet.render.api import (
     RenderRequest,
 )
 from fleet.render.cache import RenderCache
-from fleet.render.manifests import Manifest, dump_manifests, load_manifests, parse_yaml_documents
+from fleet.render.manifests import dump_manifests, load_manifests, parse_yaml_documents
 from fleet.render.patching import PatchError, apply_patch
 from fleet.render.pipeline import RenderResult, render_bundle
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions

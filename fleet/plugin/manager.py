@@ -24,10 +24,10 @@ from typing import Any
 import pluggy
 
 from fleet.errors import FleetError, Problem
+from fleet.manifest import Manifest
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry
 from fleet.render.api import Renderer, RendererRegistry, RenderRequest
-from fleet.render.manifests import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 

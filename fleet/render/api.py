@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fleet.errors import FleetError
-from fleet.render.manifests import Manifest
+from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 from fleet.spec.pathsafety import resolve_inside

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.errors import FleetError
-from fleet.render.manifests import Manifest
+from fleet.manifest import Manifest
 from fleet.spec.hashing import hash_path
 
 log = logging.getLogger(__name__)

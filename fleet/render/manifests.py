@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 
 from fleet.errors import FleetError
-
-Manifest = dict[str, Any]
+from fleet.manifest import Manifest
 
 
 class ManifestLoader(yaml.SafeLoader):

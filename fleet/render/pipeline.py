@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet.errors import FleetError
+from fleet.manifest import Manifest
 from fleet.render.api import Renderer, RendererSource, RenderRequest
 from fleet.render.cache import RenderCache, dir_content_hash
-from fleet.render.manifests import Manifest, apply_namespaces, canonical_json, sort_manifests
+from fleet.render.manifests import apply_namespaces, canonical_json, sort_manifests
 from fleet.spec.bundle_options import BundleOptions
 
 

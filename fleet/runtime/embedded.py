@@ -41,12 +41,13 @@ from fleet.engine.prune import remove_bundle
 from fleet.engine.unit import UnitResult, sync_unit
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
-from fleet.rollout.planner import ActualUnit, Dispatch, Plan, Removal, dependency_order, plan
+from fleet.rollout.planner import ActualUnit, Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, DeployedBundle, read_deployed, stamp_owner
 from fleet.source.local import resolve_source
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus, UnitStatus
+from fleet.targeting.dependencies import dependency_order
 
 Progress = Callable[[str], None]
 T = TypeVar("T")

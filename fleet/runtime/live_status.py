@@ -16,9 +16,10 @@ from pathlib import Path
 
 from fleet.desired import load_desired
 from fleet.engine.apply import live_objects, prepare, resolve
-from fleet.engine.kube import ClusterConnection, KubeError, Manifest
+from fleet.engine.kube import ClusterConnection, KubeError
 from fleet.engine.unit import check_drift
 from fleet.engine.wait import evaluate, first_unready
+from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.embedded import Progress, SyncRun

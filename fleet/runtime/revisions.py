@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from fleet.desired import fleet_units, render_request
-from fleet.engine.kube import Manifest
 from fleet.errors import FleetError
+from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle

@@ -49,7 +49,7 @@ from fleet.runtime.tasks import (
 from fleet.source.git import GitSource, Revision
 from fleet.source.poll import Poller
 from fleet.source.webhooks import PushEvent
-from fleet.spec.definition import parse_duration
+from fleet.spec.definition import poll_interval
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Scheduler:
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
         if self.config.poll_interval is None:
-            self.poller.interval = float(_poll_seconds(desired))
+            self.poller.interval = float(poll_interval(desired.repo.definition.source))
         log.info(
             "commit %s in force: %d units on %d clusters; dispatching what differs",
             revision.short_sha,
@@ -253,8 +253,3 @@ class Scheduler:
         log.debug("sent %s %s/%s %s", task, cluster, bundle, deployment_id[:12])
         stats.dispatched[task] = stats.dispatched.get(task, 0) + 1
         self.totals[task] = self.totals.get(task, 0) + 1
-
-
-def _poll_seconds(desired: DesiredState) -> int:
-    source = desired.repo.definition.source
-    return parse_duration(source.poll_interval) if source is not None else 60

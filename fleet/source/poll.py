@@ -20,17 +20,8 @@ from dataclasses import dataclass
 from fleet.errors import FleetError
 from fleet.source.git import GitSource, Revision, repository_identity
 from fleet.source.webhooks import PushEvent
-from fleet.spec.definition import SourceSpec, parse_duration
 
 log = logging.getLogger(__name__)
-
-
-DEFAULT_POLL_INTERVAL = "1m"  # Flux's GitRepository default interval is 1m too
-
-
-def poll_interval(spec: SourceSpec | None) -> int:
-    """Seconds between polls from the definition's `source.pollInterval` (default 1m)."""
-    return parse_duration(spec.poll_interval if spec is not None else DEFAULT_POLL_INTERVAL)
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,16 @@ class Rollout(StrictModel):
     waves: list[Wave] = Field(default_factory=list)
 
 
+DEFAULT_POLL_INTERVAL = "1m"  # Flux's GitRepository default interval is 1m too
+
+
 class SourceSpec(StrictModel):
-    poll_interval: Duration = Field(default="1m", alias="pollInterval")
+    poll_interval: Duration = Field(default=DEFAULT_POLL_INTERVAL, alias="pollInterval")
+
+
+def poll_interval(spec: SourceSpec | None) -> int:
+    """Seconds between polls from the definition's `source.pollInterval` (default 1m)."""
+    return parse_duration(spec.poll_interval if spec is not None else DEFAULT_POLL_INTERVAL)
 
 
 class RegistrySpec(StrictModel):

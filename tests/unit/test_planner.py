@@ -10,14 +10,13 @@ import pytest
 from fleet.rollout.planner import (
     ActualUnit,
     Plan,
-    dependency_cycle,
-    dependency_order,
     plan,
     resolve_max_unavailable,
 )
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.definition import Rollout
 from fleet.states import BundleState
+from fleet.targeting.dependencies import dependency_cycle, dependency_order
 from fleet.targeting.units import DeploymentUnit
 
 READY, NOT_READY, ERR = BundleState.READY, BundleState.NOT_READY, BundleState.ERR_APPLIED

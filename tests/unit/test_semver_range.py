@@ -8,10 +8,10 @@ import pytest
 
 from fleet.errors import FleetError
 from fleet.source.git import GitSource, Revision
-from fleet.source.poll import Poller, poll_interval
+from fleet.source.poll import Poller
 from fleet.source.semver import parse_range
 from fleet.source.webhooks import PushEvent
-from fleet.spec.definition import SourceSpec
+from fleet.spec.definition import SourceSpec, poll_interval
 
 TAGS = ["v0.9.0", "v1.2.0", "v1.4.1", "v1.4.7", "1.10.0", "v2.0.0", "v2.1.0-rc.1", "latest"]
 
