@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## testbin: build (or reuse from ~/.cache/fleet-testbin) etcd, kube-*, kwok, helm, kustomize
-testbin:
+## testbin: build (or reuse from ~/.cache/fleet-testbin) etcd, kube-*, kwok, helm, kustomize;
+## helm and kustomize are linked into .venv/bin too, where `.venv/bin/fleet` looks for them
+testbin: venv
 	@tests/testbin/build.sh
+	@for tool in helm kustomize; do \
+	  if [ -x tests/testbin/bin/$$tool ]; then ln -sfn "$(CURDIR)/tests/testbin/bin/$$tool" $(BIN)/$$tool; fi; \
+	done
 
 ## redis: make sure Debian's redis-server is there (installs it when root on Debian/Ubuntu)
 redis:

@@ -19,7 +19,8 @@ Choices, where Rancher Fleet leaves room:
   `kubeVersion:` constraint and `.Capabilities.KubeVersion` see the real cluster.
 - CRDs from `crds/` are included; test hooks (`helm.sh/hook: test`) are skipped; other hooks
   are rendered as plain objects (use `helm.mode: release` for charts that need hooks).
-- helm's executable: `$FLEET_HELM`, else `helm` on PATH.
+- helm's executable: `$FLEET_HELM`, else `helm` on PATH, else `helm` next to the Python
+  interpreter (where `make testbin` links it; see `fleet.plugin.find_tool`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Coroutine
 from pathlib import Path
@@ -49,8 +48,11 @@ from fleet.plugin import (
     RendererRegistry,
     RenderRequest,
     TemplateError,
+    Tool,
+    ToolNotConfigured,
     build_context,
     deep_merge,
+    find_tool,
     has_template,
     hookimpl,
     load_manifests,
@@ -67,15 +69,20 @@ T = TypeVar("T")
 logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 
 
-def helm_executable() -> str:
-    """Path of the helm binary: `$FLEET_HELM` or `helm` on PATH."""
-    configured = os.environ.get("FLEET_HELM")
-    found = shutil.which(configured or "helm")
-    if not found:
-        if configured:
-            raise FleetError(f"helm not found: FLEET_HELM={configured} is not an executable")
+def helm_tool() -> Tool:
+    """The helm binary and where it was found (see the module doc for the order)."""
+    try:
+        found = find_tool("helm", variable="FLEET_HELM")
+    except ToolNotConfigured as err:
+        raise FleetError(f"helm not found: {err}") from None
+    if found is None:
         raise FleetError("helm not found on PATH (set FLEET_HELM)")
     return found
+
+
+def helm_executable() -> str:
+    """Path of the helm binary fleet runs."""
+    return helm_tool().path
 
 
 @functools.lru_cache(maxsize=8)
@@ -95,7 +102,8 @@ class HelmRenderer:
 
     def describe(self) -> str:
         try:
-            return f"helm template via pyhelm3 ({helm_executable()}, {self.version})"
+            tool = helm_tool()
+            return f"helm template via pyhelm3 ({tool.path} {tool.source}, {self.version})"
         except FleetError as err:
             return f"unavailable: {err}"
 

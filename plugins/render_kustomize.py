@@ -1,7 +1,8 @@
 """Built-in renderer `kustomize`: `kustomize build DIR`, or `kubectl kustomize DIR`.
 
 - the binary: `$FLEET_KUSTOMIZE` (a kustomize binary, or kubectl when its name starts with
-  "kubectl"), else `kustomize` on PATH, else `kubectl` on PATH; `fleet plugins` says which.
+  "kubectl"), else `kustomize` on PATH or next to the Python interpreter (where `make
+  testbin` links it), else `kubectl` there; `fleet plugins` says which, and from where.
 - the directory: `kustomize.dir` (relative to the bundle, resolved inside the repository),
   default the bundle directory; it must hold a kustomization file.
 - kustomize's default load restrictor (LoadRestrictionsRootOnly) is kept: a kustomization
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -35,7 +35,10 @@ from fleet.plugin import (
     Manifest,
     RendererRegistry,
     RenderRequest,
+    Tool,
+    ToolNotConfigured,
     dump_manifests,
+    find_tool,
     hookimpl,
     load_manifests,
     parse_yaml_documents,
@@ -46,16 +49,21 @@ MANIFESTS_FILE = "fleet-manifests.yaml"
 TIMEOUT_SECONDS = 300
 
 
+def kustomize_tool() -> Tool:
+    """The kustomize (or kubectl) binary and where it was found (see the module doc)."""
+    try:
+        found = find_tool(("kustomize", "kubectl"), variable="FLEET_KUSTOMIZE")
+    except ToolNotConfigured as err:
+        raise FleetError(
+            f"kustomize not found: {err.variable}={err.value} is not executable"
+        ) from None
+    if found is None:
+        raise FleetError("kustomize not found on PATH, nor kubectl (set FLEET_KUSTOMIZE)")
+    return found
+
+
 @functools.lru_cache(maxsize=8)
-def _command_for(configured: str | None, path_env: str | None) -> tuple[tuple[str, ...], str]:
-    if configured:
-        exe = shutil.which(configured)
-        if not exe:
-            raise FleetError(f"kustomize not found: FLEET_KUSTOMIZE={configured} is not executable")
-    else:
-        exe = shutil.which("kustomize") or shutil.which("kubectl")
-        if not exe:
-            raise FleetError("kustomize not found on PATH, nor kubectl (set FLEET_KUSTOMIZE)")
+def _command_for(exe: str) -> tuple[tuple[str, ...], str]:
     if Path(exe).name.startswith("kubectl"):
         return (exe, "kustomize"), _kubectl_version(exe)
     return (exe, "build"), _kustomize_version(exe)
@@ -63,7 +71,7 @@ def _command_for(configured: str | None, path_env: str | None) -> tuple[tuple[st
 
 def kustomize_command() -> tuple[tuple[str, ...], str]:
     """(argv prefix, kustomize version) for the binary fleet will run."""
-    return _command_for(os.environ.get("FLEET_KUSTOMIZE"), os.environ.get("PATH"))
+    return _command_for(kustomize_tool().path)
 
 
 def _kustomize_version(exe: str) -> str:
@@ -111,11 +119,12 @@ class KustomizeRenderer:
 
     def describe(self) -> str:
         try:
+            found = kustomize_tool()
             argv, version = kustomize_command()
         except FleetError as err:
             return f"unavailable: {err}"
         tool = "kubectl kustomize" if argv[1] == "kustomize" else "kustomize build"
-        return f"{tool} ({argv[0]}, kustomize {version})"
+        return f"{tool} ({argv[0]} {found.source}, kustomize {version})"
 
     def check(self, request: RenderRequest) -> None:
         """Refuse a missing kustomization before any stage runs (e.g. before a Helm chart)."""

@@ -16,7 +16,8 @@ releases. The names below are the contract.
   `Manifest`, `load_manifests`, `parse_yaml_documents`, `dump_manifests`, `deep_merge`
   (Helm's values rule), `PatchError`/`apply_patch` (the overlay patch types), and the
   Helm values templating of Rancher Fleet (`build_context`, `has_template`,
-  `render_values`, `TemplateError`).
+  `render_values`, `TemplateError`), and `find_tool` (`Tool`, `ToolNotConfigured`): an
+  external binary from its `FLEET_*` variable, `PATH` or the interpreter's directory.
 - Testing a plugin: `FleetPlugins` (load the built-ins, `register` yours), `render_bundle`,
   `RenderCache`, `RenderResult`.
 
@@ -41,6 +42,7 @@ from fleet.render.cache import RenderCache
 from fleet.render.manifests import dump_manifests, load_manifests, parse_yaml_documents
 from fleet.render.patching import PatchError, apply_patch
 from fleet.render.pipeline import RenderResult, render_bundle
+from fleet.render.tools import Tool, ToolNotConfigured, find_tool
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
 from fleet.spec.cluster import ClusterContext
 from fleet.spec.merge import deep_merge
@@ -67,11 +69,14 @@ __all__ = [
     "RendererRegistry",
     "RendererSource",
     "TemplateError",
+    "Tool",
+    "ToolNotConfigured",
     "YamlOptions",
     "apply_patch",
     "build_context",
     "deep_merge",
     "dump_manifests",
+    "find_tool",
     "has_template",
     "hookimpl",
     "load_manifests",

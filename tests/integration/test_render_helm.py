@@ -7,6 +7,7 @@ import functools
 import http.server
 import re
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -246,6 +247,8 @@ def test_missing_helm_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         render(tmp_path, tmp_path, {})
     monkeypatch.delenv("FLEET_HELM")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    # fleet also looks next to the interpreter (`make testbin` links helm into .venv/bin)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "empty" / "python"))
     with pytest.raises(FleetError, match=r"^helm not found on PATH \(set FLEET_HELM\)$"):
         render(tmp_path, tmp_path, {})
 
