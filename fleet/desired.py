@@ -20,7 +20,6 @@ from fleet.plugin.manager import FleetPlugins
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle, renderer_identity
-from fleet.source.git import cache_root
 from fleet.spec.bundles import Bundle
 from fleet.spec.definition import TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
@@ -99,6 +98,8 @@ def load_desired(
     covered = [name for name in known if not clusters or name in clusters]
     state = DesiredState(repo, commit, units, covered)
     # Renders persist across runs, keyed by deployment id: a no-op pass renders nothing.
+    from fleet.source.git import cache_root  # GitPython: not for `fleet validate`
+
     cache = cache or RenderCache(directory=cache_root() / "renders")
     contexts = {c.name: cluster_context(c) for c in repo.definition.clusters}
     bundles = {b.name: b for b in repo.bundles}

@@ -14,7 +14,9 @@ from fleet.errors import FleetError, Problem
 
 RepoDir = Annotated[
     Path,
-    typer.Argument(help="Repository checkout holding the root fleet.yaml (kind: Fleet)."),
+    typer.Argument(
+        metavar="REPO_DIR", help="Repository checkout holding the root fleet.yaml (kind: Fleet)."
+    ),
 ]
 
 
@@ -61,7 +63,7 @@ def targets_command(
     repo_dir: RepoDir = Path("."),
     output: Annotated[
         str,
-        typer.Option("--output", "-o", help="table (default) or json."),
+        typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json."),
     ] = "table",
 ) -> None:
     """Show which bundle goes to which cluster, with its customization and deployment id.
@@ -119,8 +121,11 @@ def schema_command(
 ) -> None:
     """Print the JSON Schema of the root fleet.yaml (or of a bundle fleet.yaml).
 
-    For editors: `fleet schema > fleet.schema.json` and add
-    `# yaml-language-server: $schema=fleet.schema.json` at the top of fleet.yaml.
+    For editors: `fleet schema > fleet.schema.json`, then this line at the top of
+    fleet.yaml:
+
+    \b
+      # yaml-language-server: $schema=fleet.schema.json
     """
     from fleet.spec.bundle_options import BundleOptions
     from fleet.spec.definition import FleetDefinition

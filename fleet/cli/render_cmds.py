@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fleet.cli import app
-from fleet.desired import fleet_units, render_request
 from fleet.errors import FleetError
-from fleet.plugin.manager import FleetPlugins
-from fleet.render.api import RenderRequest
-from fleet.render.cache import RenderCache
-from fleet.render.manifests import dump_manifests
-from fleet.render.pipeline import render_bundle, renderer_identity
-from fleet.spec.cluster import ClusterContext
+
+if TYPE_CHECKING:  # imported in the commands: `fleet --help` stays fast
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.cluster import ClusterContext
 
 
 @app.command("render")
@@ -30,36 +27,51 @@ def render_command(
     path: Annotated[
         Path,
         typer.Argument(
+            metavar="PATH",
             help="A bundle directory; with --cluster, a repository checkout with a root "
-            "fleet.yaml (kind: Fleet)."
+            "fleet.yaml (kind: Fleet).",
         ),
     ],
     cluster_name: Annotated[
-        str, typer.Option("--cluster-name", help="Bundle mode: the cluster's name.")
+        str, typer.Option("--cluster-name", metavar="NAME", help="Bundle mode: the cluster's name.")
     ] = "local",
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", "-l", help="Bundle mode: a cluster label KEY=VALUE (repeatable)."),
+        typer.Option(
+            "--label",
+            "-l",
+            metavar="KEY=VALUE",
+            help="Bundle mode: a cluster label KEY=VALUE (repeatable).",
+        ),
     ] = None,
     kube_version: Annotated[
         str | None,
-        typer.Option("--kube-version", help="The cluster's Kubernetes version, e.g. 1.30.2."),
+        typer.Option(
+            "--kube-version",
+            metavar="VERSION",
+            help="The cluster's Kubernetes version, e.g. 1.30.2.",
+        ),
     ] = None,
     repo_root: Annotated[
         Path | None,
         typer.Option(
             "--repo-root",
+            metavar="DIR",
             help="Bundle mode: nothing outside this directory is read (default: the "
             "enclosing Git checkout, else the bundle directory).",
         ),
     ] = None,
     cluster: Annotated[
         str | None,
-        typer.Option("--cluster", "-c", help="Repository mode: a cluster of the definition."),
+        typer.Option(
+            "--cluster", "-c", metavar="NAME", help="Repository mode: a cluster of the definition."
+        ),
     ] = None,
     bundle: Annotated[
         list[str] | None,
-        typer.Option("--bundle", "-b", help="Repository mode: only this bundle (repeatable)."),
+        typer.Option(
+            "--bundle", "-b", metavar="NAME", help="Repository mode: only this bundle (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Print the manifests a cluster would get, as multi-document YAML, in apply order.
@@ -70,6 +82,9 @@ def render_command(
     `fleet render REPO_DIR --cluster prod-1 [--bundle web]`: every bundle of the definition
     that targets that cluster. Nothing is applied and no cluster is contacted.
     """
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.cluster import ClusterContext
+
     plugins = FleetPlugins.load()
     plugins.raise_for_failures()
     if cluster is not None:
@@ -94,6 +109,9 @@ def _parse_labels(items: list[str]) -> dict[str, str]:
 def _render_bundle_dir(
     plugins: FleetPlugins, bundle_dir: Path, cluster: ClusterContext, repo_root: Path | None
 ) -> list[str]:
+    from fleet.render.api import RenderRequest
+    from fleet.render.manifests import dump_manifests
+    from fleet.render.pipeline import render_bundle, renderer_identity
     from fleet.spec.loader import load_bundle
     from fleet.targeting.units import unit_for_cluster
 
@@ -120,6 +138,10 @@ def _render_bundle_dir(
 def _render_repository(
     plugins: FleetPlugins, repo_dir: Path, cluster: str, only: list[str], kube_version: str | None
 ) -> list[str]:
+    from fleet.desired import fleet_units, render_request
+    from fleet.render.cache import RenderCache
+    from fleet.render.manifests import dump_manifests
+    from fleet.render.pipeline import render_bundle
     from fleet.spec.definition import cluster_context
     from fleet.spec.loader import load_repository
 
@@ -159,7 +181,7 @@ def _enclosing_checkout(path: Path) -> Path:
 @app.command("plugins")
 def plugins_command(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="table (default) or json.")
+        str, typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json.")
     ] = "table",
 ) -> None:
     """List loaded plugins (origin: builtin or the installed distribution), their hooks,
@@ -169,6 +191,8 @@ def plugins_command(
     """
     if output not in ("table", "json"):
         raise FleetError(f"unknown output format {output!r} (use table or json)")
+    from fleet.plugin.manager import FleetPlugins
+
     plugins = FleetPlugins.load()
     renderers: list[dict[str, Any]] = []
     problems = [str(failed) for failed in plugins.failed]

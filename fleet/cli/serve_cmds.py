@@ -18,21 +18,20 @@ import logging
 import os
 import signal
 import threading
-from importlib.metadata import entry_points
 from typing import Annotated
 
 import typer
 
 from fleet.cli import app
 from fleet.errors import FleetError
-from fleet.runtime.scheduler import SchedulerConfig
-from fleet.runtime.tasks import redis_url
 
 WORKER_ENTRY_POINT_GROUP = "fleet.worker"
 
 RedisOpt = Annotated[
     str | None,
-    typer.Option("--redis", help="Redis URL (broker and cache); default $FLEET_REDIS_URL."),
+    typer.Option(
+        "--redis", metavar="URL", help="Redis URL (broker and cache); default $FLEET_REDIS_URL."
+    ),
 ]
 
 
@@ -47,29 +46,44 @@ def _logging(level: str = "INFO") -> None:
 def serve_command(
     repo_url: Annotated[
         str | None,
-        typer.Argument(help="The fleet repository's Git URL (default: $FLEET_REPO_URL)."),
+        typer.Argument(
+            metavar="REPO_URL", help="The fleet repository's Git URL (default: $FLEET_REPO_URL)."
+        ),
     ] = None,
     branch: Annotated[
-        str, typer.Option("--branch", "-b", help="Branch, tag, semver range or commit.")
+        str,
+        typer.Option("--branch", "-b", metavar="REF", help="Branch, tag, semver range or commit."),
     ] = "HEAD",
     listen: Annotated[
-        str, typer.Option("--listen", help="HOST:PORT for webhooks, /metrics and /status.")
+        str,
+        typer.Option(
+            "--listen", metavar="HOST:PORT", help="HOST:PORT for webhooks, /metrics and /status."
+        ),
     ] = "127.0.0.1:8080",
     redis: RedisOpt = None,
-    tick: Annotated[float, typer.Option("--tick", help="Seconds between scheduler ticks.")] = 2.0,
+    tick: Annotated[
+        float, typer.Option("--tick", metavar="SECONDS", help="Seconds between scheduler ticks.")
+    ] = 2.0,
     poll_interval: Annotated[
         float | None,
         typer.Option(
-            "--poll-interval", help="Seconds between Git polls (default: the definition's)."
+            "--poll-interval",
+            metavar="SECONDS",
+            help="Seconds between Git polls (default: the definition's).",
         ),
     ] = None,
     drift_interval: Annotated[
-        float, typer.Option("--drift-interval", help="Seconds between drift checks of a unit.")
+        float,
+        typer.Option(
+            "--drift-interval", metavar="SECONDS", help="Seconds between drift checks of a unit."
+        ),
     ] = 300.0,
     refresh_interval: Annotated[
         float,
         typer.Option(
-            "--refresh-interval", help="Seconds between re-reads of a cluster's inventories."
+            "--refresh-interval",
+            metavar="SECONDS",
+            help="Seconds between re-reads of a cluster's inventories.",
         ),
     ] = 300.0,
 ) -> None:
@@ -79,7 +93,9 @@ def serve_command(
     (Prometheus) and GET /status (JSON, the same model as `fleet status -o json`).
     The scheduler needs no cluster credential: the workers of each region hold them.
     """
+    from fleet.runtime.scheduler import SchedulerConfig
     from fleet.runtime.serve import start_server
+    from fleet.runtime.tasks import redis_url
 
     url = repo_url or os.environ.get("FLEET_REPO_URL")
     if not url:
@@ -113,14 +129,17 @@ def serve_command(
 def worker_command(
     region: Annotated[
         list[str] | None,
-        typer.Option("--region", "-r", help="Serve this region's clusters (repeatable)."),
+        typer.Option(
+            "--region", "-r", metavar="REGION", help="Serve this region's clusters (repeatable)."
+        ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Units applied at once.")
+        int, typer.Option("--concurrency", "-c", min=1, metavar="N", help="Units applied at once.")
     ] = 4,
     redis: RedisOpt = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Worker node name (default REGIONS@host).")
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Worker node name (default REGIONS@host)."),
     ] = None,
 ) -> None:
     """Run a Celery worker for the clusters of the given regions (queues fleet.apply.<region>).
@@ -128,6 +147,10 @@ def worker_command(
     Cluster credentials come from this worker's environment (FLEET_KUBECONFIG_<NAME> or
     FLEET_CREDENTIALS_DIR). Without --region it serves clusters that have no region.
     """
+    from importlib.metadata import entry_points
+
+    from fleet.runtime.tasks import redis_url
+
     url = redis_url(redis)
     found = entry_points(group=WORKER_ENTRY_POINT_GROUP)
     if not found:

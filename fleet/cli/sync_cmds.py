@@ -12,18 +12,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleet.cli import app
 from fleet.errors import FleetError
-from fleet.runtime.embedded import Progress, SyncReport, sync_fleet
-from fleet.status.model import render_json, render_table
+
+if TYPE_CHECKING:  # imported in the commands: `fleet --help` stays fast
+    from fleet.runtime.embedded import Progress, SyncReport
 
 SourceArg = Annotated[
     str,
     typer.Argument(
+        metavar="SOURCE",
         help="The fleet repository: a local directory (used as it is, commit = its HEAD) "
         "or a Git URL (fetched into fleet's cache).",
         show_default=True,
@@ -31,13 +33,19 @@ SourceArg = Annotated[
 ]
 BranchOpt = Annotated[
     str | None,
-    typer.Option("--branch", "-b", help="Branch, tag or commit to sync (default: HEAD)."),
+    typer.Option(
+        "--branch", "-b", metavar="REF", help="Branch, tag or commit to sync (default: HEAD)."
+    ),
 ]
 ClusterOpt = Annotated[
     list[str] | None,
-    typer.Option("--cluster", "-c", help="Only this cluster of the definition (repeatable)."),
+    typer.Option(
+        "--cluster", "-c", metavar="NAME", help="Only this cluster of the definition (repeatable)."
+    ),
 ]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table (default) or json.")]
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json.")
+]
 
 
 @contextmanager
@@ -68,6 +76,8 @@ def _check_output(output: str) -> None:
 
 
 def _print(report: SyncReport, output: str) -> None:
+    from fleet.status.model import render_json, render_table
+
     if output == "json":
         extra = {
             "source": report.source,
@@ -122,6 +132,8 @@ def sync_command(
     state, deployment id, commit, message). Cluster credentials come from the environment
     (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR). Exit 0 only if every unit is Ready.
     """
+    from fleet.runtime.embedded import sync_fleet
+
     _check_output(output)
     with _progress() as progress:
         report = sync_fleet(
@@ -171,6 +183,8 @@ def diff_command(
     differs from what its cluster runs (rollout order ignored), drift that correctDrift
     would undo, and bundles that would be removed.
     """
+    from fleet.runtime.embedded import sync_fleet
+
     _check_output(output)
     try:
         with _progress() as progress:
@@ -217,6 +231,7 @@ def status_command(
     hand are Modified, deleted ones too). Writes nothing. Exit 0 when everything is Ready.
     """
     from fleet.runtime.live_status import fleet_status
+    from fleet.status.model import render_json, render_table
 
     _check_output(output)
     with _progress() as progress:

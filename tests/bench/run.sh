@@ -20,3 +20,7 @@ $py tests/bench/bench_localfleet.py --clusters 5
 echo
 echo "== sync on local clusters: commit-to-converged, no-op pass, apply throughput"
 $py tests/bench/bench_sync.py
+
+echo
+echo "== CLI start-up: fleet --help, fleet version, fleet validate (fresh interpreter each run)"
+$py tests/bench/bench_cli.py
