@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +73,7 @@ def targets_command(
     from fleet.desired import fleet_units
     from fleet.plugin.manager import FleetPlugins
     from fleet.spec.loader import load_repository
+    from fleet.status.model import format_table
 
     if output not in ("table", "json"):
         raise FleetError(f"unknown output format '{output}' (use table or json)")
@@ -96,20 +96,9 @@ def targets_command(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    header = ("BUNDLE", "CLUSTER", "CUSTOMIZATION", "DEPLOYMENT ID")
-    table = [(u.bundle, u.cluster, u.customization or "-", u.short_id) for u in units]
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        pretty = Table(*header)
-        for row in table:
-            pretty.add_row(*row)
-        Console().print(pretty)
-        return
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    header = ["BUNDLE", "CLUSTER", "CUSTOMIZATION", "DEPLOYMENT ID"]
+    table = [[u.bundle, u.cluster, u.customization or "-", u.short_id] for u in units]
+    typer.echo(format_table(header, table), nl=False)
 
 
 @app.command("schema")

@@ -192,6 +192,7 @@ def plugins_command(
     if output not in ("table", "json"):
         raise FleetError(f"unknown output format {output!r} (use table or json)")
     from fleet.plugin.manager import FleetPlugins
+    from fleet.status.model import format_table
 
     plugins = FleetPlugins.load()
     renderers: list[dict[str, Any]] = []
@@ -223,11 +224,9 @@ def plugins_command(
         }
         typer.echo(json.dumps(data, indent=2))
     else:
-        _print_table(
-            ["PLUGIN", "ORIGIN", "HOOKS"], [[i.name, i.origin, ", ".join(i.hooks)] for i in infos]
-        )
-        typer.echo("")
-        _print_table(
+        plugin_rows = [[i.name, i.origin, ", ".join(i.hooks)] for i in infos]
+        typer.echo(format_table(["PLUGIN", "ORIGIN", "HOOKS"], plugin_rows))
+        renderer_table = format_table(
             ["RENDERER", "PLUGIN", "DETAILS"],
             [
                 [
@@ -238,14 +237,8 @@ def plugins_command(
                 for r in renderers
             ],
         )
+        typer.echo(renderer_table, nl=False)
         for problem in problems:
             typer.echo(f"error: {problem}", err=True)
     if problems:
         raise typer.Exit(1)
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
-        typer.echo("  ".join(cells).rstrip())

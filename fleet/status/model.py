@@ -114,7 +114,10 @@ def one_line(text: str, width: int = MESSAGE_WIDTH) -> str:
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell, two spaces apart (kubectl's look)."""
+    """Columns padded to their widest cell, two spaces apart (kubectl's look).
+
+    The one table printer: `fleet status`/`sync`/`diff`, `fleet targets` and `fleet plugins`
+    all print through it, on a terminal and in a pipe alike."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
