@@ -68,6 +68,18 @@ def version_command() -> None:
     typer.echo(__version__)
 
 
+def check_output(output: str) -> None:
+    """`-o table|json`, checked before any work starts."""
+    if output not in ("table", "json"):
+        raise FleetError(f"unknown output format {output!r} (use table or json)")
+
+
+def print_problems(err: FleetError) -> None:
+    """One stderr line per problem: `path:line: message`, or `error: message`."""
+    for problem in err.problems:
+        print(str(problem) if problem.file else f"error: {problem}", file=sys.stderr)
+
+
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from fleet.cli import definition_cmds, render_cmds, serve_cmds, sync_cmds  # noqa: F401
@@ -79,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="fleet")
     except FleetError as err:
-        for problem in err.problems:
-            print(str(problem) if problem.file else f"error: {problem}", file=sys.stderr)
+        print_problems(err)
         return 1
     except SystemExit as exit_:
         code = exit_.code

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet.cli import app
+from fleet.cli import app, check_output
 from fleet.errors import FleetError, Problem
 
 RepoDir = Annotated[
@@ -75,8 +75,7 @@ def targets_command(
     from fleet.spec.loader import load_repository
     from fleet.status.model import format_table
 
-    if output not in ("table", "json"):
-        raise FleetError(f"unknown output format '{output}' (use table or json)")
+    check_output(output)
     try:
         # the renderers' identities are part of the id: the same ids `fleet sync` records
         units = fleet_units(load_repository(repo_dir), FleetPlugins.load())

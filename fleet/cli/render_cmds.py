@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleet.cli import app
+from fleet.cli import app, check_output
 from fleet.errors import FleetError
 
 if TYPE_CHECKING:  # imported in the commands: `fleet --help` stays fast
@@ -189,8 +189,7 @@ def plugins_command(
 
     Exits 1 when a plugin failed to load or two plugins claim one renderer name.
     """
-    if output not in ("table", "json"):
-        raise FleetError(f"unknown output format {output!r} (use table or json)")
+    check_output(output)
     from fleet.plugin.manager import FleetPlugins
     from fleet.status.model import format_table
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fleet.cli import app
+from fleet.cli import app, check_output, print_problems
 from fleet.errors import FleetError
 
 if TYPE_CHECKING:  # imported in the commands: `fleet --help` stays fast
@@ -68,11 +68,6 @@ def _progress(enabled: bool = True) -> Iterator[Progress]:
             spinner.update(f"fleet: {escape(line[:80])}")
 
         yield show
-
-
-def _check_output(output: str) -> None:
-    if output not in ("table", "json"):
-        raise FleetError(f"unknown output format {output!r} (use table or json)")
 
 
 def _print(report: SyncReport, output: str) -> None:
@@ -134,7 +129,7 @@ def sync_command(
     """
     from fleet.runtime.embedded import sync_fleet
 
-    _check_output(output)
+    check_output(output)
     with _progress() as progress:
         report = sync_fleet(
             source,
@@ -185,15 +180,15 @@ def diff_command(
     """
     from fleet.runtime.embedded import sync_fleet
 
-    _check_output(output)
+    check_output(output)
     try:
         with _progress() as progress:
             report = sync_fleet(
                 source, branch=branch, dry_run=True, clusters=cluster or (), progress=progress
             )
-    except FleetError:
+    except FleetError as err:
         if exit_code:
-            _report_error()
+            print_problems(err)
             raise typer.Exit(2) from None
         raise
     if output == "table":
@@ -207,13 +202,6 @@ def diff_command(
         raise typer.Exit(1 if report.changed else 0)
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _report_error() -> None:
-    err = sys.exc_info()[1]
-    if isinstance(err, FleetError):
-        for problem in err.problems:
-            print(str(problem) if problem.file else f"error: {problem}", file=sys.stderr)
 
 
 @app.command("status")
@@ -233,7 +221,7 @@ def status_command(
     from fleet.runtime.live_status import fleet_status
     from fleet.status.model import render_json, render_table
 
-    _check_output(output)
+    check_output(output)
     with _progress() as progress:
         status = fleet_status(source, branch=branch, clusters=cluster or (), progress=progress)
     typer.echo(render_json(status) if output == "json" else render_table(status), nl=False)
