@@ -24,9 +24,7 @@ from fleet.spec.bundles import Bundle
 from fleet.spec.definition import TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
 from fleet.targeting.dependencies import reject_dependency_cycles
-from fleet.targeting.units import DeploymentUnit, compute_units
-
-UnitKey = tuple[str, str]  # (bundle, cluster)
+from fleet.targeting.units import DeploymentUnit, UnitKey, compute_units
 
 
 def render_request(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -40,6 +41,15 @@ class BundleState(StrEnum):
         """Rancher Fleet's StateRank: higher is worse, and wins a roll-up."""
         return STATE_RANK[self]
 
+    @classmethod
+    def parse(cls, text: str) -> BundleState:
+        """A state read back from a cluster or a cache; unknown or empty -> NotReady, so
+        whoever reads it looks again rather than trusting a value it does not know."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.NOT_READY
+
 
 # Rancher Fleet v1alpha1.StateRank, unchanged, so summaries match a Rancher user's intuition.
 STATE_RANK: dict[BundleState, int] = {
@@ -51,6 +61,35 @@ STATE_RANK: dict[BundleState, int] = {
     BundleState.NOT_READY: 2,
     BundleState.READY: 1,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ActualUnit:
+    """What a cluster runs for one bundle: the deployment id, its state and commit.
+
+    The one record of "what a cluster runs" that both runtimes hand the rollout planner:
+    the embedded run reads it from the inventories (`fleet.engine.inventory.DeployedBundle.
+    to_actual`), the distributed scheduler from its Redis cache (`CachedUnit` is one of
+    these plus when and by whom it was reported). A state given as text is parsed.
+    """
+
+    deployment_id: str
+    state: BundleState
+    commit: str = ""
+    message: str = ""
+    keep_resources: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.state, BundleState):
+            object.__setattr__(self, "state", BundleState.parse(str(self.state)))
+
+    @property
+    def available(self) -> bool:
+        """Applied and healthy (drift is reported, it does not block a rollout)."""
+        return self.state in AVAILABLE
+
+
+AVAILABLE = frozenset({BundleState.READY, BundleState.MODIFIED})
 
 
 def worst_state(states: Iterable[BundleState]) -> BundleState:

@@ -1,1 +1,45 @@
-"""TODO"""
+"""The sync engine: one cluster connection, one bundle, typed results. Both runtimes call it.
+
+The embedded `fleet sync` / `fleet diff` / `fleet status` (`fleet.runtime.embedded`,
+`fleet.runtime.live_status`) and the distributed workers (`fleet.runtime.worker`) only
+orchestrate: which unit, when, on which connection. What happens on the cluster is these
+four verbs, in the manner of fluxcd/pkg's ssa `ResourceManager` and Argo CD's gitops-engine:
+
+- `deploy(conn, bundle, deployment_id, commit, manifests, options, fleet=...)`: apply
+  (CRDs first, then namespaces, then the rest; a no-op writes nothing), correct drift when
+  the bundle asks, prune what left the bundle, wait for health, record the inventory and
+  stamp it as `fleet`'s. In: rendered manifests and the unit's options. Out: `UnitResult`
+  (state, one-line message, per-object `ObjectResult`s, writes, the diff of a dry run).
+- `remove(conn, bundle, keep_resources=...)`: delete what the inventory says fleet applied,
+  then the inventory. Out: `RemovalResult` (`.state`, `.message`, the objects).
+- `read_deployed(conn, fleet=..., wanted=...)`: one metadata LIST of the inventories. Out:
+  bundle -> `DeployedBundle` (id, commit, state, owner), only the bundles this fleet
+  deployed or wants (`DeployedBundle.to_actual()` is the rollout planner's input).
+- `inspect(conn, bundle, deployment_id, manifests, options)`: read-only drift and health
+  of a deployed unit (server-side dry runs). Out: `Inspection` (state, message, drift).
+
+`ClusterUnreachable` propagates from every verb: retrying is the runtime's decision. Every
+other API error is a result (ErrApplied, with the object and the reason). The engine knows
+nothing of Git, targeting, Redis or Celery. Labels and annotations it writes:
+`fleet.engine.labels`.
+"""
+
+from fleet.engine.apply import Action, ObjectResult
+from fleet.engine.inventory import DeployedBundle, OwnerStamp, read_deployed
+from fleet.engine.prune import RemovalResult, remove
+from fleet.engine.unit import Inspection, UnitResult, inspect
+from fleet.engine.unit import sync_unit as deploy
+
+__all__ = [
+    "Action",
+    "DeployedBundle",
+    "Inspection",
+    "ObjectResult",
+    "OwnerStamp",
+    "RemovalResult",
+    "UnitResult",
+    "deploy",
+    "inspect",
+    "read_deployed",
+    "remove",
+]

@@ -38,19 +38,19 @@ from fleet.engine.kube import (
     ObjectRef,
     ResourceType,
 )
+from fleet.engine.labels import (
+    ANN_BUNDLE,
+    ANN_DEPLOYMENT,
+    ANN_HASH,
+    FIELD_MANAGER,
+    LABEL_BUNDLE,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+)
 from fleet.states import BundleState
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "fleet"
-PREFIX = "fleet-gitops.io"
-LABEL_BUNDLE = f"{PREFIX}/bundle"
-ANN_BUNDLE = f"{PREFIX}/bundle-name"
-ANN_DEPLOYMENT = f"{PREFIX}/deployment-id"
-ANN_HASH = f"{PREFIX}/applied-hash"
-ANN_PRUNE = f"{PREFIX}/prune"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "fleet-gitops"
 
 CRD_KEY = ("apiextensions.k8s.io", "CustomResourceDefinition")
 # Server-owned metadata a rendered manifest may carry (e.g. copied from `kubectl get`);

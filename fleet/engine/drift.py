@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml
 
-from fleet.engine.apply import ANN_DEPLOYMENT, FIELD_MANAGER, Desired
+from fleet.engine.apply import Desired
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.labels import ANN_DEPLOYMENT, FIELD_MANAGER
 from fleet.spec.bundle_options import ComparePatch
 
 _IGNORED_METADATA = (
@@ -138,8 +139,8 @@ def detect_drift(
     """Objects whose live state differs from what fleet would apply (read-only: dry runs).
 
     `live` must hold full objects (see `fleet.engine.apply.live_objects(full=True)`); a desired
-    object absent from it is reported `missing`. Use `fleet.engine.unit.check_drift` to call
-    this from manifests.
+    object absent from it is reported `missing`. Use `fleet.engine.unit.inspect` (or
+    `check_drift`) to call this from manifests.
     """
     patches = compare_patches or []
     found: list[DriftItem] = []

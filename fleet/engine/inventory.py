@@ -17,6 +17,14 @@ bundle on a cluster runs without parsing anything.
 
 Reading: no ConfigMap -> empty inventory (first deploy). Any other failure (forbidden,
 corrupt data) -> `InventoryUnreadable`, and the caller must not prune.
+
+Ownership. Several fleets (repositories) may deploy to one cluster, so "a bundle the
+cluster runs that my Git does not name" is only a removal when this fleet deployed it.
+After a sync, `fleet.engine.unit` stamps the inventory with `fleet-gitops.io/fleet: NAME`
+and `keep-resources` (so a bundle that left Git is removed the way its last revision
+asked), only when the stamp it read with the inventory differs: a no-op sync writes
+nothing. `read_deployed(conn, fleet=..., wanted=...)` is the one place that decides "a
+bundle this fleet deployed, or one it wants".
 """
 
 from __future__ import annotations
@@ -25,32 +33,36 @@ import base64
 import gzip
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet.engine.apply import (
+from fleet.engine.apply import bundle_label, short_name
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
+from fleet.engine.labels import (
     ANN_BUNDLE,
+    ANN_COMMIT,
     ANN_DEPLOYMENT,
+    ANN_FLEET,
+    ANN_KEEP,
+    ANN_STATE,
     FIELD_MANAGER,
     LABEL_BUNDLE,
+    LABEL_INVENTORY,
     LABEL_MANAGED_BY,
     MANAGED_BY,
-    PREFIX,
-    bundle_label,
-    short_name,
+    STAMP_MANAGER,
 )
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
 from fleet.errors import FleetError
+from fleet.states import ActualUnit, BundleState
 
 log = logging.getLogger(__name__)
 
 INVENTORY_NAMESPACE = "fleet-system"
 MAX_REVISIONS = 10
 COMPRESS_ABOVE = 512 * 1024
-LABEL_INVENTORY = f"{PREFIX}/inventory"
-ANN_COMMIT = f"{PREFIX}/commit"
-ANN_STATE = f"{PREFIX}/state"
+MERGE_PATCH = "application/merge-patch+json"
 _KEY, _GZ_KEY = "inventory.json", "inventory.json.gz"
 _CM = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, "")
 
@@ -69,7 +81,25 @@ class InventoryEntry:
 
 
 @dataclass(frozen=True)
-class Revision:
+class OwnerStamp:
+    """Which fleet deployed a bundle here, and how its last revision asked to be removed."""
+
+    fleet: str
+    keep_resources: bool
+
+    @classmethod
+    def of(cls, annotations: dict[str, str]) -> OwnerStamp | None:
+        fleet = annotations.get(ANN_FLEET)
+        return cls(fleet, annotations.get(ANN_KEEP) == "true") if fleet else None
+
+    def annotations(self) -> dict[str, str]:
+        return {ANN_FLEET: self.fleet, ANN_KEEP: "true" if self.keep_resources else "false"}
+
+
+@dataclass(frozen=True)
+class DeployedRevision:
+    """One deployment of the bundle as the inventory records it (the last is current)."""
+
     commit: str
     deployment_id: str
     time: str
@@ -81,11 +111,12 @@ class Revision:
 class Inventory:
     bundle: str
     objects: list[InventoryEntry] = field(default_factory=list)
-    revisions: list[Revision] = field(default_factory=list)
+    revisions: list[DeployedRevision] = field(default_factory=list)
     exists: bool = False
+    owner: OwnerStamp | None = None  # read from the ConfigMap; not part of the JSON
 
     @property
-    def current(self) -> Revision | None:
+    def current(self) -> DeployedRevision | None:
         return self.revisions[-1] if self.revisions else None
 
     def refs(self) -> set[ObjectRef]:
@@ -130,7 +161,9 @@ class Inventory:
             for o in raw["objects"]
         ]
         revisions = [
-            Revision(r["commit"], r["deploymentId"], r["time"], r["state"], r.get("message", ""))
+            DeployedRevision(
+                r["commit"], r["deploymentId"], r["time"], r["state"], r.get("message", "")
+            )
             for r in raw["revisions"]
         ]
         return cls(bundle, objects, revisions, exists=True)
@@ -157,13 +190,15 @@ def read_inventory(conn: ClusterConnection, bundle: str) -> Inventory:
     try:
         binary = (cm.get("binaryData") or {}).get(_GZ_KEY)
         text = gzip.decompress(base64.b64decode(binary)) if binary else cm["data"][_KEY]
-        return Inventory.from_json(bundle, text)
+        inv = Inventory.from_json(bundle, text)
     except (KeyError, TypeError, ValueError, OSError) as err:
         raise InventoryUnreadable(
             f"{conn.name}: inventory ConfigMap {INVENTORY_NAMESPACE}/{ref.name} of bundle "
             f"{bundle} is corrupt ({type(err).__name__}); nothing is pruned. Delete it to "
             "start over: the next sync re-adopts the bundle's objects"
         ) from None
+    inv.owner = OwnerStamp.of((cm.get("metadata") or {}).get("annotations") or {})
+    return inv
 
 
 def record(
@@ -189,10 +224,10 @@ def record(
     if same_deploy and current is not None and current.state == state and objects == old.objects:
         return None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    revision = Revision(commit, deployment_id, now, state, message[:300])
+    revision = DeployedRevision(commit, deployment_id, now, state, message[:300])
     history = old.revisions[:-1] if same_deploy else list(old.revisions)
     history = [*history, revision][-MAX_REVISIONS:]
-    return Inventory(old.bundle, objects, history, exists=True)
+    return Inventory(old.bundle, objects, history, exists=True, owner=old.owner)
 
 
 def _body(inv: Inventory) -> dict[str, Any]:
@@ -252,21 +287,80 @@ def delete_inventory(conn: ClusterConnection, bundle: str) -> bool:
     return conn.delete(replace(_CM, name=inventory_name(bundle)))
 
 
-def list_deployed(conn: ClusterConnection) -> dict[str, dict[str, str]]:
-    """bundle -> {deploymentId, commit, state} for every inventory on the cluster.
+@dataclass(frozen=True)
+class DeployedBundle:
+    """One inventory as the metadata LIST shows it: what the cluster runs, and whose it is."""
 
-    One metadata-only LIST: what the scheduler uses to rebuild its view after losing Redis.
+    bundle: str
+    deployment_id: str
+    commit: str
+    state: BundleState
+    fleet: str | None
+    keep_resources: bool
+
+    def to_actual(self, keep_resources: bool | None = None) -> ActualUnit:
+        """The planner's record; `keep_resources` overrides the stamp (the bundle's option
+        when the caller still has the bundle in Git)."""
+        keep = self.keep_resources if keep_resources is None else keep_resources
+        return ActualUnit(self.deployment_id, self.state, self.commit, keep_resources=keep)
+
+
+def read_deployed(
+    conn: ClusterConnection, *, fleet: str | None = None, wanted: Collection[str] = ()
+) -> dict[str, DeployedBundle]:
+    """bundle -> what the cluster runs, from one metadata-only LIST of the inventories.
+
+    Ownership is decided here, once, for both runtimes. Several fleets may deploy to one
+    cluster (and the engine's tests deploy bundles without any fleet), so with `fleet` the
+    answer keeps only the bundles that fleet deployed (its owner stamp) or that it wants on
+    this cluster (`wanted`: bundle names); a bundle of another fleet is never its to remove.
+    Without `fleet`, every inventory.
     """
     res = conn.resource("v1", "ConfigMap")
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, DeployedBundle] = {}
     for cm in conn.list_objects(
         res, INVENTORY_NAMESPACE, label_selector=f"{LABEL_INVENTORY}=true", metadata_only=True
     ):
         ann = cm.get("metadata", {}).get("annotations") or {}
-        if ANN_BUNDLE in ann:
-            found[ann[ANN_BUNDLE]] = {
-                "deploymentId": ann.get(ANN_DEPLOYMENT, ""),
-                "commit": ann.get(ANN_COMMIT, ""),
-                "state": ann.get(ANN_STATE, ""),
-            }
+        bundle = ann.get(ANN_BUNDLE)
+        if not bundle:
+            continue
+        owner = OwnerStamp.of(ann)
+        if fleet is not None and bundle not in wanted and (owner is None or owner.fleet != fleet):
+            continue
+        found[bundle] = DeployedBundle(
+            bundle,
+            ann.get(ANN_DEPLOYMENT, ""),
+            ann.get(ANN_COMMIT, ""),
+            BundleState.parse(ann.get(ANN_STATE, "")),
+            owner.fleet if owner else None,
+            owner.keep_resources if owner else False,
+        )
     return found
+
+
+def stamp_owner(conn: ClusterConnection, bundle: str, stamp: OwnerStamp) -> bool:
+    """Mark the bundle's inventory as deployed by `stamp.fleet`; False when it has none.
+
+    A JSON merge patch by its own field manager, so the inventory's server-side applies
+    (field manager `fleet`) leave it alone. A refused patch is logged, not raised: the
+    bundle is deployed, it just will not be removed automatically if it leaves Git.
+    """
+    res = conn.resource("v1", "ConfigMap")
+    try:
+        conn.request(
+            "PATCH",
+            res.object_path(INVENTORY_NAMESPACE, inventory_name(bundle)),
+            query=[("fieldManager", STAMP_MANAGER)],
+            body={"metadata": {"annotations": stamp.annotations()}},
+            content_type=MERGE_PATCH,
+            what=f"stamp inventory of bundle {bundle}",
+        )
+    except NotFound:
+        return False
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:
+        log.warning("%s; the bundle will not be removed automatically if it leaves Git", err)
+        return False
+    return True

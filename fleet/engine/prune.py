@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from fleet.engine.apply import ANN_PRUNE, CRD_KEY, LABEL_BUNDLE, Action, ObjectResult, bundle_label
+from fleet.engine.apply import CRD_KEY, Action, ObjectResult, bundle_label
 from fleet.engine.inventory import (
     Inventory,
     InventoryEntry,
+    InventoryUnreadable,
     delete_inventory,
     read_inventory,
     write_inventory,
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.labels import ANN_PRUNE, LABEL_BUNDLE
 from fleet.states import BundleState
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,66 @@ def _kept(ref: ObjectRef, why: str) -> ObjectResult:
     return ObjectResult(ref, Action.KEPT, message=why)
 
 
+@dataclass
+class RemovalResult:
+    """What removing one bundle from one cluster did, judged once for both runtimes.
+
+    `state`: Ready (removed), OutOfSync (a dry run: it would be), ErrApplied (a delete
+    failed, or nothing was removed: `error`). `message` is the one line a status row and
+    a log show. `commit` is what the cluster ran (from the inventory), for the status row.
+    """
+
+    bundle: str
+    objects: list[ObjectResult] = field(default_factory=list)
+    dry_run: bool = False
+    error: str | None = None
+    commit: str = ""
+
+    @classmethod
+    def not_removed(cls, bundle: str, error: Exception, *, commit: str = "") -> RemovalResult:
+        """The removal could not start (inventory unreadable, cluster unreachable)."""
+        return cls(bundle, error=f"not removed: {error}", commit=commit)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for o in self.objects if o.action is action)
+
+    @property
+    def failed(self) -> list[ObjectResult]:
+        return [o for o in self.objects if o.action is Action.FAILED]
+
+    @property
+    def state(self) -> BundleState:
+        if self.error is not None or self.failed:
+            return BundleState.ERR_APPLIED
+        return BundleState.OUT_OF_SYNC if self.dry_run else BundleState.READY
+
+    @property
+    def message(self) -> str:
+        if self.error is not None:
+            return self.error
+        if self.failed:
+            return self.failed[0].message
+        verb = "would delete" if self.dry_run else "deleted"
+        kept = self.count(Action.KEPT)
+        return f"left Git: {verb} {self.count(Action.PRUNED)} objects" + (
+            f", kept {kept}" if kept else ""
+        )
+
+
+def remove(
+    conn: ClusterConnection, bundle: str, *, keep_resources: bool = False, dry_run: bool = False
+) -> RemovalResult:
+    """`remove_bundle` as a result: an unreadable inventory is a failed removal, not an
+    exception (nothing was deleted). `ClusterUnreachable` propagates (retry later)."""
+    try:
+        inv = read_inventory(conn, bundle)
+    except InventoryUnreadable as err:
+        return RemovalResult.not_removed(bundle, err)
+    current = inv.current
+    objects = _remove(conn, inv, keep_resources=keep_resources, dry_run=dry_run)
+    return RemovalResult(bundle, objects, dry_run, commit=current.commit if current else "")
+
+
 def remove_bundle(
     conn: ClusterConnection, bundle: str, *, keep_resources: bool = False, dry_run: bool = False
 ) -> list[ObjectResult]:
@@ -127,6 +190,13 @@ def remove_bundle(
     delete fails, the inventory is rewritten with what is left so a retry finishes the job.
     """
     inv = read_inventory(conn, bundle)
+    return _remove(conn, inv, keep_resources=keep_resources, dry_run=dry_run)
+
+
+def _remove(
+    conn: ClusterConnection, inv: Inventory, *, keep_resources: bool, dry_run: bool
+) -> list[ObjectResult]:
+    bundle = inv.bundle
     if not inv.exists:
         return []
     results: list[ObjectResult] = []

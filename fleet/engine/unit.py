@@ -36,13 +36,15 @@ from fleet.engine.inventory import (
     Inventory,
     InventoryEntry,
     InventoryUnreadable,
+    OwnerStamp,
     read_inventory,
     record,
+    stamp_owner,
     write_inventory,
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
 from fleet.engine.prune import prune, prune_candidates
-from fleet.engine.wait import DEFAULT_WAIT_SECONDS, wait_healthy
+from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
 from fleet.spec.bundle_options import BundleOptions
 from fleet.states import BundleState, worst_state
 
@@ -68,6 +70,7 @@ class UnitResult:
     drift: list[DriftItem] = field(default_factory=list)
     diff: str = ""
     inventory_written: bool = False
+    owner_stamped: bool = False
     dry_run: bool = False
     seconds: float = 0.0
 
@@ -98,11 +101,46 @@ def sync_unit(
     dry_run: bool = False,
     wait: bool = True,
     render_error: str | None = None,
+    fleet: str | None = None,
 ) -> UnitResult:
-    """Make one cluster run `manifests` for `bundle`; see the module docstring."""
-    started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
+    """Make one cluster run `manifests` for `bundle`; see the module docstring.
+
+    With `fleet` (the runtimes always pass it; the engine's own tests deploy without one)
+    the inventory is stamped as that fleet's afterwards, once, and only when the stamp
+    read with the inventory differs (`fleet.engine.inventory` on ownership).
+    """
     result = UnitResult(bundle, conn.name, deployment_id, commit, BundleState.READY, "")
     result.dry_run = dry_run
+    read: list[Inventory] = []  # the inventory as read, once it was
+    _sync(conn, result, manifests, options, wait=wait, render_error=render_error, read=read)
+    if fleet is not None and not dry_run and read:
+        result.owner_stamped = _stamp(conn, result, read[0], fleet, options.keep_resources)
+    return result
+
+
+def _stamp(
+    conn: ClusterConnection, result: UnitResult, old: Inventory, fleet: str, keep: bool
+) -> bool:
+    """Write the owner stamp when the inventory exists and its stamp differs."""
+    wanted = OwnerStamp(fleet, keep)
+    if not (old.exists or result.inventory_written) or old.owner == wanted:
+        return False
+    return stamp_owner(conn, result.bundle, wanted)
+
+
+def _sync(
+    conn: ClusterConnection,
+    result: UnitResult,
+    manifests: list[Manifest],
+    options: BundleOptions,
+    *,
+    wait: bool,
+    render_error: str | None,
+    read: list[Inventory],
+) -> UnitResult:
+    started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
+    bundle, deployment_id, commit = result.bundle, result.deployment_id, result.commit
+    dry_run = result.dry_run
 
     def done(state: BundleState, message: str) -> UnitResult:
         result.state, result.message = state, message
@@ -121,6 +159,7 @@ def sync_unit(
         except InventoryUnreadable as err:
             log.error("%s", err)
             return done(BundleState.ERR_APPLIED, str(err))
+        read.append(old)
 
         default_ns = options.namespace or options.default_namespace or "default"
         desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
@@ -350,18 +389,31 @@ def _message(objects: list[ObjectResult], state: BundleState, waited: float) -> 
     return f"{ready} objects ready" + (f" ({summary})" if summary else "")
 
 
-def check_drift(
+@dataclass
+class Inspection:
+    """What a deployed unit looks like live: drift first, then health (nothing written)."""
+
+    state: BundleState  # Modified (drift), NotReady (health) or Ready
+    message: str
+    drift: list[DriftItem] = field(default_factory=list)
+    objects: int = 0
+
+
+def inspect(
     conn: ClusterConnection,
     bundle: str,
     deployment_id: str,
     manifests: list[Manifest],
     options: BundleOptions,
-) -> list[DriftItem]:
-    """Read-only drift check of a deployed bundle (the scheduler runs this periodically).
+    *,
+    health: bool = True,
+) -> Inspection:
+    """Look at a unit the cluster runs: one prepare, one resolve, one LIST per kind.
 
     Server-side dry runs only: nothing is written. Objects changed by hand come back as
-    `modified` (with the JSON pointers that differ), deleted ones as `missing`; the unit's
-    state is then Modified (`drift_state`).
+    `modified` drift (with the JSON pointers that differ), deleted ones as `missing`, and the
+    unit is Modified; otherwise, with `health`, the health rules judge the live objects.
+    The same objects as a sync would apply (duplicates deduplicated the same way).
     """
     default_ns = options.namespace or options.default_namespace or "default"
     desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
@@ -369,7 +421,29 @@ def check_drift(
         resolve(conn, item)
     live = live_objects(conn, bundle, desired, full=True)
     patches = options.diff.compare_patches if options.diff else []
-    return detect_drift(conn, desired, live, patches)
+    drift = detect_drift(conn, desired, live, patches)
+    if drift:
+        more = f" (+{len(drift) - 1} more)" if len(drift) > 1 else ""
+        return Inspection(BundleState.MODIFIED, f"{drift[0]}{more}", drift, len(desired))
+    if health:
+        unready = first_unready(evaluate([d for d in desired if d.res is not None], live))
+        if unready is not None:
+            ref, verdict = unready
+            message = f"{ref}: {verdict.message}"
+            return Inspection(BundleState.NOT_READY, message, [], len(desired))
+    message = f"{len(desired)} objects ready, no drift" if health else "no drift"
+    return Inspection(BundleState.READY, message, [], len(desired))
+
+
+def check_drift(
+    conn: ClusterConnection,
+    bundle: str,
+    deployment_id: str,
+    manifests: list[Manifest],
+    options: BundleOptions,
+) -> list[DriftItem]:
+    """The drift items alone (`inspect` without the health verdict)."""
+    return inspect(conn, bundle, deployment_id, manifests, options, health=False).drift
 
 
 def drift_state(items: list[DriftItem]) -> BundleState:

@@ -46,32 +46,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fleet.spec.definition import Rollout, Wave
-from fleet.states import BundleState
+from fleet.states import ActualUnit, BundleState
 from fleet.targeting.dependencies import dependencies
 from fleet.targeting.selectors import compile_selector
-from fleet.targeting.units import DeploymentUnit
-
-UnitKey = tuple[str, str]  # (bundle, cluster)
+from fleet.targeting.units import DeploymentUnit, UnitKey
 
 ALL_WAVE = "(all)"
 REST_WAVE = "(rest)"
 DEFAULT_MAX_UNAVAILABLE = "100%"
-AVAILABLE = frozenset({BundleState.READY, BundleState.MODIFIED})
-
-
-@dataclass(frozen=True, slots=True)
-class ActualUnit:
-    """What a cluster reports for one bundle: the deployment id it runs and its state."""
-
-    deployment_id: str
-    state: BundleState
-    commit: str = ""
-    message: str = ""
-    keep_resources: bool = False
-
-    @property
-    def available(self) -> bool:
-        return self.state in AVAILABLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,70 +1,35 @@
 """Reaching the clusters of a run: credentials, retries with backoff, what each one runs.
 
-`ClusterLink` wraps one `ClusterConnection` for the embedded orchestrator: it resolves the
-credential from the environment (never from Git), retries a call that found the cluster
-unreachable a few times with exponential backoff, and after that marks the cluster down
-for the rest of the run, so its units are reported and the other clusters go on.
+`ClusterLink` wraps one `ClusterConnection`: it resolves the credential from the
+environment (never from Git), retries a call that found the cluster unreachable a few
+times with exponential backoff, and after that marks the cluster down for the rest of the
+run, so its units are reported and the other clusters go on.
 
-Ownership of inventories. Several fleets (repositories) may deploy to one cluster, and the
-engine's tests deploy bundles without any fleet, so "a bundle the cluster runs that my Git
-does not name" is only a removal when this fleet deployed it. After a successful sync the
-orchestrator stamps the bundle's inventory ConfigMap with `fleet-gitops.io/fleet: NAME`
-(and `fleet-gitops.io/keep-resources`, so a bundle that left Git is removed the way its
-last revision asked). The stamp is a JSON merge patch, written only when it differs from
-what the LIST showed, so a no-op sync still writes nothing; `fleet.engine.unit`'s
-server-side applies of the inventory leave it alone (another field manager owns it).
+`ClusterSet` is the clusters of one embedded pass (`fleet sync`, `fleet diff`) or of one
+`fleet status`: a link each, connected together (an error only when none has a
+credential), called concurrently (`each`), and read once (`read_deployed`, with the
+engine's ownership filter: a bundle this fleet deployed, or one it wants).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fleet.engine.apply import ANN_BUNDLE, ANN_DEPLOYMENT, PREFIX
-from fleet.engine.inventory import (
-    ANN_COMMIT,
-    ANN_STATE,
-    INVENTORY_NAMESPACE,
-    LABEL_INVENTORY,
-    inventory_name,
-)
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound
+from fleet.engine import DeployedBundle, read_deployed
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.runtime.credentials import resolve_kubeconfig
 from fleet.spec.definition import ClusterSpec
-from fleet.states import BundleState
+from fleet.targeting.units import UnitKey
 
 log = logging.getLogger(__name__)
 
-ANN_FLEET = f"{PREFIX}/fleet"
-ANN_KEEP = f"{PREFIX}/keep-resources"
-STAMP_MANAGER = "fleet-owner"
-MERGE_PATCH = "application/merge-patch+json"
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DeployedBundle:
-    """One inventory as the metadata LIST shows it."""
-
-    bundle: str
-    deployment_id: str
-    commit: str
-    state: BundleState
-    fleet: str | None
-    keep_resources: bool
-
-
-def parse_state(text: str) -> BundleState:
-    """An inventory's state annotation; unknown or empty -> NotReady (look again)."""
-    try:
-        return BundleState(text)
-    except ValueError:
-        return BundleState.NOT_READY
 
 
 @dataclass
@@ -130,53 +95,92 @@ class ClusterLink:
             self.conn.close()
 
 
-def read_deployed(conn: ClusterConnection) -> dict[str, DeployedBundle]:
-    """bundle -> what the cluster runs, from one metadata-only LIST of the inventories.
+class ClusterSet:
+    """A link per cluster for one pass; `each` calls the reachable ones concurrently."""
 
-    The same LIST as `fleet.engine.inventory.list_deployed`, also reading the ownership stamp.
-    """
-    res = conn.resource("v1", "ConfigMap")
-    found: dict[str, DeployedBundle] = {}
-    for cm in conn.list_objects(
-        res, INVENTORY_NAMESPACE, label_selector=f"{LABEL_INVENTORY}=true", metadata_only=True
-    ):
-        ann = cm.get("metadata", {}).get("annotations") or {}
-        bundle = ann.get(ANN_BUNDLE)
-        if not bundle:
-            continue
-        found[bundle] = DeployedBundle(
-            bundle,
-            ann.get(ANN_DEPLOYMENT, ""),
-            ann.get(ANN_COMMIT, ""),
-            parse_state(ann.get(ANN_STATE, "")),
-            ann.get(ANN_FLEET) or None,
-            ann.get(ANN_KEEP) == "true",
-        )
-    return found
-
-
-def stamp_owner(conn: ClusterConnection, bundle: str, fleet: str, keep_resources: bool) -> bool:
-    """Mark the bundle's inventory as deployed by `fleet`; False when it has no inventory."""
-    res = conn.resource("v1", "ConfigMap")
-    patch = {
-        "metadata": {
-            "annotations": {ANN_FLEET: fleet, ANN_KEEP: "true" if keep_resources else "false"}
+    def __init__(
+        self,
+        specs: Iterable[ClusterSpec],
+        *,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.say = log or (lambda line: None)
+        self.concurrency = max(1, concurrency)
+        self.links = {
+            spec.name: ClusterLink(spec, retries=retries, backoff=backoff, log=log)
+            for spec in specs
         }
-    }
-    try:
-        conn.request(
-            "PATCH",
-            res.object_path(INVENTORY_NAMESPACE, inventory_name(bundle)),
-            query=[("fieldManager", STAMP_MANAGER)],
-            body=patch,
-            content_type=MERGE_PATCH,
-            what=f"stamp inventory of bundle {bundle}",
-        )
-    except NotFound:
-        return False
-    except ClusterUnreachable:
-        raise
-    except KubeError as err:
-        log.warning("%s; the bundle will not be removed automatically if it leaves Git", err)
-        return False
-    return True
+
+    def __getitem__(self, name: str) -> ClusterLink:
+        return self.links[name]
+
+    def __enter__(self) -> ClusterSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def down(self) -> dict[str, str]:
+        """cluster -> why it is unreachable, for the clusters marked down."""
+        return {n: link.down for n, link in self.links.items() if link.down is not None}
+
+    @property
+    def writes(self) -> int:
+        return sum(link.writes for link in self.links.values())
+
+    def connect(self, env: Mapping[str, str]) -> None:
+        """Connect every link; a cluster without a credential is down, all of them an error."""
+        failures = []
+        for link in self.links.values():
+            try:
+                link.connect(env)
+            except FleetError as err:
+                link.down = str(err)
+                failures.append(err)
+        if failures and len(failures) == len(self.links):
+            raise FleetError(problems=[p for err in failures for p in err.problems])
+
+    def each(self, fn: Callable[[ClusterLink], T]) -> dict[str, T | None]:
+        """`fn(link)` for every reachable cluster, concurrently; None where unreachable."""
+
+        def guarded(link: ClusterLink) -> T | None:
+            try:
+                return fn(link)
+            except ClusterUnreachable:
+                return None
+
+        live = [link for link in self.links.values() if link.down is None]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            values = list(pool.map(guarded, live))
+        return {link.name: value for link, value in zip(live, values, strict=True)}
+
+    def read_deployed(
+        self, fleet: str, wanted: Collection[UnitKey]
+    ) -> dict[UnitKey, DeployedBundle]:
+        """What every reachable cluster runs of `fleet`'s bundles or of the `wanted` units;
+        then one line per cluster found down."""
+        by_cluster: dict[str, set[str]] = {}
+        for bundle, cluster in wanted:
+            by_cluster.setdefault(cluster, set()).add(bundle)
+
+        def read(link: ClusterLink) -> dict[str, DeployedBundle]:
+            mine = by_cluster.get(link.name, set())
+            return link.call(
+                "read inventories", lambda conn: read_deployed(conn, fleet=fleet, wanted=mine)
+            )
+
+        found: dict[UnitKey, DeployedBundle] = {}
+        for cluster, deployed in self.each(read).items():
+            for bundle, rec in (deployed or {}).items():
+                found[(bundle, cluster)] = rec
+        for name, why in self.down.items():
+            self.say(f"{name}: unreachable: {why}")
+        return found
+
+    def close(self) -> None:
+        for link in self.links.values():
+            link.close()

@@ -7,16 +7,17 @@ The steps, each a separate module handing data to the next (Flux's split):
 2. `fleet.desired.load_desired`: load, validate, target and render *every* unit. Any
    problem raises one FleetError (file:line each) before a cluster is contacted, so a
    broken commit is applied nowhere and the clusters keep their last good revision;
-3. connect to each cluster (`fleet.runtime.clusters`: credentials from the environment, retries
-   with backoff, an unreachable cluster is reported and the others go on) and read what
-   each runs (one metadata LIST of the inventories per cluster);
-4. loop: `fleet.rollout.planner.plan` -> sync the units it allows (clusters concurrently in a small
-   thread pool, one connection and one thread per cluster, a cluster's units in dependsOn
-   order) -> update the actual state from the results -> plan again, until nothing more
-   can be dispatched. Each unit is synced at most once per run (a failed unit is retried
-   by the next run, a level-triggered scheduler's tick); an unreachable cluster is retried
-   within the call with backoff;
-5. remove bundles this fleet deployed that Git no longer wants there.
+3. connect to each cluster (`fleet.runtime.clusters.ClusterSet`: credentials from the
+   environment, retries with backoff, an unreachable cluster is reported and the others go
+   on) and read what each runs of this fleet (`fleet.engine.read_deployed`: one metadata LIST
+   of the inventories per cluster);
+4. loop: `fleet.rollout.planner.plan` -> `fleet.engine.deploy` the units it allows
+   (clusters concurrently in a small thread pool, one connection and one thread per
+   cluster, a cluster's units in dependsOn order) -> update the actual state from the
+   results -> plan again, until nothing more can be dispatched. Each unit is synced at
+   most once per run (a failed unit is retried by the next run, a level-triggered
+   scheduler's tick); an unreachable cluster is retried within the call with backoff;
+5. `fleet.engine.remove` the bundles this fleet deployed that Git no longer wants there.
 
 `dry_run` does step 4 once without the rollout order (everything that would change, as
 server-side dry runs and a diff per object; Secret data redacted) and writes nothing.
@@ -31,36 +32,22 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from fleet.desired import DesiredState, UnitKey, load_desired
-from fleet.engine.apply import Action, ObjectResult
-from fleet.engine.inventory import InventoryUnreadable
+from fleet import engine
+from fleet.desired import DesiredState, load_desired
+from fleet.engine import RemovalResult, UnitResult
 from fleet.engine.kube import ClusterUnreachable
-from fleet.engine.prune import remove_bundle
-from fleet.engine.unit import UnitResult, sync_unit
-from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
-from fleet.rollout.planner import ActualUnit, Dispatch, Plan, Removal, plan
+from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
-from fleet.runtime.clusters import ClusterLink, DeployedBundle, read_deployed, stamp_owner
+from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.source.local import resolve_source
-from fleet.states import BundleState
+from fleet.states import ActualUnit, BundleState
 from fleet.status.model import FleetStatus, UnitStatus
 from fleet.targeting.dependencies import dependency_order
+from fleet.targeting.units import UnitKey
 
 Progress = Callable[[str], None]
-T = TypeVar("T")
-
-
-@dataclass
-class Removed:
-    """What removing one bundle from one cluster did."""
-
-    state: BundleState
-    message: str
-    objects: list[ObjectResult] = field(default_factory=list)
-    commit: str = ""
 
 
 @dataclass
@@ -71,7 +58,7 @@ class SyncReport:
     source: str
     dry_run: bool
     results: dict[UnitKey, UnitResult] = field(default_factory=dict)
-    removed: dict[UnitKey, Removed] = field(default_factory=dict)
+    removed: dict[UnitKey, RemovalResult] = field(default_factory=dict)
     waiting: dict[UnitKey, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     writes: int = 0
@@ -160,67 +147,35 @@ class SyncRun:
         self.say = say
         self.concurrency = max(1, concurrency)
         specs = {c.name: c for c in desired.repo.definition.clusters}
-        self.links = {
-            name: ClusterLink(specs[name], retries=retries, backoff=backoff, log=say)
-            for name in desired.clusters
-        }
-        self.units = {(u.bundle, u.cluster): u for u in desired.units}
+        self.clusters = ClusterSet(
+            [specs[name] for name in desired.clusters],
+            retries=retries,
+            backoff=backoff,
+            concurrency=concurrency,
+            log=say,
+        )
+        self.links = self.clusters.links
+        self.units = {u.key: u for u in desired.units}
         self.actual: dict[UnitKey, ActualUnit] = {}
-        self.stamps: dict[UnitKey, DeployedBundle | None] = {}
         self.results: dict[UnitKey, UnitResult] = {}
-        self.removed: dict[UnitKey, Removed] = {}
+        self.removed: dict[UnitKey, RemovalResult] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ clusters
 
     def connect(self, env: Mapping[str, str]) -> None:
-        failures = []
-        for link in self.links.values():
-            try:
-                link.connect(env)
-            except FleetError as err:
-                link.down = str(err)
-                failures.append(err)
-        if failures and len(failures) == len(self.links):
-            raise FleetError(problems=[p for err in failures for p in err.problems])
+        self.clusters.connect(env)
 
     def read_actual(self) -> None:
-        """What every reachable cluster runs; only bundles of this fleet or desired ones."""
+        """What every reachable cluster runs of this fleet's bundles (or desired ones);
+        a bundle still in Git is removed the way its options say now."""
         keep = {b.name: b.options.keep_resources for b in self.desired.repo.bundles}
-        found = self._each_cluster(lambda link: link.call("read inventories", read_deployed))
-        for cluster, deployed in found.items():
-            for bundle, rec in (deployed or {}).items():
-                key = (bundle, cluster)
-                if key not in self.units and rec.fleet != self.desired.fleet_name:
-                    continue  # another fleet's (or no fleet's) bundle: not ours to remove
-                self.stamps[key] = rec
-                self.actual[key] = ActualUnit(
-                    rec.deployment_id,
-                    rec.state,
-                    rec.commit,
-                    keep_resources=keep.get(bundle, rec.keep_resources),
-                )
-        for link in self.links.values():
-            if link.down is not None:
-                self.say(f"{link.name}: unreachable: {link.down}")
-
-    def _each_cluster(self, fn: Callable[[ClusterLink], T]) -> dict[str, T | None]:
-        """`fn(link)` for every reachable cluster, concurrently; None where unreachable."""
-
-        def guarded(link: ClusterLink) -> T | None:
-            try:
-                return fn(link)
-            except ClusterUnreachable:
-                return None
-
-        live = [link for link in self.links.values() if link.down is None]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            values = list(pool.map(guarded, live))
-        return {link.name: value for link, value in zip(live, values, strict=True)}
+        found = self.clusters.read_deployed(self.desired.fleet_name, self.units)
+        for key, rec in found.items():
+            self.actual[key] = rec.to_actual(keep_resources=keep.get(key[0]))
 
     def close(self) -> None:
-        for link in self.links.values():
-            link.close()
+        self.clusters.close()
 
     # ------------------------------------------------------------------ the loop
 
@@ -301,7 +256,7 @@ class SyncRun:
         try:
             result = link.call(
                 f"sync {unit.bundle}",
-                lambda conn: sync_unit(
+                lambda conn: engine.deploy(
                     conn,
                     unit.bundle,
                     unit.deployment_id,
@@ -310,6 +265,7 @@ class SyncRun:
                     unit.options,
                     dry_run=dry_run,
                     wait=wait,
+                    fleet=self.desired.fleet_name,
                 ),
             )
         except ClusterUnreachable as err:
@@ -321,8 +277,6 @@ class SyncRun:
                 BundleState.ERR_APPLIED,
                 f"cluster unreachable: {err}",
             )
-        if not dry_run and link.down is None:
-            self._stamp(link, unit.bundle, unit.cluster, unit.options.keep_resources)
         with self._lock:
             self.results[key] = result
             if not dry_run and link.down is None:
@@ -339,43 +293,18 @@ class SyncRun:
             f"[{result.writes} writes, {result.seconds:.1f}s]"
         )
 
-    def _stamp(self, link: ClusterLink, bundle: str, cluster: str, keep: bool) -> None:
-        rec = self.stamps.get((bundle, cluster))
-        if rec is not None and rec.fleet == self.desired.fleet_name and rec.keep_resources == keep:
-            return
-        try:
-            name = self.desired.fleet_name
-            if link.call("stamp", lambda conn: stamp_owner(conn, bundle, name, keep)):
-                self.stamps[(bundle, cluster)] = DeployedBundle(
-                    bundle, "", "", BundleState.READY, name, keep
-                )
-        except ClusterUnreachable:
-            pass
-
     def _remove(self, link: ClusterLink, removal: Removal, dry_run: bool) -> None:
         key = (removal.bundle, removal.cluster)
         record = self.actual.get(key)
         try:
-            objects = link.call(
+            outcome = link.call(
                 f"remove {removal.bundle}",
-                lambda conn: remove_bundle(
+                lambda conn: engine.remove(
                     conn, removal.bundle, keep_resources=removal.keep_resources, dry_run=dry_run
                 ),
             )
-        except (ClusterUnreachable, InventoryUnreadable) as err:
-            outcome = Removed(BundleState.ERR_APPLIED, f"not removed: {err}")
-        else:
-            deleted = sum(1 for o in objects if o.action is Action.PRUNED)
-            kept = sum(1 for o in objects if o.action is Action.KEPT)
-            failed = [o for o in objects if o.action is Action.FAILED]
-            verb = "would delete" if dry_run else "deleted"
-            message = f"left Git: {verb} {deleted} objects" + (f", kept {kept}" if kept else "")
-            if failed:
-                outcome = Removed(BundleState.ERR_APPLIED, failed[0].message, objects)
-            elif dry_run:
-                outcome = Removed(BundleState.OUT_OF_SYNC, message, objects)
-            else:
-                outcome = Removed(BundleState.READY, message, objects)
+        except ClusterUnreachable as err:
+            outcome = RemovalResult.not_removed(removal.bundle, err)
         outcome.commit = record.commit if record is not None else ""
         with self._lock:
             self.removed[key] = outcome
@@ -404,8 +333,8 @@ class SyncRun:
             dict(self.results),
             dict(self.removed),
             waiting,
-            {n: link.down for n, link in self.links.items() if link.down is not None},
-            writes=sum(link.writes for link in self.links.values()),
+            self.clusters.down,
+            writes=self.clusters.writes,
             renders=self.desired.renders,
             units=len(self.desired.units),
         )

@@ -1,10 +1,11 @@
 """`fleet status`: what the clusters run compared with what Git wants, without writing.
 
 Per (bundle, cluster): the inventory says which deployment id the cluster runs. A unit at
-its desired id is then looked at live: `fleet.engine.unit.check_drift` (server-side dry
-runs) finds objects edited or deleted by hand -> Modified; the health rules judge the
-live objects -> NotReady. A unit at another id is OutOfSync, one never deployed too; a
-bundle this fleet deployed that left Git is listed as a removal the next sync will do.
+its desired id is then looked at live: `fleet.engine.inspect` (server-side dry runs) finds
+objects edited or deleted by hand -> Modified; the health rules judge the live objects ->
+NotReady. A unit at another id is OutOfSync, one never deployed too; a bundle this fleet
+deployed that left Git is listed as a removal the next sync will do. The clusters are a
+`fleet.runtime.clusters.ClusterSet`, as for `fleet sync`, without its orchestrator.
 """
 
 from __future__ import annotations
@@ -14,54 +15,29 @@ import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from fleet import engine
 from fleet.desired import load_desired
-from fleet.engine.apply import live_objects, prepare, resolve
 from fleet.engine.kube import ClusterConnection, KubeError
-from fleet.engine.unit import check_drift
-from fleet.engine.wait import evaluate, first_unready
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
-from fleet.runtime.clusters import ClusterLink
-from fleet.runtime.embedded import Progress, SyncRun
+from fleet.rollout.planner import plan
+from fleet.runtime.clusters import ClusterLink, ClusterSet
+from fleet.runtime.embedded import Progress
 from fleet.source.local import resolve_source
-from fleet.spec.bundle_options import BundleOptions
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus, UnitStatus
 from fleet.targeting.units import DeploymentUnit
 
 
-def inspect_unit(
-    conn: ClusterConnection,
-    bundle: str,
-    deployment_id: str,
-    manifests: list[Manifest],
-    options: BundleOptions,
-) -> tuple[BundleState, str]:
-    """Modified (drift), NotReady (health) or Ready for a unit the cluster runs."""
-    drift = check_drift(conn, bundle, deployment_id, manifests, options)
-    if drift:
-        more = f" (+{len(drift) - 1} more)" if len(drift) > 1 else ""
-        return BundleState.MODIFIED, f"{drift[0]}{more}"
-    default_ns = options.namespace or options.default_namespace or "default"
-    desired = prepare(manifests, bundle, deployment_id, default_ns)
-    for item in desired:
-        resolve(conn, item)
-    live = live_objects(conn, bundle, desired)
-    unready = first_unready(evaluate([d for d in desired if d.res is not None], live))
-    if unready is not None:
-        ref, verdict = unready
-        return BundleState.NOT_READY, f"{ref}: {verdict.message}"
-    return BundleState.READY, f"{len(desired)} objects ready, no drift"
-
-
 def _look(
     link: ClusterLink, unit: DeploymentUnit, manifests: list[Manifest], row: UnitStatus
 ) -> None:
-    def inspect(conn: ClusterConnection) -> tuple[BundleState, str]:
-        return inspect_unit(conn, unit.bundle, unit.deployment_id, manifests, unit.options)
+    def inspect(conn: ClusterConnection) -> engine.Inspection:
+        return engine.inspect(conn, unit.bundle, unit.deployment_id, manifests, unit.options)
 
     try:
-        row.state, row.message = link.call(f"inspect {unit.bundle}", inspect)
+        seen = link.call(f"inspect {unit.bundle}", inspect)
+        row.state, row.message = seen.state, seen.message
     except KubeError as err:
         row.state, row.message = BundleState.ERR_APPLIED, str(err)
 
@@ -83,21 +59,28 @@ def fleet_status(
     desired = load_desired(
         checkout.path, checkout.commit, plugins or FleetPlugins.load(), clusters=clusters
     )
-    run = SyncRun(desired, say, retries=retries, backoff=backoff)
+    specs = {c.name: c for c in desired.repo.definition.clusters}
+    units = {u.key: u for u in desired.units}
     status = FleetStatus(desired.fleet_name, desired.commit)
-    try:
+    with ClusterSet(
+        [specs[name] for name in desired.clusters], retries=retries, backoff=backoff, log=say
+    ) as run:
         run.connect(os.environ if env is None else env)
-        run.read_actual()
-        waves = run.plan().waves
+        actual = {
+            key: rec.to_actual()
+            for key, rec in run.read_deployed(desired.fleet_name, units).items()
+        }
+        rollout = desired.repo.definition.rollout
+        waves = plan(desired.units, actual, rollout, now=time.time()).waves
 
         def look(link_name: str) -> list[UnitStatus]:
-            link = run.links[link_name]
+            link = run[link_name]
             rows = []
             for unit in desired.units:
                 if unit.cluster != link_name:
                     continue
                 key = (unit.bundle, unit.cluster)
-                record = run.actual.get(key)
+                record = actual.get(key)
                 row = UnitStatus(
                     unit.cluster,
                     unit.bundle,
@@ -120,14 +103,14 @@ def fleet_status(
             return rows
 
         started = time.monotonic()
-        found = run._each_cluster(lambda link: look(link.name))
+        found = run.each(lambda link: look(link.name))
         for name in desired.clusters:
             rows = found.get(name)
             if rows is None:  # unreachable from the start
                 rows = look(name)
             status.units.extend(rows)
-        for bundle, cluster in sorted(k for k in run.actual if k not in run.units):
-            record = run.actual[(bundle, cluster)]
+        for bundle, cluster in sorted(k for k in actual if k not in units):
+            record = actual[(bundle, cluster)]
             status.removed.append(
                 UnitStatus(
                     cluster,
@@ -139,6 +122,4 @@ def fleet_status(
                 )
             )
         say(f"looked at {len(status.units)} units in {time.monotonic() - started:.1f}s")
-    finally:
-        run.close()
     return status

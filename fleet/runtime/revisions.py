@@ -24,9 +24,7 @@ from fleet.render.pipeline import render_bundle
 from fleet.source.git import GitSource
 from fleet.spec.definition import ClusterSpec, TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
-from fleet.targeting.units import DeploymentUnit
-
-UnitKey = tuple[str, str]  # (bundle, cluster)
+from fleet.targeting.units import DeploymentUnit, UnitKey
 
 
 @dataclass

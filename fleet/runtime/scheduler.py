@@ -50,10 +50,9 @@ from fleet.source.git import GitSource, Revision
 from fleet.source.poll import Poller
 from fleet.source.webhooks import PushEvent
 from fleet.spec.definition import poll_interval
+from fleet.targeting.units import UnitKey
 
 log = logging.getLogger(__name__)
-
-UnitKey = tuple[str, str]
 
 
 @dataclass
@@ -184,8 +183,7 @@ class Scheduler:
                 self._send(cache, stats, REFRESH_TASK, "refresh", "*", cluster, "", regions)
 
         self.cached = cache.actual(desired.clusters)
-        actual = {key: rec.to_actual() for key, rec in self.cached.items()}
-        current = plan(desired.units, actual, desired.repo.definition.rollout, now=now)
+        current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now)
         self.plan = current
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:

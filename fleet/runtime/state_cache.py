@@ -34,30 +34,33 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from fleet.rollout.planner import ActualUnit
-from fleet.states import BundleState
-
-UnitKey = tuple[str, str]  # (bundle, cluster)
+from fleet.states import ActualUnit
+from fleet.targeting.units import UnitKey
 
 
-@dataclass(frozen=True)
-class CachedUnit:
-    """One (bundle, cluster) as last reported: by a worker's result or an inventory LIST."""
+@dataclass(frozen=True, slots=True)
+class CachedUnit(ActualUnit):
+    """One (bundle, cluster) as last reported: the planner's `ActualUnit` (it is one, so
+    the scheduler plans with the cache as it is), plus when and by whom it was reported:
+    a worker's result, or "inventory" for a LIST."""
 
-    deployment_id: str
-    state: str
-    commit: str = ""
-    message: str = ""
-    keep_resources: bool = False
     updated_at: float = 0.0
     by: str = ""  # the worker that reported it ("inventory" for a LIST)
 
+    @classmethod
+    def of(cls, actual: ActualUnit, *, by: str, updated_at: float = 0.0) -> CachedUnit:
+        return cls(
+            actual.deployment_id,
+            actual.state,
+            actual.commit,
+            actual.message,
+            actual.keep_resources,
+            updated_at=updated_at,
+            by=by,
+        )
+
     def to_actual(self) -> ActualUnit:
-        try:
-            state = BundleState(self.state)
-        except ValueError:
-            state = BundleState.NOT_READY
-        return ActualUnit(self.deployment_id, state, self.commit, self.message, self.keep_resources)
+        return self
 
     @classmethod
     def from_json(cls, text: str) -> CachedUnit:

@@ -1,9 +1,9 @@
 """The work behind each distributed task: one (bundle, cluster), from names to a result.
 
 `workers/tasks.py` is a thin Celery layer; everything it does is a call to one method of
-`UnitWorker` here, so the logic is testable without Celery and the same engine functions
-serve both modes (`fleet.engine.unit.sync_unit`, `fleet.engine.prune.remove_bundle`,
-`fleet.runtime.clusters.read_deployed` / `stamp_owner`, exactly as the embedded `fleet sync`).
+`UnitWorker` here, so the logic is testable without Celery, and the cluster work is the
+`fleet.engine` verbs (`deploy`, `remove`, `read_deployed`, drift checks) exactly as the
+embedded `fleet sync` calls them.
 
 Every method is idempotent and keyed by (bundle, cluster, deployment id):
 
@@ -31,13 +31,11 @@ from typing import Any, TypeVar
 
 import redis
 
-from fleet.engine.apply import Action
-from fleet.engine.inventory import INVENTORY_NAMESPACE, InventoryUnreadable, inventory_name
-from fleet.engine.kube import ClusterConnection, Manifest, ObjectRef
-from fleet.engine.prune import remove_bundle
-from fleet.engine.unit import check_drift, drift_state, sync_unit
+from fleet import engine
+from fleet.engine.kube import ClusterConnection, Manifest
+from fleet.engine.unit import check_drift, drift_state
 from fleet.errors import FleetError
-from fleet.runtime.clusters import ANN_FLEET, ANN_KEEP, ClusterLink, read_deployed, stamp_owner
+from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.revisions import LoadedRevision, RevisionLoader
 from fleet.runtime.state_cache import CachedUnit, StateCache
@@ -120,19 +118,19 @@ class UnitWorker:
                 rev,
                 job.cluster,
                 f"sync {job.bundle}",
-                lambda conn: sync_unit(
-                    conn, job.bundle, job.deployment_id, job.commit, manifests, unit.options
+                lambda conn: engine.deploy(
+                    conn,
+                    job.bundle,
+                    job.deployment_id,
+                    job.commit,
+                    manifests,
+                    unit.options,
+                    fleet=rev.fleet_name,
                 ),
-            )
-            self._call(
-                rev,
-                job.cluster,
-                "stamp",
-                lambda conn: _stamp(conn, job.bundle, rev.fleet_name, unit.options.keep_resources),
             )
         record = CachedUnit(
             job.deployment_id,
-            result.state.value,
+            result.state,
             job.commit,
             result.message,
             unit.options.keep_resources,
@@ -157,22 +155,17 @@ class UnitWorker:
             )
         lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
         with lock.hold():
-            try:
-                objects = self._call(
-                    rev,
-                    job.cluster,
-                    f"remove {job.bundle}",
-                    lambda conn: remove_bundle(conn, job.bundle, keep_resources=keep_resources),
-                )
-            except InventoryUnreadable as err:
-                return self._failed_removal(cache, job, f"not removed: {err}")
-        failed = [o for o in objects if o.action is Action.FAILED]
-        if failed:
-            return self._failed_removal(cache, job, failed[0].message)
-        deleted = sum(1 for o in objects if o.action is Action.PRUNED)
+            removed = self._call(
+                rev,
+                job.cluster,
+                f"remove {job.bundle}",
+                lambda conn: engine.remove(conn, job.bundle, keep_resources=keep_resources),
+            )
+        if removed.state is BundleState.ERR_APPLIED:
+            return self._failed_removal(cache, job, removed.message)
         cache.forget(job.bundle, job.cluster)
         cache.release("remove", job.bundle, job.cluster, "")
-        return self._outcome(job, BundleState.READY, f"left Git: deleted {deleted} objects")
+        return self._outcome(job, removed.state, removed.message)
 
     def check_drift(self, job: UnitJob) -> TaskOutcome:
         """Read-only drift check; Modified goes to the cache (correctDrift then re-applies)."""
@@ -191,13 +184,13 @@ class UnitWorker:
         previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
         same = previous is not None and previous.deployment_id == job.deployment_id
         changed = state is BundleState.MODIFIED or (
-            previous is not None and previous.state == BundleState.MODIFIED.value
+            previous is not None and previous.state is BundleState.MODIFIED
         )
         if previous is not None and same and changed:
             cache.record(
                 job.bundle,
                 job.cluster,
-                replace(previous, state=state.value, message=message, updated_at=0.0, by=self.name),
+                replace(previous, state=state, message=message, updated_at=0.0, by=self.name),
             )
         cache.mark_drift_checked(job.bundle, job.cluster)
         cache.release("drift", job.bundle, job.cluster, job.deployment_id)
@@ -208,8 +201,14 @@ class UnitWorker:
         rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
         listed_at = time.time()
+        wanted = {bundle for bundle, cluster in rev.units if cluster == job.cluster}
         try:
-            deployed = self._call(rev, job.cluster, "read inventories", read_deployed)
+            deployed = self._call(
+                rev,
+                job.cluster,
+                "read inventories",
+                lambda conn: engine.read_deployed(conn, fleet=rev.fleet_name, wanted=wanted),
+            )
         except FleetError as err:  # unreachable or no credential: known, with the error
             message = str(err).splitlines()[0]
             cache.replace_cluster(job.cluster, {}, error=message)
@@ -218,18 +217,7 @@ class UnitWorker:
                 "%s: inventories not read (%s); the scheduler will ask again", job.cluster, message
             )
             return self._outcome(job, BundleState.ERR_APPLIED, message)
-        units = {
-            bundle: CachedUnit(
-                rec.deployment_id,
-                rec.state.value,
-                rec.commit,
-                "",
-                rec.keep_resources,
-                by="inventory",
-            )
-            for bundle, rec in deployed.items()
-            if rec.fleet == rev.fleet_name or (bundle, job.cluster) in rev.units
-        }
+        units = {b: CachedUnit.of(rec.to_actual(), by="inventory") for b, rec in deployed.items()}
         cache.replace_cluster(job.cluster, units, listed_at=listed_at)
         cache.release("refresh", "*", job.cluster, "")
         return self._outcome(job, BundleState.READY, f"{len(units)} bundles deployed")
@@ -261,7 +249,7 @@ class UnitWorker:
                 job.cluster,
                 CachedUnit(
                     previous.deployment_id if previous else "",
-                    BundleState.ERR_APPLIED.value,
+                    BundleState.ERR_APPLIED,
                     previous.commit if previous else "",
                     message,
                     previous.keep_resources if previous else False,
@@ -319,7 +307,7 @@ class UnitWorker:
                 job.cluster,
                 replace(
                     previous,
-                    state=BundleState.ERR_APPLIED.value,
+                    state=BundleState.ERR_APPLIED,
                     message=message,
                     updated_at=0.0,
                     by=self.name,
@@ -348,18 +336,6 @@ class UnitWorker:
             writes,
             skipped,
         )
-
-
-def _stamp(conn: ClusterConnection, bundle: str, fleet: str, keep: bool) -> bool:
-    """Stamp the inventory with the fleet's name, only when it differs (a no-op writes nothing)."""
-    ref = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, inventory_name(bundle))
-    live = conn.get(ref)
-    if live is None:
-        return False
-    ann = (live.get("metadata") or {}).get("annotations") or {}
-    if ann.get(ANN_FLEET) == fleet and ann.get(ANN_KEEP) == ("true" if keep else "false"):
-        return True
-    return stamp_owner(conn, bundle, fleet, keep)
 
 
 def wait_seconds(attempt: int, base: float, cap: float, jitter: Callable[[], float]) -> float:

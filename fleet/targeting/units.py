@@ -51,6 +51,7 @@ from fleet.targeting.templating import (
 )
 
 RendererOf = Callable[[Bundle], str]
+UnitKey = tuple[str, str]  # (bundle, cluster): how every stage names one deployment unit
 _EMPTY: Mapping[str, LabelSelector] = {}
 
 
@@ -72,6 +73,10 @@ class DeploymentUnit:
     @property
     def short_id(self) -> str:
         return self.deployment_id[:12]
+
+    @property
+    def key(self) -> UnitKey:
+        return (self.bundle, self.cluster)
 
 
 @dataclass(slots=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.engine import DeployedBundle, read_deployed
 from fleet.engine.kube import ClusterConnection
-from fleet.runtime.clusters import DeployedBundle, read_deployed
 from tests.conftest import ROOT, LocalFleet
 from tests.support.servers import GitServer, GitWorkTree
 

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from fleet.engine.apply import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE, Action, bundle_label
+from fleet.engine.apply import Action, bundle_label
 from fleet.engine.inventory import read_inventory
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, ObjectRef
+from fleet.engine.labels import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE
 from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
 from tests.conftest import LocalFleet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes.client.rest import ApiException
 
-from fleet.engine.apply import ANN_PRUNE, Action
+from fleet.engine.apply import Action
 from fleet.engine.inventory import (
     COMPRESS_ABOVE,
     INVENTORY_NAMESPACE,
@@ -14,12 +14,13 @@ from fleet.engine.inventory import (
     InventoryEntry,
     InventoryUnreadable,
     inventory_name,
-    list_deployed,
     read_inventory,
     record,
     write_inventory,
 )
+from fleet.engine.inventory import read_deployed as list_deployed
 from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.engine.labels import ANN_PRUNE
 from fleet.engine.prune import remove_bundle
 from fleet.engine.unit import sync_unit
 from fleet.states import BundleState

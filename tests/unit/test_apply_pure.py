@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from fleet.engine.apply import ANN_HASH, LABEL_BUNDLE, object_hash, short_name, with_ownership
+from fleet.engine.apply import object_hash, short_name, with_ownership
 from fleet.engine.drift import comparable, differing_paths, ignored_pointers, object_diff
 from fleet.engine.inventory import Inventory, inventory_name, record
 from fleet.engine.kube import ObjectRef, classify
+from fleet.engine.labels import ANN_HASH, LABEL_BUNDLE
 from fleet.spec.bundle_options import ComparePatch
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")

@@ -1,0 +1,37 @@
+"""Every label, annotation and field manager fleet writes into a cluster, in one place.
+
+They are fleet's contract with the cluster (and with anyone reading it with kubectl):
+
+- on every applied object: label `fleet-gitops.io/bundle` (the bundle name as a label
+  value), annotations `bundle-name`, `deployment-id` and `applied-hash` (see
+  `fleet.engine.apply` for why the hash and the id are separate), and `prune: disabled`
+  read back from objects a user wants kept;
+- on each bundle's inventory ConfigMap (`fleet.engine.inventory`): label `inventory`, the
+  current `deployment-id`, `commit` and `state` as annotations (one metadata LIST tells what
+  a cluster runs), and the owner stamp `fleet` + `keep-resources`, written by its own field
+  manager so the inventory's server-side applies never remove it.
+"""
+
+from __future__ import annotations
+
+PREFIX = "fleet-gitops.io"
+
+# applied objects
+LABEL_BUNDLE = f"{PREFIX}/bundle"
+ANN_BUNDLE = f"{PREFIX}/bundle-name"
+ANN_DEPLOYMENT = f"{PREFIX}/deployment-id"
+ANN_HASH = f"{PREFIX}/applied-hash"
+ANN_PRUNE = f"{PREFIX}/prune"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "fleet-gitops"
+
+# inventories
+LABEL_INVENTORY = f"{PREFIX}/inventory"
+ANN_COMMIT = f"{PREFIX}/commit"
+ANN_STATE = f"{PREFIX}/state"
+ANN_FLEET = f"{PREFIX}/fleet"  # the owner stamp: which fleet deployed the bundle
+ANN_KEEP = f"{PREFIX}/keep-resources"  # how its last revision asked to be removed
+
+# field managers
+FIELD_MANAGER = "fleet"
+STAMP_MANAGER = "fleet-owner"
