@@ -43,7 +43,8 @@ from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.source.local import resolve_source
 from fleet.states import ActualUnit, BundleState
-from fleet.status.model import FleetStatus, UnitStatus
+from fleet.status.model import FleetStatus
+from fleet.status.rows import removal_row, unit_row
 from fleet.targeting.dependencies import dependency_order
 from fleet.targeting.units import UnitKey
 
@@ -318,14 +319,18 @@ class SyncRun:
         status = FleetStatus(self.desired.fleet_name, self.desired.commit)
         waiting = {(w.unit.bundle, w.unit.cluster): w.reason for w in final.waiting}
         for unit in self.desired.units:
-            key = (unit.bundle, unit.cluster)
-            row = self._row(key, waiting.get(key), dry_run)
-            row.wave = final.waves.get(unit.cluster, "")
+            row = unit_row(
+                unit,
+                self.actual.get(unit.key),
+                result=self.results.get(unit.key),
+                dry_run=dry_run,
+                down=self.links[unit.cluster].down,
+                waiting=waiting.get(unit.key),
+                wave=final.waves.get(unit.cluster, ""),
+            )
             status.units.append(row)
         for (bundle, cluster), removed in self.removed.items():
-            status.removed.append(
-                UnitStatus(cluster, bundle, removed.state, "", removed.commit, removed.message)
-            )
+            status.removed.append(removal_row(bundle, cluster, None, result=removed))
         return SyncReport(
             status,
             "",
@@ -338,27 +343,3 @@ class SyncRun:
             renders=self.desired.renders,
             units=len(self.desired.units),
         )
-
-    def _row(self, key: UnitKey, waiting: str | None, dry_run: bool) -> UnitStatus:
-        unit, link = self.units[key], self.links[key[1]]
-        record, result = self.actual.get(key), self.results.get(key)
-        ran = record.commit if record is not None else ""
-        row = UnitStatus(unit.cluster, unit.bundle, BundleState.PENDING, unit.deployment_id, ran)
-        if result is not None:
-            row.state, row.message, row.writes = result.state, result.message, result.writes
-            if dry_run and result.diff:
-                row.message = f"would change: {len(result.diff.splitlines())} diff lines"
-            if not dry_run and result.state is not BundleState.ERR_APPLIED:
-                row.commit = result.commit
-        elif link.down is not None:
-            row.state, row.message = BundleState.ERR_APPLIED, f"cluster unreachable: {link.down}"
-        elif waiting is not None:
-            row.message = waiting
-        elif record is None:
-            row.state, row.message = BundleState.OUT_OF_SYNC, "not deployed"
-        elif record.deployment_id != unit.deployment_id:
-            row.state, row.message = BundleState.OUT_OF_SYNC, f"runs {record.deployment_id[:12]}"
-        else:
-            row.state = record.state
-            row.message = "in sync" if record.state is BundleState.READY else record.message
-        return row

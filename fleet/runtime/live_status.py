@@ -26,6 +26,7 @@ from fleet.runtime.embedded import Progress
 from fleet.source.local import resolve_source
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus, UnitStatus
+from fleet.status.rows import needs_look, removal_row, unit_row
 from fleet.targeting.units import DeploymentUnit
 
 
@@ -79,26 +80,10 @@ def fleet_status(
             for unit in desired.units:
                 if unit.cluster != link_name:
                     continue
-                key = (unit.bundle, unit.cluster)
-                record = actual.get(key)
-                row = UnitStatus(
-                    unit.cluster,
-                    unit.bundle,
-                    BundleState.OUT_OF_SYNC,
-                    unit.deployment_id,
-                    record.commit if record else "",
-                    wave=waves.get(unit.cluster, ""),
-                )
-                if link.down is not None:
-                    row.state, row.message = BundleState.ERR_APPLIED, f"unreachable: {link.down}"
-                elif record is None:
-                    row.message = "not deployed"
-                elif record.deployment_id != unit.deployment_id:
-                    row.message = f"runs {record.deployment_id[:12]}, Git wants {unit.short_id}"
-                elif record.state is BundleState.ERR_APPLIED:
-                    row.state, row.message = record.state, "last sync failed"
-                else:
-                    _look(link, unit, desired.manifests[key], row)
+                record = actual.get(unit.key)
+                row = unit_row(unit, record, down=link.down, wave=waves.get(unit.cluster, ""))
+                if link.down is None and needs_look(unit, record):
+                    _look(link, unit, desired.manifests[unit.key], row)
                 rows.append(row)
             return rows
 
@@ -110,16 +95,6 @@ def fleet_status(
                 rows = look(name)
             status.units.extend(rows)
         for bundle, cluster in sorted(k for k in actual if k not in units):
-            record = actual[(bundle, cluster)]
-            status.removed.append(
-                UnitStatus(
-                    cluster,
-                    bundle,
-                    BundleState.OUT_OF_SYNC,
-                    "",
-                    record.commit,
-                    "left Git: the next sync removes it",
-                )
-            )
+            status.removed.append(removal_row(bundle, cluster, actual[(bundle, cluster)]))
         say(f"looked at {len(status.units)} units in {time.monotonic() - started:.1f}s")
     return status

@@ -16,7 +16,8 @@ from typing import Any
 
 from fleet.runtime.scheduler import Scheduler
 from fleet.states import BundleState
-from fleet.status.model import FleetStatus, UnitStatus
+from fleet.status.model import FleetStatus
+from fleet.status.rows import removal_row, unit_row
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,50 +33,26 @@ def fleet_status(scheduler: Scheduler) -> FleetStatus:
     )
     waves = current.waves if current else {}
     for unit in desired.units:
-        key = (unit.bundle, unit.cluster)
-        rec = scheduler.cached.get(key)
-        row = UnitStatus(unit.cluster, unit.bundle, BundleState.PENDING, unit.deployment_id, "")
-        row.wave = waves.get(unit.cluster, "")
+        rec = scheduler.cached.get(unit.key)
         seen = scheduler.known.get(unit.cluster)
-        if rec is not None:
-            row.commit = rec.commit
-        if rec is not None and rec.deployment_id == unit.deployment_id:
-            row.state, row.message = _state(rec.state), rec.message or "in sync"
-        elif rec is not None and rec.state == BundleState.ERR_APPLIED.value:
-            row.state, row.message = BundleState.ERR_APPLIED, rec.message
-        elif seen is None:
-            row.message = "waiting for the cluster's inventories to be read"
-        elif seen.get("error") and rec is None:
-            row.state, row.message = BundleState.ERR_APPLIED, str(seen["error"])
-        elif key in waiting:
-            row.message = waiting[key]
-        elif rec is None:
-            row.state, row.message = BundleState.OUT_OF_SYNC, "not deployed; dispatched"
-        else:
-            row.state = BundleState.OUT_OF_SYNC
-            row.message = f"runs {rec.deployment_id[:12]}; dispatched"
+        error = str(seen["error"]) if seen is not None and seen.get("error") else None
+        row = unit_row(
+            unit,
+            rec,
+            down=error if rec is None else None,  # else the cache's last view stands
+            inventories_unread=seen is None,
+            waiting=waiting.get(unit.key),
+            dispatched=True,
+            wave=waves.get(unit.cluster, ""),
+        )
         status.units.append(row)
     if current is not None:
         for removal in current.removals:
             rec = scheduler.cached.get((removal.bundle, removal.cluster))
             status.removed.append(
-                UnitStatus(
-                    removal.cluster,
-                    removal.bundle,
-                    BundleState.OUT_OF_SYNC,
-                    "",
-                    rec.commit if rec else "",
-                    rec.message if rec and rec.message else "left Git; removal dispatched",
-                )
+                removal_row(removal.bundle, removal.cluster, rec, next_step="removal dispatched")
             )
     return status
-
-
-def _state(value: str) -> BundleState:
-    try:
-        return BundleState(value)
-    except ValueError:
-        return BundleState.NOT_READY
 
 
 def source_section(scheduler: Scheduler) -> dict[str, Any]:
