@@ -248,7 +248,7 @@ class SyncRun:
         record = self.actual.get(key)
         if record is not None and record.deployment_id == unit.deployment_id and record.commit:
             commit = record.commit  # same desired state: no new revision for a drift check
-        manifests = self.desired.manifests[key]
+        manifests = self.desired.manifests(unit)
         if not dry_run:
             self.say(
                 f"{unit.cluster}/{unit.bundle}: syncing {unit.short_id} ({item.reason}; "

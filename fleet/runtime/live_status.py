@@ -83,7 +83,7 @@ def fleet_status(
                 record = actual.get(unit.key)
                 row = unit_row(unit, record, down=link.down, wave=waves.get(unit.cluster, ""))
                 if link.down is None and needs_look(unit, record):
-                    _look(link, unit, desired.manifests[unit.key], row)
+                    _look(link, unit, desired.manifests(unit), row)
                 rows.append(row)
             return rows
 

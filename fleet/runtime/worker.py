@@ -18,13 +18,23 @@ Every method is idempotent and keyed by (bundle, cluster, deployment id):
 
 `ClusterUnreachable` propagates: the task retries it with backoff (`report_unreachable`
 first puts "unreachable, will retry in Ns" in the cache for `/status`).
+
+A task names a unit by (repository URL, commit sha, bundle, cluster, deployment id), never
+by its manifests, so the worker derives the unit again from Git (`RevisionLoader`): the
+cached mirror gives the commit's files, `fleet.desired.DesiredState.target` gives every
+unit, and only the unit asked for is rendered. The same commit always gives the same ids,
+so a task whose id does not match is stale, not a bug. Loaded commits are kept in a small
+LRU with their render cache, so a worker applying one commit to many clusters renders each
+distinct (bundle, values) once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
@@ -32,13 +42,17 @@ from typing import Any, TypeVar
 import redis
 
 from fleet import engine
-from fleet.engine.kube import ClusterConnection, Manifest
+from fleet.desired import DesiredState
+from fleet.engine.kube import ClusterConnection
 from fleet.engine.unit import check_drift, drift_state
 from fleet.errors import FleetError
+from fleet.manifest import Manifest
+from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
-from fleet.runtime.revisions import LoadedRevision, RevisionLoader
 from fleet.runtime.state_cache import CachedUnit, StateCache
+from fleet.source.git import GitSource
+from fleet.spec.loader import load_repository
 from fleet.states import BundleState
 from fleet.targeting.units import DeploymentUnit
 
@@ -148,7 +162,7 @@ class UnitWorker:
         """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""
         rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
-        if (job.bundle, job.cluster) in rev.units:
+        if (job.bundle, job.cluster) in rev.by_key:
             cache.release("remove", job.bundle, job.cluster, "")
             return self._outcome(
                 job, BundleState.PENDING, "wanted again; not removed", skipped=True
@@ -201,7 +215,7 @@ class UnitWorker:
         rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
         listed_at = time.time()
-        wanted = {bundle for bundle, cluster in rev.units if cluster == job.cluster}
+        wanted = {bundle for bundle, cluster in rev.by_key if cluster == job.cluster}
         try:
             deployed = self._call(
                 rev,
@@ -265,7 +279,7 @@ class UnitWorker:
 
     def _current(
         self, job: UnitJob, kind: str
-    ) -> tuple[LoadedRevision, StateCache, DeploymentUnit, list[Manifest]] | TaskOutcome:
+    ) -> tuple[DesiredState, StateCache, DeploymentUnit, list[Manifest]] | TaskOutcome:
         """The job's revision, cache, unit and manifests; or the skip outcome of a stale job
         (one whose deployment id the scheduler no longer wants: it must not roll back)."""
         rev = self.loader.load(job.repo_url, job.commit)
@@ -274,11 +288,11 @@ class UnitWorker:
         if stale is not None:
             cache.release(kind, job.bundle, job.cluster, job.deployment_id)
             return self._outcome(job, BundleState.PENDING, stale, skipped=True)
-        unit = rev.units[(job.bundle, job.cluster)]
+        unit = rev.by_key[(job.bundle, job.cluster)]
         return rev, cache, unit, rev.manifests(unit)
 
-    def _stale(self, rev: LoadedRevision, cache: StateCache, job: UnitJob) -> str | None:
-        unit = rev.units.get((job.bundle, job.cluster))
+    def _stale(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
+        unit = rev.by_key.get((job.bundle, job.cluster))
         if unit is None:
             return f"commit {job.commit[:12]} does not deploy {job.bundle} to {job.cluster}"
         if unit.deployment_id != job.deployment_id:
@@ -289,7 +303,7 @@ class UnitWorker:
         return None
 
     def _call(
-        self, rev: LoadedRevision, cluster: str, what: str, fn: Callable[[ClusterConnection], T]
+        self, rev: DesiredState, cluster: str, what: str, fn: Callable[[ClusterConnection], T]
     ) -> T:
         """`fn(conn)` once; ClusterUnreachable propagates (the task retries with backoff)."""
         link = ClusterLink(rev.cluster_spec(cluster), retries=0)
@@ -341,3 +355,38 @@ class UnitWorker:
 def wait_seconds(attempt: int, base: float, cap: float, jitter: Callable[[], float]) -> float:
     """Exponential backoff with full jitter's upper half: base*2^n capped, times 0.5..1."""
     return float(min(cap, base * 2.0**attempt) * (0.5 + 0.5 * jitter()))
+
+
+class RevisionLoader:
+    """(url, commit) -> its DesiredState, fetched through the Git mirror, LRU of `keep`."""
+
+    def __init__(self, plugins: FleetPlugins | None = None, keep: int = 4) -> None:
+        self.plugins = plugins or FleetPlugins.load()
+        self.keep = keep
+        self._loaded: OrderedDict[tuple[str, str], DesiredState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, url: str, commit: str) -> DesiredState:
+        """The commit's units; fetches only when the mirror does not have the commit yet."""
+        key = (url, commit)
+        with self._lock:
+            found = self._loaded.get(key)
+            if found is not None:
+                self._loaded.move_to_end(key)
+                return found
+            revision = self._load(url, commit)
+            self._loaded[key] = revision
+            while len(self._loaded) > self.keep:
+                self._loaded.popitem(last=False)
+            return revision
+
+    def _load(self, url: str, commit: str) -> DesiredState:
+        source = GitSource(url, commit)
+        try:
+            path = source.checkout(commit) if source.is_cloned else None
+        except FleetError:
+            path = None  # the mirror does not have this commit yet
+        if path is None:
+            source.fetch()
+            path = source.checkout(commit)
+        return DesiredState.target(load_repository(path), commit, self.plugins)
