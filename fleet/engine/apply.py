@@ -33,7 +33,6 @@ from fleet.engine.kube import (
     ClusterConnection,
     ClusterUnreachable,
     KubeError,
-    Manifest,
     NotFound,
     ObjectRef,
     ResourceType,
@@ -47,6 +46,7 @@ from fleet.engine.labels import (
     LABEL_MANAGED_BY,
     MANAGED_BY,
 )
+from fleet.manifest import Manifest
 from fleet.states import BundleState
 
 log = logging.getLogger(__name__)

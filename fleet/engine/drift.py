@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 
 from fleet.engine.apply import Desired
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.labels import ANN_DEPLOYMENT, FIELD_MANAGER
+from fleet.manifest import Manifest
 from fleet.spec.bundle_options import ComparePatch
 
 _IGNORED_METADATA = (

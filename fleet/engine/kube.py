@@ -29,7 +29,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from fleet.errors import FleetError
-from fleet.manifest import Manifest as Manifest  # the one alias; engine modules import it here
+from fleet.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,9 @@ from fleet.engine.inventory import (
     read_inventory,
     write_inventory,
 )
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.labels import ANN_PRUNE, LABEL_BUNDLE
+from fleet.manifest import Manifest
 from fleet.states import BundleState
 
 log = logging.getLogger(__name__)

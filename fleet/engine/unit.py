@@ -42,9 +42,10 @@ from fleet.engine.inventory import (
     stamp_owner,
     write_inventory,
 )
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, Manifest, ObjectRef
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.prune import prune, prune_candidates
 from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
+from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.states import BundleState, worst_state
 

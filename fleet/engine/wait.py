@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from fleet.engine.apply import Desired, bundle_selector
 from fleet.engine.health import Health, HealthStatus, assess
-from fleet.engine.kube import ClusterConnection, Manifest, ObjectRef, ResourceType
+from fleet.engine.kube import ClusterConnection, ObjectRef, ResourceType
+from fleet.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
