@@ -28,6 +28,7 @@ from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.spec.bundles import Bundle
+from fleet.spec.cluster import ClusterContext
 from fleet.spec.definition import ClusterSpec, TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
 from fleet.targeting.dependencies import reject_dependency_cycles
@@ -35,18 +36,30 @@ from fleet.targeting.units import DeploymentUnit, UnitKey, compute_units
 
 
 def render_request(
-    repo: FleetRepo, bundle: Bundle, unit: DeploymentUnit, cluster: TargetCluster
+    repo_root: Path, bundle: Bundle, unit: DeploymentUnit, cluster: ClusterContext
 ) -> RenderRequest:
-    """The render request of one unit (the deployment id is the render cache key)."""
+    """The render request of one unit (the deployment id is the render cache key); also
+    `fleet render`'s, for a bundle directory outside any fleet definition."""
     return RenderRequest(
         bundle_dir=bundle.path,
-        repo_root=repo.root,
+        repo_root=repo_root,
         options=unit.options,
         cluster=cluster,
         options_file=bundle.options_file,
         bundle_name=bundle.name,
         cache_key=unit.deployment_id,
     )
+
+
+def check_clusters(repo: FleetRepo, clusters: Collection[str]) -> None:
+    """Every name in `clusters` is a cluster of the definition, or FleetError naming it."""
+    known = [c.name for c in repo.definition.clusters]
+    unknown = [c for c in clusters if c not in known]
+    if unknown:
+        raise FleetError(
+            f"no cluster {unknown[0]!r} in the definition (clusters: {', '.join(known) or 'none'})",
+            file=repo.definition_file,
+        )
 
 
 def fleet_units(repo: FleetRepo, plugins: FleetPlugins) -> list[DeploymentUnit]:
@@ -82,19 +95,12 @@ class DesiredState:
 
         Raises FleetError for an unknown cluster name or a dependsOn cycle. Renders nothing.
         """
-        known = [c.name for c in repo.definition.clusters]
-        unknown = [c for c in clusters if c not in known]
-        if unknown:
-            raise FleetError(
-                f"no cluster {unknown[0]!r} in the definition "
-                f"(clusters: {', '.join(known) or 'none'})",
-                file=repo.definition_file,
-            )
+        check_clusters(repo, clusters)
         units = fleet_units(repo, plugins)
         if clusters:
             units = [u for u in units if u.cluster in clusters]
         reject_dependency_cycles(repo, units)
-        covered = [name for name in known if not clusters or name in clusters]
+        covered = [c.name for c in repo.definition.clusters if not clusters or c.name in clusters]
         return cls(repo, commit, plugins, units, covered, cache or RenderCache())
 
     @property
@@ -120,7 +126,7 @@ class DesiredState:
         found = self._manifests.get(unit.key)
         if found is None:
             bundle = next(b for b in self.repo.bundles if b.name == unit.bundle)
-            request = render_request(self.repo, bundle, unit, self.context(unit.cluster))
+            request = render_request(self.repo.root, bundle, unit, self.context(unit.cluster))
             found = render_bundle(request, self.plugins, self.cache).manifests
             self._manifests[unit.key] = found
         return found

@@ -109,7 +109,7 @@ def _parse_labels(items: list[str]) -> dict[str, str]:
 def _render_bundle_dir(
     plugins: FleetPlugins, bundle_dir: Path, cluster: ClusterContext, repo_root: Path | None
 ) -> list[str]:
-    from fleet.render.api import RenderRequest
+    from fleet.desired import render_request
     from fleet.render.manifests import dump_manifests
     from fleet.render.pipeline import render_bundle, renderer_identity
     from fleet.spec.loader import load_bundle
@@ -123,22 +123,14 @@ def _render_bundle_dir(
     if unit is None:
         typer.echo(f"bundle {loaded.name} is not deployed to cluster {cluster.name}", err=True)
         return []
-    request = RenderRequest(
-        bundle_dir=loaded.path,
-        repo_root=root,
-        options=unit.options,
-        cluster=cluster,
-        options_file=loaded.options_file,
-        bundle_name=loaded.name,
-        cache_key=unit.deployment_id,
-    )
+    request = render_request(root, loaded, unit, cluster)
     return [dump_manifests(render_bundle(request, plugins).manifests)]
 
 
 def _render_repository(
     plugins: FleetPlugins, repo_dir: Path, cluster: str, only: list[str], kube_version: str | None
 ) -> list[str]:
-    from fleet.desired import fleet_units, render_request
+    from fleet.desired import check_clusters, fleet_units, render_request
     from fleet.render.cache import RenderCache
     from fleet.render.manifests import dump_manifests
     from fleet.render.pipeline import render_bundle
@@ -146,15 +138,12 @@ def _render_repository(
     from fleet.spec.loader import load_repository
 
     repo = load_repository(repo_dir)
-    specs = {spec.name: spec for spec in repo.definition.clusters}
-    if cluster not in specs:
-        known = ", ".join(sorted(specs)) or "none"
-        raise FleetError(f"no cluster {cluster!r} in the definition (clusters: {known})")
+    check_clusters(repo, [cluster])
     bundles = {b.name: b for b in repo.bundles}
     for name in only:
         if name not in bundles:
             raise FleetError(f"no bundle {name!r} in the repository")
-    context = cluster_context(specs[cluster])
+    context = cluster_context(next(c for c in repo.definition.clusters if c.name == cluster))
     if kube_version:
         context = type(context)(**{**context.__dict__, "kube_version": kube_version})
     units = fleet_units(repo, plugins)
@@ -163,7 +152,7 @@ def _render_repository(
     for unit in units:
         if unit.cluster != cluster or (only and unit.bundle not in only):
             continue
-        request = render_request(repo, bundles[unit.bundle], unit, context)
+        request = render_request(repo.root, bundles[unit.bundle], unit, context)
         result = render_bundle(request, plugins, cache)
         documents.append(f"# bundle: {unit.bundle}\n" + dump_manifests(result.manifests))
     return documents
