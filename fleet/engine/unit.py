@@ -1,7 +1,10 @@
 """One (bundle, cluster) sync: rendered manifests -> apply -> prune -> wait healthy -> inventory.
 
-This is the function the embedded `fleet sync` and the Celery workers call; it knows
-nothing about Git, targeting or Celery. Its promises:
+`sync_unit` is `fleet.engine.deploy`, the verb both runtimes call (the embedded `fleet sync`
+and the workers); it knows nothing about Git, targeting or Celery. Its phases run in
+order on one `SyncPass` (what is known so far about each object), each a function:
+`apply_crds` -> `apply_rest` -> `correct_drift` (when the bundle asks) -> `prune_leftovers`
+-> `judge_health` -> the inventory record and the owner stamp. Its promises:
 
 - a no-op sync (same content, objects still there) makes no write request at all;
 - nothing destructive happens after a render failure (`render_error`), an apply error, or
@@ -9,6 +12,9 @@ nothing about Git, targeting or Celery. Its promises:
 - `dry_run` writes nothing: server-side dry-run applies and a YAML diff per object;
 - `ClusterUnreachable` propagates (the caller retries the whole unit with backoff); every
   other API error is reported on its object and in the unit's state (ErrApplied).
+
+`inspect` (`fleet status`, the workers' drift checks) looks at a deployed unit with the
+same preparation as a sync and writes nothing.
 """
 
 from __future__ import annotations
@@ -129,6 +135,58 @@ def _stamp(
     return stamp_owner(conn, result.bundle, wanted)
 
 
+@dataclass
+class SyncPass:
+    """What the phases of one sync share: the connection, the bundle's choices, and what
+    is known so far about each object (its outcome, its live state, a dry run's diffs)."""
+
+    conn: ClusterConnection
+    bundle: str
+    options: BundleOptions
+    dry_run: bool
+    apply_force: bool = False
+    correct_force: bool = False
+    drift_on: bool = False
+    timeout: float = DEFAULT_WAIT_SECONDS
+    outcome: dict[ObjectRef, ObjectResult] = field(default_factory=dict)
+    live: dict[ObjectRef, Manifest] = field(default_factory=dict)
+    diffs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, conn: ClusterConnection, bundle: str, options: BundleOptions, dry_run: bool
+    ) -> SyncPass:
+        apply_force, correct_force = _force(options)
+        drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
+        timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
+        return cls(conn, bundle, options, dry_run, apply_force, correct_force, drift_on, timeout)
+
+    def read_live(self, batch: list[Desired]) -> None:
+        """The batch's live objects (whole ones when a diff or drift check needs them)."""
+        full = self.dry_run or self.drift_on
+        self.live.update(live_objects(self.conn, self.bundle, batch, full=full))
+
+    def apply_all(self, batch: list[Desired], skip_ns: set[str]) -> None:
+        """Apply what changed; an unchanged object is not written (a no-op writes nothing)."""
+        for item in batch:
+            current = self.live.get(item.ref)
+            if not self.dry_run and is_unchanged(item, current):
+                self.outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
+                continue
+            if self.dry_run and current is None and item.ref.namespace in skip_ns:
+                res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
+            else:
+                res = apply_one(self.conn, item, exists=current is not None,
+                                force=self.apply_force, dry_run=self.dry_run)  # fmt: skip
+            if self.dry_run and res.live is not None:
+                self.diffs.append(object_diff(item.ref, current, res.live))
+                if current is not None and not self.diffs[-1]:
+                    res.action = Action.UNCHANGED
+            elif res.live is not None:
+                self.live[item.ref] = res.live
+            self.outcome[item.ref] = res
+
+
 def _sync(
     conn: ClusterConnection,
     result: UnitResult,
@@ -139,9 +197,9 @@ def _sync(
     render_error: str | None,
     read: list[Inventory],
 ) -> UnitResult:
+    """The phases of one sync, in order; each hands data to the next."""
     started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
     bundle, deployment_id, commit = result.bundle, result.deployment_id, result.commit
-    dry_run = result.dry_run
 
     def done(state: BundleState, message: str) -> UnitResult:
         result.state, result.message = state, message
@@ -162,141 +220,21 @@ def _sync(
             return done(BundleState.ERR_APPLIED, str(err))
         read.append(old)
 
-        default_ns = options.namespace or options.default_namespace or "default"
-        desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
-        apply_force, correct_force = _force(options)
-        timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
-        drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
-        outcome: dict[ObjectRef, ObjectResult] = {}
-        live: dict[ObjectRef, Manifest] = {}
-        diffs: list[str] = []
-
-        def apply_all(batch: list[Desired], skip_ns: set[str]) -> None:
-            for item in batch:
-                current = live.get(item.ref)
-                if not dry_run and is_unchanged(item, current):
-                    outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
-                    continue
-                if dry_run and current is None and item.ref.namespace in skip_ns:
-                    res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
-                else:
-                    res = apply_one(conn, item, exists=current is not None, force=apply_force,
-                                    dry_run=dry_run)  # fmt: skip
-                if dry_run and res.live is not None:
-                    diffs.append(object_diff(item.ref, current, res.live))
-                    if current is not None and not diffs[-1]:
-                        res.action = Action.UNCHANGED
-                elif res.live is not None:
-                    live[item.ref] = res.live
-                outcome[item.ref] = res
-
-        # 1. CRDs first, then wait until Established so their kinds can be resolved.
-        crds = [d for d in desired if (d.ref.group, d.ref.kind) == CRD_KEY]
-        for item in crds:
-            resolve(conn, item)
-        live.update(live_objects(conn, bundle, crds, full=dry_run or drift_on))
-        apply_all(crds, set())
-        written_crds = [
-            d for d in crds if outcome[d.ref].action in (Action.CREATED, Action.CONFIGURED)
-        ]
-        if written_crds and not dry_run:
-            crd_health = wait_healthy(
-                conn, bundle, crds, live, timeout=min(timeout, CRD_WAIT_SECONDS)
-            )
-            conn.invalidate()
-            for ref, verdict in crd_health.items():
-                if not verdict.ready and outcome[ref].action is not Action.FAILED:
-                    outcome[ref].message = verdict.message
-
-        # 2. Everything else: resolve kinds, make namespaces, apply in order.
-        rest = [d for d in desired if (d.ref.group, d.ref.kind) != CRD_KEY]
-        for item in rest:
-            error = resolve(conn, item)
-            if error:
-                held = any(_crd_serves(c, item.ref) for c in crds)
-                outcome[item.ref] = ObjectResult(
-                    item.ref,
-                    Action.HELD if held else Action.FAILED,
-                    BundleState.WAIT_APPLIED if held else BundleState.ERR_APPLIED,
-                    f"{item.ref}: waiting for its CustomResourceDefinition" if held else error,
-                )
-        rest = sorted((d for d in rest if d.ref not in outcome), key=phase)
-        in_bundle = {d.ref.name for d in rest if (d.ref.group, d.ref.kind) == ("", "Namespace")}
-        needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
-        created, ns_errors = ensure_namespaces(
-            conn,
-            bundle,
-            needed - in_bundle,
-            labels=options.namespace_labels,
-            annotations=options.namespace_annotations,
-            dry_run=dry_run,
-        )
-        result.created_namespaces = created
-        for item in rest:
-            if item.ref.namespace in ns_errors:
-                outcome[item.ref] = ObjectResult(
-                    item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
-                )
-        rest = [d for d in rest if d.ref not in outcome]
-        live.update(live_objects(conn, bundle, rest, full=dry_run or drift_on))
-        # a dry run cannot ask the server about objects in namespaces that do not exist yet
-        missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in live}
-        apply_all(rest, set(created) | missing_ns if dry_run else set())
-
-        # 3. Drift: objects fleet did not need to write may still have been edited by hand.
-        if drift_on:
-            _correct_drift(conn, desired, outcome, live, options, correct_force, result)
-
-        failed = any(o.action is Action.FAILED for o in outcome.values())
-
-        # 4. Prune (never after an apply error) and the next inventory.
-        entries = [
-            InventoryEntry(r.ref, r.hash)
-            for r in outcome.values()
-            if r.action is not Action.FAILED and r.action is not Action.HELD
-        ]
-        entries += _carried_over(old, outcome, created)
-        pruned: list[ObjectResult] = []
-        leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
-        if failed:
-            entries += leaving  # prune them after the next successful sync
-        elif options.keep_resources:
-            pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
-        else:
-            pruned, still = prune(conn, bundle, leaving, dry_run=dry_run)
-            entries += still
-        if dry_run:
-            diffs += [
-                f"--- live/{p.ref}\n+++ (deleted)\n" for p in pruned if p.action is Action.PRUNED
-            ]
-            diffs += [f"+++ Namespace {ns} (created)\n" for ns in created]
-
-        # 5. Health.
-        objects = [outcome[d.ref] for d in desired if d.ref in outcome] + pruned
-        result.objects = objects
-        if dry_run:
-            result.diff = "".join(d for d in diffs if d)
-            changed = bool(result.diff)
-            state = BundleState.OUT_OF_SYNC if changed else BundleState.READY
-            errors = [o for o in objects if o.state is BundleState.ERR_APPLIED]
-            if errors:
-                return done(BundleState.ERR_APPLIED, errors[0].message)
-            return done(state, "would change: see diff" if changed else "in sync")
-        applied = [
-            d for d in desired if d.res is not None and outcome[d.ref].action is not Action.FAILED
-        ]
-        applied = [d for d in applied if outcome[d.ref].action is not Action.HELD]
-        health = wait_healthy(conn, bundle, applied, live, timeout=timeout if wait else 0)
-        _merge_health(objects, health)
-        state = worst_state(o.state for o in objects)
-        message = _message(objects, state, timeout if wait else 0)
-
-        # 6. Record the inventory: at most one write, none when nothing changed.
-        new = record(
-            old, entries, commit=commit, deployment_id=deployment_id, state=state.value,
-            message=message,
-        )  # fmt: skip
-        if new is not None:
+        run = SyncPass.of(conn, bundle, options, result.dry_run)
+        desired = _dedupe(prepare(manifests, bundle, deployment_id, options.target_namespace))
+        crds = apply_crds(run, desired)
+        result.created_namespaces = apply_rest(run, desired, crds)
+        if run.drift_on:
+            result.drift = correct_drift(run, desired)
+        entries, pruned = prune_leftovers(run, old, result.created_namespaces)
+        result.objects = [run.outcome[d.ref] for d in desired if d.ref in run.outcome] + pruned
+        if run.dry_run:
+            result.diff = "".join(d for d in run.diffs if d)
+            return done(*_dry_run_verdict(result.objects, bool(result.diff)))
+        state, message = judge_health(run, desired, result.objects, wait=wait)
+        new = record(old, entries, commit=commit, deployment_id=deployment_id,
+                     state=state.value, message=message)  # fmt: skip
+        if new is not None:  # at most one write, none when nothing changed
             write_inventory(conn, new)
             result.inventory_written = True
         return done(state, message)
@@ -306,6 +244,141 @@ def _sync(
     except KubeError as err:  # forbidden LIST, inventory write refused, ...
         log.error("%s; the unit is ErrApplied and retried at the next sync", err)
         return done(BundleState.ERR_APPLIED, str(err))
+
+
+def apply_crds(run: SyncPass, desired: list[Desired]) -> list[Desired]:
+    """Phase 1: CRDs first, then wait until Established so their kinds can be resolved."""
+    crds = [d for d in desired if (d.ref.group, d.ref.kind) == CRD_KEY]
+    for item in crds:
+        resolve(run.conn, item)
+    run.read_live(crds)
+    run.apply_all(crds, set())
+    written = [d for d in crds if run.outcome[d.ref].action in (Action.CREATED, Action.CONFIGURED)]
+    if written and not run.dry_run:
+        timeout = min(run.timeout, CRD_WAIT_SECONDS)
+        crd_health = wait_healthy(run.conn, run.bundle, crds, run.live, timeout=timeout)
+        run.conn.invalidate()
+        for ref, verdict in crd_health.items():
+            if not verdict.ready and run.outcome[ref].action is not Action.FAILED:
+                run.outcome[ref].message = verdict.message
+    return crds
+
+
+def apply_rest(run: SyncPass, desired: list[Desired], crds: list[Desired]) -> list[str]:
+    """Phase 2: resolve kinds, make the namespaces needed, apply in order. Returns the
+    namespaces fleet created (or, in a dry run, would create)."""
+    outcome = run.outcome
+    rest = [d for d in desired if (d.ref.group, d.ref.kind) != CRD_KEY]
+    for item in rest:
+        error = resolve(run.conn, item)
+        if error:
+            held = any(_crd_serves(c, item.ref) for c in crds)
+            outcome[item.ref] = ObjectResult(
+                item.ref,
+                Action.HELD if held else Action.FAILED,
+                BundleState.WAIT_APPLIED if held else BundleState.ERR_APPLIED,
+                f"{item.ref}: waiting for its CustomResourceDefinition" if held else error,
+            )
+    rest = sorted((d for d in rest if d.ref not in outcome), key=phase)
+    in_bundle = {d.ref.name for d in rest if (d.ref.group, d.ref.kind) == ("", "Namespace")}
+    needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
+    created, ns_errors = ensure_namespaces(
+        run.conn,
+        run.bundle,
+        needed - in_bundle,
+        labels=run.options.namespace_labels,
+        annotations=run.options.namespace_annotations,
+        dry_run=run.dry_run,
+    )
+    for item in rest:
+        if item.ref.namespace in ns_errors:
+            outcome[item.ref] = ObjectResult(
+                item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
+            )
+    rest = [d for d in rest if d.ref not in outcome]
+    run.read_live(rest)
+    # a dry run cannot ask the server about objects in namespaces that do not exist yet
+    missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in run.live}
+    run.apply_all(rest, set(created) | missing_ns if run.dry_run else set())
+    return created
+
+
+def correct_drift(run: SyncPass, desired: list[Desired]) -> list[DriftItem]:
+    """Phase 3: objects fleet did not need to write may still have been edited by hand;
+    re-apply those (correctDrift). Returns what drifted."""
+    outcome, live = run.outcome, run.live
+    unchanged = [d for d in desired if outcome.get(d.ref) is not None]
+    unchanged = [d for d in unchanged if outcome[d.ref].action is Action.UNCHANGED]
+    patches = run.options.diff.compare_patches if run.options.diff else []
+    drift = detect_drift(run.conn, unchanged, live, patches)
+    by_ref = {d.ref: d for d in unchanged}
+    for item in drift:
+        if item.reason == "error":
+            continue
+        fixed = apply_one(run.conn, by_ref[item.ref], exists=True, force=run.correct_force)
+        if fixed.action is not Action.FAILED:
+            fixed.action, fixed.message = Action.CORRECTED, str(item)
+            assert fixed.live is not None
+            live[item.ref] = fixed.live
+            log.info("%s: corrected drift of %s", run.conn.name, item)
+        outcome[item.ref] = fixed
+    return drift
+
+
+def prune_leftovers(
+    run: SyncPass, old: Inventory, created: list[str]
+) -> tuple[list[InventoryEntry], list[ObjectResult]]:
+    """Phase 4: prune what left the bundle (never after an apply error: kept for the next
+    successful sync). Returns the next inventory's entries and the prune results."""
+    outcome = run.outcome
+    failed = any(o.action is Action.FAILED for o in outcome.values())
+    entries = [
+        InventoryEntry(r.ref, r.hash)
+        for r in outcome.values()
+        if r.action is not Action.FAILED and r.action is not Action.HELD
+    ]
+    entries += _carried_over(old, outcome, created)
+    pruned: list[ObjectResult] = []
+    leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
+    if failed:
+        entries += leaving  # prune them after the next successful sync
+    elif run.options.keep_resources:
+        pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
+    else:
+        pruned, still = prune(run.conn, run.bundle, leaving, dry_run=run.dry_run)
+        entries += still
+    if run.dry_run:
+        run.diffs += [
+            f"--- live/{p.ref}\n+++ (deleted)\n" for p in pruned if p.action is Action.PRUNED
+        ]
+        run.diffs += [f"+++ Namespace {ns} (created)\n" for ns in created]
+    return entries, pruned
+
+
+def judge_health(
+    run: SyncPass, desired: list[Desired], objects: list[ObjectResult], *, wait: bool
+) -> tuple[BundleState, str]:
+    """Phase 5: wait (up to the bundle's timeout) for what was applied to be healthy;
+    the unit's state is the worst of its objects'."""
+    applied = [
+        d
+        for d in desired
+        if d.res is not None and run.outcome[d.ref].action not in (Action.FAILED, Action.HELD)
+    ]
+    timeout = run.timeout if wait else 0
+    health = wait_healthy(run.conn, run.bundle, applied, run.live, timeout=timeout)
+    _merge_health(objects, health)
+    state = worst_state(o.state for o in objects)
+    return state, _message(objects, state, timeout)
+
+
+def _dry_run_verdict(objects: list[ObjectResult], changed: bool) -> tuple[BundleState, str]:
+    errors = [o for o in objects if o.state is BundleState.ERR_APPLIED]
+    if errors:
+        return BundleState.ERR_APPLIED, errors[0].message
+    if changed:
+        return BundleState.OUT_OF_SYNC, "would change: see diff"
+    return BundleState.READY, "in sync"
 
 
 def _dedupe(desired: list[Desired]) -> list[Desired]:
@@ -342,32 +415,6 @@ def _carried_over(
     for name in sorted((old_created & needed) | set(created)):
         keep.append(InventoryEntry(ObjectRef("v1", "Namespace", None, name), "", True))
     return keep
-
-
-def _correct_drift(
-    conn: ClusterConnection,
-    desired: list[Desired],
-    outcome: dict[ObjectRef, ObjectResult],
-    live: dict[ObjectRef, Manifest],
-    options: BundleOptions,
-    force: bool,
-    result: UnitResult,
-) -> None:
-    unchanged = [d for d in desired if outcome.get(d.ref) is not None]
-    unchanged = [d for d in unchanged if outcome[d.ref].action is Action.UNCHANGED]
-    patches = options.diff.compare_patches if options.diff else []
-    result.drift = detect_drift(conn, unchanged, live, patches)
-    by_ref = {d.ref: d for d in unchanged}
-    for item in result.drift:
-        if item.reason == "error":
-            continue
-        fixed = apply_one(conn, by_ref[item.ref], exists=True, force=force)
-        if fixed.action is not Action.FAILED:
-            fixed.action, fixed.message = Action.CORRECTED, str(item)
-            assert fixed.live is not None
-            live[item.ref] = fixed.live
-            log.info("%s: corrected drift of %s", conn.name, item)
-        outcome[item.ref] = fixed
 
 
 def _merge_health(objects: list[ObjectResult], health: dict[ObjectRef, Health]) -> None:
@@ -416,8 +463,7 @@ def inspect(
     unit is Modified; otherwise, with `health`, the health rules judge the live objects.
     The same objects as a sync would apply (duplicates deduplicated the same way).
     """
-    default_ns = options.namespace or options.default_namespace or "default"
-    desired = _dedupe(prepare(manifests, bundle, deployment_id, default_ns))
+    desired = _dedupe(prepare(manifests, bundle, deployment_id, options.target_namespace))
     for item in desired:
         resolve(conn, item)
     live = live_objects(conn, bundle, desired, full=True)

@@ -196,3 +196,9 @@ class BundleOptions(StrictModel):
     renderer: str | None = None
     # fleet extension: seconds to wait for health after apply
     wait_timeout_seconds: int | None = Field(default=None, alias="waitTimeoutSeconds")
+
+    @property
+    def target_namespace(self) -> str:
+        """Where the bundle's namespaced objects without a namespace go (Rancher's rule:
+        `namespace`, else `defaultNamespace`, else `default`)."""
+        return self.namespace or self.default_namespace or "default"
