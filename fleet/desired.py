@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from fleet.errors import FleetError, Problem
+from fleet.errors import FleetError, Problem, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.api import RenderRequest
@@ -132,19 +132,22 @@ class DesiredState:
         return found
 
     def render_all(self) -> None:
-        """Render every unit, or raise one FleetError with every problem (once each)."""
+        """Render every unit, or raise one FleetError with every problem (once each); a
+        `TransientError` when one of them is (a chart server down): rendering again may work."""
         hits, misses = self.cache.hits, self.cache.misses
         problems: dict[str, Problem] = {}
+        transient = False  # one render failed for a reason that may pass: load it again
         for unit in self.units:
             try:
                 self.manifests(unit)
             except FleetError as err:
+                transient = transient or isinstance(err, TransientError)
                 for problem in err.problems:
                     problems.setdefault(str(problem), problem)
         self.renders = self.cache.misses - misses
         self.cache_hits = self.cache.hits - hits
         if problems:
-            raise FleetError(problems=problems.values())
+            raise (TransientError if transient else FleetError)(problems=problems.values())
 
 
 def load_desired(

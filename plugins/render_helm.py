@@ -50,6 +50,7 @@ from fleet.plugin import (
     TemplateError,
     Tool,
     ToolNotConfigured,
+    TransientError,
     build_context,
     deep_merge,
     find_tool,
@@ -142,7 +143,9 @@ class HelmRenderer:
             output = run_sync(command.run(args, values))
         except helm_errors.Error as err:
             message = _helm_message(err.stderr.decode(errors="replace"))
-            raise FleetError(
+            # a chart server that cannot be reached may answer later: never remembered
+            failed = TransientError if remote and _FETCH_FAILED.search(message) else FleetError
+            raise failed(
                 f"helm template failed for chart {display}: {message}", file=request.options_file
             ) from None
         return load_manifests(output.decode(), file=f"helm template {display}")
@@ -230,6 +233,13 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+# helm's words for "the chart could not be downloaded" (as opposed to "it does not exist")
+_FETCH_FAILED = re.compile(
+    r"cannot be reached|dial tcp|connection refused|no such host|timeout|"
+    r"connection reset|TLS handshake|\b(429|50[0-9]) "
+)
 
 
 def _helm_message(stderr: str) -> str:

@@ -75,7 +75,7 @@ def _run(task: Task, kind: str, job: UnitJob, work: Any) -> dict[str, Any]:
         countdown = worker.lock_ttl / 3 * (0.5 + random.random())
         raise task.retry(countdown=countdown, max_retries=LOCK_RETRIES) from None
     except FleetError as err:
-        return worker.report_failure(job, kind, str(err).splitlines()[0]).to_json()
+        return worker.report_failure(job, kind, err.reason).to_json()
 
 
 @app.task(  # type: ignore[untyped-decorator]

@@ -1,7 +1,8 @@
 """The `fleet` command line.
 
 Commands live in small modules that register themselves on `app`; `main` turns a
-`FleetError` into one line per problem on stderr and exit code 1, never a traceback.
+`FleetError` (a user error, or a transient one such as an unreachable cluster: nothing here
+retries) into one line per problem on stderr and exit code 1, never a traceback.
 
 Start-up is kept short (`fleet --help` in about 0.2 s, as kubectl answers): the command
 modules import only typer and `fleet.errors` at module level, and each command imports

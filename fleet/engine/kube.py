@@ -9,9 +9,10 @@ kubeconfig loading, TLS, token refresh and connection pool, and let us set the c
 server-side apply needs (`application/apply-patch+yaml`; JSON is valid YAML).
 
 Errors are classified the kopf way, by what the caller should do next:
-`ClusterUnreachable` -> retry later with backoff (the worker does); `Conflict`, `Invalid`,
-`Forbidden`, `NotFound` -> report on the object and go on. Messages are one line, name the
-cluster and the object, and never carry a Secret's data or any credential.
+`ClusterUnreachable` (a `TransientError`) -> retry later with backoff (the worker does; its
+`reason` is the bare cause, the retrying layer says when it retries); `Conflict`, `Invalid`,
+`Forbidden`, `NotFound` (`PermanentError`s) -> report on the object and go on. Messages are
+one line, name the cluster and the object, and never carry a Secret's data or any credential.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import urllib3
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, PermanentError, TransientError
 from fleet.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -99,27 +100,35 @@ class KubeError(FleetError):
         self.status = status
 
 
-class ClusterUnreachable(KubeError):
-    """Connection refused, timeout, 429 or 5xx: retry the whole unit later with backoff."""
+class ClusterUnreachable(KubeError, TransientError):
+    """Connection refused, timeout, 429 or 5xx: retry the whole unit later with backoff.
 
-    def __init__(self, message: str, *, status: int = 0, retry_after: float = 10.0) -> None:
-        super().__init__(message, status=status)
+    `reason` is the cause alone ("c1: GET ...: cannot reach the API server (...)"); `str()`
+    adds "; will retry with backoff", what the engine's callers do with it. A caller that
+    retries on its own schedule writes its own "will retry in Ns" after `reason`.
+    """
+
+    def __init__(self, reason: str, *, status: int = 0, retry_after: float = 10.0) -> None:
+        super().__init__(reason, status=status)
         self.retry_after = retry_after
 
+    def __str__(self) -> str:
+        return f"{self.reason}; will retry with backoff"
 
-class Conflict(KubeError):
+
+class Conflict(KubeError, PermanentError):
     """409: another field manager owns a field fleet sets (or an optimistic-lock race)."""
 
 
-class Invalid(KubeError):
+class Invalid(KubeError, PermanentError):
     """400/422 or an unknown kind: the user must fix the manifest; retrying will not help."""
 
 
-class Forbidden(KubeError):
+class Forbidden(KubeError, PermanentError):
     """401/403: the credentials fleet uses for this cluster lack a permission."""
 
 
-class NotFound(KubeError):
+class NotFound(KubeError, PermanentError):
     """404: the object (or its namespace, or its kind) does not exist."""
 
 
@@ -174,7 +183,7 @@ def classify(
         return NotFound(f"{prefix}: not found: {message}", status=status)
     if status == 429 or status >= 500:
         return ClusterUnreachable(
-            f"{prefix}: API server answered {status}: {message}; will retry with backoff",
+            f"{prefix}: API server answered {status}: {message}",
             status=status,
         )
     return Invalid(f"{prefix}: HTTP {status}: {message}", status=status)
@@ -251,13 +260,11 @@ class ClusterConnection:
             raw = response.read()
         except ApiException as err:  # the client raises status 0 for TLS failures
             raise ClusterUnreachable(
-                f"{self.name}: {what}: cannot reach the API server ({err.reason}); "
-                "will retry with backoff"
+                f"{self.name}: {what}: cannot reach the API server ({err.reason})"
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise ClusterUnreachable(
-                f"{self.name}: {what}: cannot reach the API server "
-                f"({type(err).__name__}); will retry with backoff"
+                f"{self.name}: {what}: cannot reach the API server ({type(err).__name__})"
             ) from None
         if not 200 <= response.status < 300:
             raise classify(response.status, raw, cluster=self.name, what=what, kind=kind)

@@ -34,6 +34,7 @@ from fleet.engine.inventory import (
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.labels import ANN_PRUNE, LABEL_BUNDLE
+from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.states import BundleState
 
@@ -136,7 +137,8 @@ class RemovalResult:
     @classmethod
     def not_removed(cls, bundle: str, error: Exception, *, commit: str = "") -> RemovalResult:
         """The removal could not start (inventory unreadable, cluster unreachable)."""
-        return cls(bundle, error=f"not removed: {error}", commit=commit)
+        reason = error.reason if isinstance(error, FleetError) else str(error)
+        return cls(bundle, error=f"not removed: {reason}", commit=commit)
 
     def count(self, action: Action) -> int:
         return sum(1 for o in self.objects if o.action is action)

@@ -11,7 +11,8 @@ releases. The names below are the contract.
 - Bundle options as renderers see them: `BundleOptions`, `HelmOptions`,
   `KustomizeOptions`, `YamlOptions`; the target: `ClusterContext`.
 - Types other hooks receive or return: `FleetEvent`, `HealthVerdict`, `ImageRegistry`.
-- Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`.
+- Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
+  `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
   `Manifest`, `load_manifests`, `parse_yaml_documents`, `dump_manifests`, `deep_merge`
   (Helm's values rule), `PatchError`/`apply_patch` (the overlay patch types), and the
@@ -26,7 +27,7 @@ Importing this module is cheap: no Kubernetes client, no Git, no Celery.
 
 from __future__ import annotations
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
@@ -71,6 +72,7 @@ __all__ = [
     "TemplateError",
     "Tool",
     "ToolNotConfigured",
+    "TransientError",
     "YamlOptions",
     "apply_patch",
     "build_context",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.manifest import Manifest
 from fleet.spec.hashing import hash_path
 
@@ -34,8 +34,10 @@ class RenderCache:
     Entries are stored as JSON text and decoded on every hit, so callers may mutate what they
     get. Concurrent requests for one key render once (the others wait). A `FleetError` is
     remembered too: the same input gives the same error, so a broken chart fails once, not
-    once per cluster. Bundle content hashes are memoised per directory for the cache's life:
-    use one cache per checked-out revision (a Git checkout does not change under it).
+    once per cluster. A `TransientError` (a chart server down) is not: the next request for
+    the key renders again, so an outage does not fail that unit for later commits. Bundle
+    content hashes are memoised per directory for the cache's life: use one cache per
+    checked-out revision (a Git checkout does not change under it).
     """
 
     max_entries: int = 512
@@ -79,6 +81,11 @@ class RenderCache:
                 return json.loads(on_disk), True
             try:
                 stored: str | FleetError = json.dumps(produce())
+            except TransientError:
+                with self._lock:
+                    self.misses += 1
+                    self._key_locks.pop(key, None)
+                raise
             except FleetError as err:
                 stored = err
             if persist and isinstance(stored, str):

@@ -38,7 +38,7 @@ class ClusterLink:
 
     spec: ClusterSpec
     conn: ClusterConnection | None = None
-    down: str | None = None  # the unreachable error, once retries are exhausted
+    down: str | None = None  # why it is unreachable (`ClusterUnreachable.reason`), once given up
     retries: int = 3
     backoff: float = 1.0
     sleep: Callable[[float], None] = time.sleep
@@ -77,7 +77,7 @@ class ClusterLink:
                 return fn(self.conn)
             except ClusterUnreachable as err:
                 if attempt == self.retries:
-                    self.down = str(err).replace("; will retry with backoff", "")
+                    self.down = err.reason
                     raise ClusterUnreachable(self.down) from None
                 delay = min(self.backoff * 2**attempt, err.retry_after)
                 self._say(f"{self.name}: {what}: unreachable, retry {attempt + 1}/"

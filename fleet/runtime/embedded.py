@@ -276,7 +276,7 @@ class SyncRun:
                 unit.deployment_id,
                 commit,
                 BundleState.ERR_APPLIED,
-                f"cluster unreachable: {err}",
+                f"cluster unreachable: {err.reason}",
             )
         with self._lock:
             self.results[key] = result

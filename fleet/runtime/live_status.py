@@ -40,7 +40,7 @@ def _look(
         seen = link.call(f"inspect {unit.bundle}", inspect)
         row.state, row.message = seen.state, seen.message
     except KubeError as err:
-        row.state, row.message = BundleState.ERR_APPLIED, str(err)
+        row.state, row.message = BundleState.ERR_APPLIED, err.reason
 
 
 def fleet_status(

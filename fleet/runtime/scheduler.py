@@ -4,7 +4,8 @@ Each tick (DESIGN.md item 11):
 
 1. poll the Git source when due or woken by a push webhook (`fleet.source.poll`); a new commit
    goes through `fleet.desired.load_desired`: a broken commit is reported (file:line) and
-   NOT applied, the last good revision stays in force;
+   NOT applied, the last good revision stays in force; a commit that failed to load for a
+   transient reason (a chart server down) is loaded again at the poller's next attempt;
 2. make sure the state cache knows every cluster: a missing epoch marker means Redis lost
    its data, a missing `known` marker means a cluster's inventories were not read since,
    and `refresh_interval` re-reads them anyway; each read is a `fleet.refresh_cluster`
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 import redis
 
 from fleet.desired import DesiredState, load_desired
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.planner import Plan, plan
 from fleet.runtime.state_cache import CachedUnit, StateCache
@@ -126,6 +127,10 @@ class Scheduler:
                 "commit": revision.sha,
                 "problems": [str(p) for p in err.problems],
             }
+            if isinstance(err, TransientError):
+                log.warning("commit %s not loaded yet (%s); %s stays in force",
+                            revision.short_sha, err.reason, kept)  # fmt: skip
+                raise  # the poller offers the commit again after its backoff
             log.error(
                 "commit %s is not applied (%s); %s stays in force until a fixed commit arrives",
                 revision.short_sha,

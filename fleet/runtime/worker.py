@@ -43,7 +43,7 @@ import redis
 
 from fleet import engine
 from fleet.desired import DesiredState
-from fleet.engine.kube import ClusterConnection
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.engine.unit import check_drift, drift_state
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
@@ -224,7 +224,7 @@ class UnitWorker:
                 lambda conn: engine.read_deployed(conn, fleet=rev.fleet_name, wanted=wanted),
             )
         except FleetError as err:  # unreachable or no credential: known, with the error
-            message = str(err).splitlines()[0]
+            message = err.reason
             cache.replace_cluster(job.cluster, {}, error=message)
             cache.release("refresh", "*", job.cluster, "")
             log.warning(
@@ -237,10 +237,10 @@ class UnitWorker:
         return self._outcome(job, BundleState.READY, f"{len(units)} bundles deployed")
 
     def report_unreachable(
-        self, job: UnitJob, kind: str, error: Exception, retry_in: float | None
+        self, job: UnitJob, kind: str, error: ClusterUnreachable, retry_in: float | None
     ) -> TaskOutcome:
         """Put "unreachable, will retry in Ns" (or "giving up") in the cache for /status."""
-        reason = str(error).splitlines()[0].replace("; will retry with backoff", "")
+        reason = error.reason
         then = f"will retry in {retry_in:.0f}s" if retry_in is not None else "gave up for now"
         return self.report_failure(
             job,

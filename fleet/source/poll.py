@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.source.git import GitSource, Revision, repository_identity
 from fleet.source.webhooks import PushEvent
 
@@ -74,21 +74,27 @@ class Poller:
         return min(self.interval, self.min_backoff * 2.0 ** (self.failures - 1))
 
     def poll_once(self) -> PollResult:
-        """Fetch now; on a new sha call `on_new_revision`; never raise for a Git failure."""
+        """Fetch now; on a new sha call `on_new_revision`; never raise for a Git failure.
+
+        The new sha becomes `current` only once `on_new_revision` returned: when it raises a
+        `TransientError` (the commit could not be loaded yet, e.g. a chart server is down)
+        the commit is offered again at the next attempt, after the same backoff as a failed
+        fetch. Any other error it raises is the caller's bug and propagates.
+        """
         try:
             revision = self.source.update()
         except FleetError as err:
-            self.failures += 1
-            self.last_error = str(err).splitlines()[0]
-            delay = self.backoff()
-            kept = f"keeping {self.current.short_sha}" if self.current else "nothing fetched yet"
-            log.warning("%s; %s, will retry in %.0fs", self.last_error, kept, delay)
-            return self._result(changed=False, delay=delay)
+            return self._failed(err)
+        changed = self.current is None or revision.sha != self.current.sha
+        if changed:
+            try:
+                self.on_new_revision(revision)
+            except TransientError as err:
+                return self._failed(err)
         if self.failures:
             log.info("%s reachable again after %d failed polls", self.source, self.failures)
         self.failures = 0
         self.last_error = None
-        changed = self.current is None or revision.sha != self.current.sha
         if changed:
             self.current = revision
             log.info(
@@ -98,8 +104,15 @@ class Poller:
                 revision.short_sha,
                 revision.message,
             )
-            self.on_new_revision(revision)
         return self._result(changed=changed, delay=self.interval)
+
+    def _failed(self, err: FleetError) -> PollResult:
+        self.failures += 1
+        self.last_error = err.reason
+        delay = self.backoff()
+        kept = f"keeping {self.current.short_sha}" if self.current else "nothing fetched yet"
+        log.warning("%s; %s, will retry in %.0fs", self.last_error, kept, delay)
+        return self._result(changed=False, delay=delay)
 
     def wants(self, event: PushEvent) -> bool:
         """Whether a push event concerns this source's repository and may move its ref."""

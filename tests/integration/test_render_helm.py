@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
+from tests.support.servers import free_port
 
 
 def write(path: Path, text: str) -> None:
@@ -298,3 +299,31 @@ def test_chart_from_a_repository_with_a_semver_range(tmp_path: Path, chart_repo:
         FleetError, match=re.escape(f"helm template failed for chart {chart_repo}/demo@9.9.9")
     ):
         render(bundle, tmp_path, options)
+
+
+def test_a_chart_server_down_is_transient_and_not_remembered(
+    tmp_path: Path, chart_repo: str
+) -> None:
+    """Fetch failure -> TransientError (retry later); a missing version stays a user error.
+    One cache across both calls: the outage must not fail the unit once the server is back."""
+    bundle = tmp_path / "remote"
+    bundle.mkdir()
+    dead = f"http://127.0.0.1:{free_port()}"
+    request = RenderRequest(
+        bundle_dir=bundle,
+        repo_root=tmp_path,
+        options=BundleOptions.model_validate({"helm": {"repo": dead, "chart": "demo"}}),
+        cluster=ClusterContext("c1", {}),
+        options_file=bundle / "fleet.yaml",
+        cache_key="unit-1",
+    )
+    plugins, cache = FleetPlugins.load(entry_points=False), RenderCache()
+    with pytest.raises(TransientError, match=re.escape(f"helm template failed for chart {dead}")):
+        render_bundle(request, plugins, cache)
+    with pytest.raises(TransientError):
+        render_bundle(request, plugins, cache)  # tried again, not answered from the cache
+    assert cache.hits == 0
+    missing = {"helm": {"repo": chart_repo, "chart": "demo", "version": "9.9.9"}}
+    with pytest.raises(FleetError) as err:
+        render(bundle, tmp_path, missing)
+    assert not isinstance(err.value, TransientError)

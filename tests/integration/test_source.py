@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, TransientError
 from fleet.source.git import GitSource, Revision
 from fleet.source.poll import Poller
 from tests.support.servers import GitServer, GitWorkTree, free_port, run_git
@@ -198,3 +198,31 @@ def test_token_never_appears_in_errors_or_logs(
     assert token not in result.error and token not in caplog.text
     assert token not in (source.mirror_path / "config").read_text()
     assert not any(token in p.read_text() for p in (source_cache / "bin").iterdir())
+
+
+def test_a_transient_load_failure_is_retried_on_the_next_poll(
+    git_server: GitServer, tmp_path: Path, source_cache: Path
+) -> None:
+    """The new commit becomes current only once its loader took it: a loader that failed
+    for a transient reason (a chart server down) gets the same commit again after the
+    poll backoff, not never."""
+    work = make_repo(git_server, "src-load-retry", tmp_path)
+    first = work.commit_and_push("first")
+    attempts: list[str] = []
+
+    def load(revision: Revision) -> None:
+        attempts.append(revision.sha)
+        if len(attempts) < 3:
+            raise TransientError("chart server down", retry_after=1)
+
+    poller = Poller(GitSource(git_server.url("src-load-retry"), "main"), 60, load)
+    failed = poller.poll_once()
+    assert failed.current is None and not failed.changed
+    assert failed.error is not None and "chart server down" in failed.error
+    assert failed.next_poll_in == 1
+    assert poller.poll_once().next_poll_in == 2
+    loaded = poller.poll_once()
+    assert loaded.ok and loaded.changed and loaded.next_poll_in == 60
+    assert loaded.current is not None and loaded.current.sha == first
+    assert attempts == [first, first, first]
+    assert not poller.poll_once().changed and attempts == [first] * 3
