@@ -31,9 +31,13 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from fleet.backoff import Backoff
 from fleet.runtime.tasks import CONTROL_QUEUE, PING_TASK, apply_queue, redis_url
 
 DEFAULT_VISIBILITY_TIMEOUT = 1800.0
+RESTART_BACKOFF = Backoff(
+    1.0, cap=30.0
+)  # a dead Celery child: 1s after a long run, else 2, 4 ... 30s
 
 
 def visibility_timeout() -> float:
@@ -133,7 +137,7 @@ def supervise(argv: list[str]) -> None:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    delay = 1.0
+    crashes = 0  # quick deaths in a row: the restart delay doubles with each, up to 30s
     while not stopping:
         child = os.fork()
         if child == 0:
@@ -149,6 +153,7 @@ def supervise(argv: list[str]) -> None:
         code = os.waitstatus_to_exitcode(status)
         if stopping or code == 0:
             return
-        delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+        crashes = 0 if time.monotonic() - started > 60 else crashes + 1
+        delay = RESTART_BACKOFF.delay(crashes)
         log.warning("celery worker exited with %s; will restart it in %.0fs", code, delay)
         time.sleep(delay)

@@ -26,12 +26,13 @@ from typing import Any
 
 from celery import Task
 
+from fleet.backoff import Backoff
 from fleet.engine.kube import ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.runtime.locks import DEFAULT_TTL, LockBusy
 from fleet.runtime.state_cache import connect_redis
 from fleet.runtime.tasks import APPLY_TASK, DRIFT_TASK, PING_TASK, REFRESH_TASK, REMOVE_TASK
-from fleet.runtime.worker import UnitJob, UnitWorker, wait_seconds
+from fleet.runtime.worker import UnitJob, UnitWorker
 from workers.app import app, visibility_timeout
 
 MAX_RETRIES = 8
@@ -58,7 +59,7 @@ def unit_worker(task: Task) -> UnitWorker:
 def _backoff(task: Task) -> float:
     base = float(os.environ.get("FLEET_RETRY_BASE", 2.0))
     cap = min(300.0, visibility_timeout() / 3)
-    return wait_seconds(task.request.retries, base, cap, random.random)
+    return Backoff(base, cap, jitter=True).delay(task.request.retries, random.random)
 
 
 def _run(task: Task, kind: str, job: UnitJob, work: Any) -> dict[str, Any]:

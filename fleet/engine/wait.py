@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from fleet.backoff import Backoff
 from fleet.engine.apply import Desired, bundle_selector
 from fleet.engine.health import Health, HealthStatus, assess
 from fleet.engine.kube import ClusterConnection, ObjectRef, ResourceType
@@ -21,6 +22,7 @@ from fleet.manifest import Manifest
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_SECONDS = 300
+HEALTH_POLL = Backoff(0.5, cap=5.0, factor=1.6)  # 0.5 s, 0.8 s, 1.3 s ... 5 s
 NOT_FOUND = Health(HealthStatus.IN_PROGRESS, "not found in the cluster")
 
 
@@ -53,7 +55,7 @@ def wait_healthy(
     by_ref = {d.ref: d for d in desired if d.res is not None}
     health = evaluate(list(by_ref.values()), live)
     deadline = time.monotonic() + max(timeout, 0)
-    delay = 0.5
+    delays = HEALTH_POLL.delays()
     selector = bundle_selector(bundle)
     while True:
         unready = [ref for ref, h in health.items() if not h.ready]
@@ -65,8 +67,7 @@ def wait_healthy(
         left = deadline - time.monotonic()
         if left <= 0:
             return health
-        sleep(min(delay, left))
-        delay = min(delay * 1.6, 5.0)
+        sleep(min(next(delays), left))
         groups: dict[tuple[ResourceType, str | None], None] = {}
         for ref in unready:
             res = by_ref[ref].res

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from fleet.backoff import Backoff
 from fleet.engine import DeployedBundle, read_deployed
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
@@ -40,7 +41,7 @@ class ClusterLink:
     conn: ClusterConnection | None = None
     down: str | None = None  # why it is unreachable (`ClusterUnreachable.reason`), once given up
     retries: int = 3
-    backoff: float = 1.0
+    backoff: float = 1.0  # the first retry's delay, doubled each time up to retry_after
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] | None = None
 
@@ -79,7 +80,7 @@ class ClusterLink:
                 if attempt == self.retries:
                     self.down = err.reason
                     raise ClusterUnreachable(self.down) from None
-                delay = min(self.backoff * 2**attempt, err.retry_after)
+                delay = Backoff(self.backoff, cap=err.retry_after).delay(attempt)
                 self._say(f"{self.name}: {what}: unreachable, retry {attempt + 1}/"
                           f"{self.retries} in {delay:.1f}s")  # fmt: skip
                 self.sleep(delay)

@@ -352,11 +352,6 @@ class UnitWorker:
         )
 
 
-def wait_seconds(attempt: int, base: float, cap: float, jitter: Callable[[], float]) -> float:
-    """Exponential backoff with full jitter's upper half: base*2^n capped, times 0.5..1."""
-    return float(min(cap, base * 2.0**attempt) * (0.5 + 0.5 * jitter()))
-
-
 class RevisionLoader:
     """(url, commit) -> its DesiredState, fetched through the Git mirror, LRU of `keep`."""
 

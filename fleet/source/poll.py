@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fleet.backoff import Backoff
 from fleet.errors import FleetError, TransientError
 from fleet.source.git import GitSource, Revision, repository_identity
 from fleet.source.webhooks import PushEvent
@@ -71,7 +72,7 @@ class Poller:
         """Seconds until the next attempt after `self.failures` failures in a row."""
         if self.failures == 0:
             return self.interval
-        return min(self.interval, self.min_backoff * 2.0 ** (self.failures - 1))
+        return Backoff(self.min_backoff, cap=self.interval).delay(self.failures - 1)
 
     def poll_once(self) -> PollResult:
         """Fetch now; on a new sha call `on_new_revision`; never raise for a Git failure.
