@@ -45,6 +45,19 @@ def test_the_tree_keeps_every_contract() -> None:
     assert set(contract_names()) >= {"layers", "no-plugins-or-workers", "plugins-public-api"}
 
 
+def test_every_top_level_module_has_a_layer() -> None:
+    # A module missing from `layers` would be bound by no layer rule at all.
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    listed = set(config["importlinter:contract:layers"]["layers"].replace("|", " ").split())
+    listed = {name.strip("()") for name in listed}
+    package = ROOT / "fleet"
+    present = {f"fleet.{p.stem}" for p in package.glob("*.py")} | {
+        f"fleet.{p.parent.name}" for p in package.glob("*/__init__.py")
+    }
+    assert present - {"fleet.__init__", "fleet.__main__"} <= listed
+
+
 def test_spec_importing_runtime_breaks_the_layers_contract(tmp_path: Path) -> None:
     for package in PACKAGES:
         shutil.copytree(
