@@ -45,6 +45,15 @@ helm_ldflags() {
   echo "$flags"
 }
 
+kubectl_ldflags() {
+  local flags="-s -w" minor
+  minor=$(echo "${KUBE_VERSION#v}" | cut -d. -f2)
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    flags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  done
+  echo "$flags"
+}
+
 # tool -> "binary=package ..." and ldflags
 tool_targets() {
   case $1 in
@@ -53,14 +62,15 @@ tool_targets() {
     kwok) echo "kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
     helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;;
     kustomize) echo "kustomize=sigs.k8s.io/kustomize/kustomize/v5" ;;
-    kubectl) echo "kubectl=k8s.io/kubernetes/cmd/kubectl" ;;
+    kubectl) echo "kubectl=." ;;
     *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl)" >&2; return 1 ;;
   esac
 }
 
 tool_ldflags() {
   case $1 in
-    kubernetes | kubectl) kube_ldflags ;;
+    kubernetes) kube_ldflags ;;
+    kubectl) kubectl_ldflags ;;
     helm) helm_ldflags ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" ;;
     kustomize) echo "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION" ;;
@@ -70,9 +80,6 @@ tool_ldflags() {
 
 build_tool() {
   local tool=$1 mod=$here/modules/$1
-  # kubectl comes from the same k8s.io/kubernetes wrapper module (its go.sum covers it); it
-  # is only used by the test of fleet's `kubectl kustomize` fallback.
-  [ "$tool" = kubectl ] && mod=$here/modules/kubernetes
   local targets flags key out
   targets=$(tool_targets "$tool")
   flags=$(tool_ldflags "$tool")
