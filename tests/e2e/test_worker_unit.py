@@ -1,0 +1,189 @@
+"""`UnitWorker`, the work behind each distributed task, called directly: no Celery.
+
+The tasks in `workers/tasks.py` are one call each into `UnitWorker`; here those calls run
+against a real cluster of the test bed, a real Redis and a real Git server, so the glue
+(stale and superseded jobs, the state cache records, claims released, the no-op re-apply,
+drift, removal) is tested without a broker in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.state_cache import StateCache, connect_redis
+from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
+from fleet.states import BundleState
+from tests.conftest import LocalFleet
+from tests.e2e.engine_support import core_api
+from tests.e2e.sync_support import fleet_env  # noqa: F401  (fixture)
+from tests.support.servers import GitServer, GitWorkTree, RedisServer
+
+DEFINITION = """\
+apiVersion: fleet-gitops.io/v1alpha1
+kind: Fleet
+name: {name}
+clusters:
+  - name: dev-eu
+    labels: {{env: dev, region: eu}}
+bundles:
+  paths: [apps/*]
+"""
+
+CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  namespace: {ns}
+data:
+  v: "{value}"
+"""
+
+
+@dataclass
+class Bed:
+    worker: UnitWorker
+    cache: StateCache
+    work: GitWorkTree
+    fleet: str
+    ns: str
+    api: client.CoreV1Api
+
+    def job(self, commit: str, deployment_id: str = "", bundle: str = "apps-cfg") -> UnitJob:
+        return UnitJob(self.fleet, self.work.remote_url, commit, bundle, "dev-eu", deployment_id)
+
+    def unit_id(self, commit: str) -> str:
+        rev = self.worker.loader.load(self.work.remote_url, commit)
+        return rev.by_key[("apps-cfg", "dev-eu")].deployment_id
+
+    def live_value(self) -> str | None:
+        try:
+            found = self.api.read_namespaced_config_map("cfg", self.ns)
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return str((found.data or {}).get("v"))
+
+
+@pytest.fixture
+def bed(
+    local_fleet: LocalFleet,
+    git_server: GitServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    fleet_env: None,  # noqa: F811
+) -> Iterator[Bed]:
+    name = f"worker-{uuid.uuid4().hex[:6]}"
+    ns = f"wk-{uuid.uuid4().hex[:6]}"
+    work = git_server.create_repo(name, tmp_path / "work")
+    work.write("fleet.yaml", DEFINITION.format(name=name))
+    work.write("apps/cfg/fleet.yaml", f"defaultNamespace: {ns}\n")
+    work.write("apps/cfg/cm.yaml", CONFIGMAP.format(ns=ns, value="one"))
+    redis = connect_redis(redis_server.url)
+    worker = UnitWorker(
+        redis,
+        name="test-worker",
+        loader=RevisionLoader(FleetPlugins.load(entry_points=False)),
+        env={"FLEET_CREDENTIALS_DIR": str(local_fleet.dir)},
+    )
+    api = core_api(local_fleet, "dev-eu")
+    yield Bed(worker, StateCache(redis, name), work, name, ns, api)
+    with contextlib.suppress(client.ApiException):
+        api.delete_namespace(ns)
+
+
+def test_apply_records_ready_and_a_second_apply_writes_nothing(bed: Bed) -> None:
+    commit = bed.work.commit_and_push("first")
+    unit_id = bed.unit_id(commit)
+    assert bed.cache.claim("apply", "apps-cfg", "dev-eu", unit_id, 600)
+
+    outcome = bed.worker.apply(bed.job(commit, unit_id))
+    assert (outcome.state, outcome.skipped, outcome.by) == ("Ready", False, "test-worker")
+    assert outcome.writes > 0
+    assert bed.live_value() == "one"
+    record = bed.cache.actual(["dev-eu"])[("apps-cfg", "dev-eu")]
+    assert (record.deployment_id, record.state, record.commit, record.by) == (
+        unit_id,
+        BundleState.READY,
+        commit,
+        "test-worker",
+    )
+    # The claim was released: the scheduler may send this unit again.
+    assert bed.cache.claim("apply", "apps-cfg", "dev-eu", unit_id, 600)
+    bed.cache.release("apply", "apps-cfg", "dev-eu", unit_id)
+
+    again = bed.worker.apply(bed.job(commit, unit_id))  # a redelivered task
+    assert (again.state, again.writes) == ("Ready", 0)
+
+
+def test_a_stale_or_superseded_job_is_skipped_and_never_rolls_back(bed: Bed) -> None:
+    first = bed.work.commit_and_push("first")
+    old_id = bed.unit_id(first)
+    bed.work.write("apps/cfg/cm.yaml", CONFIGMAP.format(ns=bed.ns, value="two"))
+    second = bed.work.commit_and_push("second")
+    new_id = bed.unit_id(second)
+    assert old_id != new_id
+
+    bed.cache.set_desired({("apps-cfg", "dev-eu"): new_id})
+    assert bed.worker.apply(bed.job(second, new_id)).state == "Ready"
+    assert bed.live_value() == "two"
+
+    late = bed.worker.apply(bed.job(first, old_id))  # the old commit's task, delivered late
+    assert late.skipped and late.state == "Pending"
+    assert late.message == f"superseded by {new_id[:12]}"
+    assert bed.live_value() == "two"
+
+    wrong = bed.worker.apply(bed.job(second, old_id))  # an id this commit does not give
+    assert wrong.skipped and f"gives {new_id[:12]}" in wrong.message
+    record = bed.cache.actual(["dev-eu"])[("apps-cfg", "dev-eu")]
+    assert record.deployment_id == new_id
+
+
+def test_drift_is_reported_modified_and_cleared_after_a_reapply(bed: Bed) -> None:
+    commit = bed.work.commit_and_push("first")
+    unit_id = bed.unit_id(commit)
+    bed.worker.apply(bed.job(commit, unit_id))
+    clean = bed.worker.check_drift(bed.job(commit, unit_id))
+    assert (clean.state, clean.message) == ("Ready", "no drift")
+
+    bed.api.patch_namespaced_config_map("cfg", bed.ns, {"data": {"v": "by hand"}})
+    drifted = bed.worker.check_drift(bed.job(commit, unit_id))
+    assert drifted.state == "Modified"
+    assert "cfg" in drifted.message
+    assert bed.cache.actual(["dev-eu"])[("apps-cfg", "dev-eu")].state is BundleState.MODIFIED
+    assert bed.live_value() == "by hand"  # a drift check writes nothing
+
+
+def test_refresh_reads_the_inventories_and_removal_deletes_what_left_git(bed: Bed) -> None:
+    commit = bed.work.commit_and_push("first")
+    unit_id = bed.unit_id(commit)
+    bed.worker.apply(bed.job(commit, unit_id))
+
+    still = bed.worker.remove(bed.job(commit), keep_resources=False)  # still in Git
+    assert still.skipped and still.message == "wanted again; not removed"
+    assert bed.live_value() == "one"
+
+    refreshed = bed.worker.refresh(bed.job(commit, bundle="*"))
+    assert refreshed.message == "1 bundles deployed"
+    assert bed.cache.actual(["dev-eu"])[("apps-cfg", "dev-eu")].by == "inventory"
+    assert "dev-eu" in bed.cache.known(["dev-eu"])
+
+    (bed.work.path / "apps/cfg/cm.yaml").unlink()
+    (bed.work.path / "apps/cfg/fleet.yaml").unlink()
+    bed.work.write("apps/other/cm.yaml", CONFIGMAP.format(ns=bed.ns, value="x").replace(
+        "name: cfg", "name: other"))  # fmt: skip
+    gone = bed.work.commit_and_push("cfg leaves Git")
+    removed = bed.worker.remove(bed.job(gone), keep_resources=False)
+    assert removed.state == "Ready", removed.message
+    assert "deleted" in removed.message
+    assert bed.live_value() is None
+    assert ("apps-cfg", "dev-eu") not in bed.cache.actual(["dev-eu"])
