@@ -9,4 +9,5 @@ of manifests (plain dicts) to apply, or a one-line error naming the bundle and f
 - `cache`: rendered manifests by input hash, in memory and on disk
 - `manifests`: safe manifest parsing, scope, stable order, dumping
 - `patching`: JSON / merge / strategic merge patches for `yaml.overlays`
+- `tools`: where the helm / kustomize binaries are found (variable, `PATH`, interpreter dir)
 """

@@ -7,4 +7,5 @@ functions, no I/O.
 - `units`: targets, targetCustomizations, doNotDeploy, deployment ids
 - `selectors`: Kubernetes label selectors, compiled once
 - `templating`: Rancher Fleet's `${ .ClusterLabels.x }` Helm values templating
+- `dependencies`: `dependsOn` between the units of one cluster: order and cycles
 """
