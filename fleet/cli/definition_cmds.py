@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fleet.cli import app, check_output
 from fleet.errors import FleetError, Problem
+
+if TYPE_CHECKING:
+    from fleet.spec.loader import FleetRepo
+    from fleet.targeting.units import DeploymentUnit
 
 RepoDir = Annotated[
     Path,
@@ -29,17 +33,35 @@ def _display(path: str | None) -> str | None:
         return path
 
 
-def _relative(err: FleetError) -> FleetError:
-    return FleetError(problems=[Problem(p.message, _display(p.file), p.line) for p in err.problems])
+def _relative(err: FleetError, repo_dir: Path | None = None) -> FleetError:
+    """Paths relative to the current directory; renderers name files relative to the repo."""
+
+    def where(file: str | None) -> str | None:
+        if file and repo_dir is not None and not Path(file).is_absolute():
+            if (repo_dir / file).exists():
+                file = str(repo_dir / file)
+        return _display(file)
+
+    return FleetError(problems=[Problem(p.message, where(p.file), p.line) for p in err.problems])
 
 
 @app.command("validate")
-def validate_command(repo_dir: RepoDir = Path(".")) -> None:
-    """Check the fleet definition, every bundle and every per-cluster template.
+def validate_command(
+    repo_dir: RepoDir = Path("."),
+    render: Annotated[
+        bool,
+        typer.Option(
+            "--render/--no-render",
+            help="Also render every deployment unit, as sync would (needs helm/kustomize).",
+        ),
+    ] = True,
+) -> None:
+    """Check the fleet definition, every bundle, every per-cluster template and render.
 
-    Exit 0 and print a summary when everything is valid; exit 1 with one
-    `path:line: message` line per problem otherwise. Nothing is deployed and no cluster
-    is contacted.
+    Every unit is rendered the way `fleet sync` and `fleet serve` render a commit, so a
+    manifest Kubernetes would refuse (`metadata: oops`) is a problem here too. Exit 0 and
+    print a summary when everything is valid; exit 1 with one `path:line: message` line per
+    problem otherwise. Nothing is deployed and no cluster is contacted.
     """
     from fleet.spec.loader import load_repository
     from fleet.targeting.dependencies import reject_dependency_cycles
@@ -47,14 +69,28 @@ def validate_command(repo_dir: RepoDir = Path(".")) -> None:
 
     try:
         repo = load_repository(repo_dir)
-        units = compute_units(repo)
-        reject_dependency_cycles(repo, units)
+        if render:
+            units = _render_all(repo)
+        else:
+            units = compute_units(repo)
+            reject_dependency_cycles(repo, units)
     except FleetError as err:
-        raise _relative(err) from None
+        raise _relative(err, repo_dir) from None
     typer.echo(
         f"ok: {len(repo.definition.clusters)} clusters, {len(repo.bundles)} bundles, "
         f"{len(units)} deployment units"
     )
+
+
+def _render_all(repo: FleetRepo) -> list[DeploymentUnit]:
+    """Target and render every unit as a sync would, in memory (no render cache on disk)."""
+    from fleet.desired import DesiredState
+    from fleet.plugin.manager import FleetPlugins
+    plugins = FleetPlugins.load()
+    plugins.raise_for_failures()
+    state = DesiredState.target(repo, "", plugins)
+    state.render_all()
+    return state.units
 
 
 @app.command("targets")

@@ -15,12 +15,13 @@ from typing import Any
 
 import yaml
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, Problem
 from fleet.manifest import Manifest
+from fleet.spec.yamlload import BoundedLoader, Loc, YamlDocument, load_yaml_stream
 
 
-class ManifestLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings, like Kubernetes' own YAML decoder.
+class ManifestLoader(BoundedLoader):
+    """The bounded safe loader, keeping timestamps as strings like Kubernetes' own decoder.
 
     PyYAML would turn `2024-01-01` into a `datetime.date`, which is not JSON and would make
     the render cache key and server-side apply differ from what the file says.
@@ -34,16 +35,12 @@ ManifestLoader.yaml_implicit_resolvers = {
 
 
 def parse_yaml_documents(text: str, *, file: str | Path) -> list[Any]:
-    """All documents of a YAML stream (None for empty ones); malformed YAML -> FleetError."""
-    try:
-        return list(yaml.load_all(text, Loader=ManifestLoader))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = err.problem or str(err)
-        raise FleetError(f"invalid YAML: {problem}", file=file, line=line) from None
-    except yaml.YAMLError as err:
-        raise FleetError(f"invalid YAML: {err}", file=file) from None
+    """All documents of a YAML stream (None for empty ones); malformed YAML -> FleetError.
+
+    Bounded like every YAML fleet reads (`fleet.spec.yamlload` limits): a bomb is an error
+    with the file and line, not gigabytes of data.
+    """
+    return [doc.data for doc in load_yaml_stream(text, file, ManifestLoader)]
 
 
 def load_manifests(text: str, *, file: str | Path, strict: bool = True) -> list[Manifest]:
@@ -52,39 +49,128 @@ def load_manifests(text: str, *, file: str | Path, strict: bool = True) -> list[
     A document that is empty, not a mapping, or has neither `apiVersion` nor `kind` is data
     rather than a manifest (a values file, a kustomize config) and is skipped - Rancher Fleet
     does the same. With `strict`, a mapping with only one of the two is an error naming the
-    file and the line where the document starts.
+    file and the line where the document starts, and so is a manifest whose shape Kubernetes
+    would refuse (`check_manifest`): found at render time, before any cluster is touched.
     """
-    starts = _document_start_lines(text)
     manifests: list[Manifest] = []
-    for index, doc in enumerate(parse_yaml_documents(text, file=file)):
-        if not isinstance(doc, dict):
+    problems: list[Problem] = []
+    for doc in load_yaml_stream(text, file, ManifestLoader):
+        data = doc.data
+        if not isinstance(data, dict):
             continue
-        has_api, has_kind = bool(doc.get("apiVersion")), bool(doc.get("kind"))
+        has_api, has_kind = bool(data.get("apiVersion")), bool(data.get("kind"))
         if not has_api and not has_kind:
             continue
         if not (has_api and has_kind):
             if strict:
                 missing = "apiVersion" if not has_api else "kind"
-                line = starts[index] if index < len(starts) else None
-                raise FleetError(f"manifest has no {missing}", file=file, line=line)
+                raise FleetError(f"manifest has no {missing}", file=file, line=doc.line_of(()))
             continue
-        if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):
-            manifests.extend(item for item in doc["items"] if isinstance(item, dict))
+        items = data.get("items")
+        if str(data["kind"]).endswith("List") and isinstance(items, list):
+            for index, item in enumerate(items):
+                if strict:
+                    problems.extend(check_manifest(item, doc, ("items", index)))
+                if isinstance(item, dict):
+                    manifests.append(item)
         else:
-            manifests.append(doc)
+            if strict:
+                problems.extend(check_manifest(data, doc, ()))
+            manifests.append(data)
+    if problems:
+        raise FleetError(problems=problems)
     return manifests
 
 
-def _document_start_lines(text: str) -> list[int]:
-    """1-based first line of each document, for error messages (best effort)."""
-    try:
+_META_STRINGS = ("name", "namespace", "generateName", "uid", "resourceVersion")
+_META_MAPS = ("labels", "annotations")
+
+
+def check_manifest(manifest: Any, doc: YamlDocument, loc: Loc = ()) -> list[Problem]:
+    """Problems (with lines) in the fields fleet and Kubernetes read from every object.
+
+    Kubernetes rejects these at apply time, one cluster at a time; fleet reads them earlier
+    (namespaces, ordering, ownership labels), where a wrong type would be a crash halfway
+    through a sync. Only the envelope is checked: `spec` and the rest are the API server's.
+    """
+    file = str(doc.file)
+
+    def problem(message: str, *where: str | int) -> Problem:
+        return Problem(message, file, doc.line_of((*loc, *where)))
+
+    if not isinstance(manifest, dict):
+        return [problem(f"{_describe(loc)} is {_type_name(manifest)}, not an object")]
+    found: list[Problem] = []
+    for key in ("apiVersion", "kind"):
+        value = manifest.get(key)
+        if not isinstance(value, str) or not value:
+            found.append(problem(f"{key} must be a non-empty string, not {_type_name(value)}", key))
+    metadata = manifest.get("metadata")
+    if metadata is None:
+        return found
+    if not isinstance(metadata, dict):
         return [
-            node.start_mark.line + 1
-            for node in yaml.compose_all(text, Loader=ManifestLoader)
-            if node is not None
+            *found,
+            problem(f"metadata must be a mapping, not {_type_name(metadata)}", "metadata"),
         ]
-    except yaml.YAMLError:
-        return []
+    for key in _META_STRINGS:
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, str):
+            found.append(
+                problem(
+                    f"metadata.{key} must be a string, not {_type_name(value)}", "metadata", key
+                )
+            )
+    for key in _META_MAPS:
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            found.append(
+                problem(
+                    f"metadata.{key} must be a mapping, not {_type_name(value)}", "metadata", key
+                )
+            )
+            continue
+        for name, item in value.items():
+            if not isinstance(name, str) or not isinstance(item, str):
+                bad = name if not isinstance(name, str) else item
+                found.append(
+                    problem(
+                        f"metadata.{key}: keys and values must be strings, "
+                        f"{name!r} has {_type_name(bad)} (quote it)",
+                        "metadata",
+                        key,
+                        name if isinstance(name, str) else key,
+                    )
+                )
+    return found
+
+
+def _describe(loc: Loc) -> str:
+    return (
+        "document"
+        if not loc
+        else "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(
+            "."
+        )
+    )
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def dump_manifests(manifests: Iterable[Manifest]) -> str:

@@ -166,7 +166,7 @@ def render_values(values: Any, context: Mapping[str, Any], path: tuple[str | int
             raise TemplateError(err.message, path) from None
     if isinstance(values, Mapping):
         return {
-            (render_values(k, context, path) if isinstance(k, str) else k): render_values(
+            (_render_key(k, context, path) if isinstance(k, str) else k): render_values(
                 v, context, (*path, k)
             )
             for k, v in values.items()
@@ -174,6 +174,16 @@ def render_values(values: Any, context: Mapping[str, Any], path: tuple[str | int
     if isinstance(values, list):
         return [render_values(v, context, (*path, i)) for i, v in enumerate(values)]
     return values
+
+
+def _render_key(key: str, context: Mapping[str, Any], path: tuple[str | int, ...]) -> str:
+    """A templated key is always text: `${ .ClusterLabels.port }` gives "8080", not 8080.
+
+    Helm values (and the JSON fleet hashes them as) only have string keys; keeping the
+    value's type here, as for values, would mix int and str keys in one mapping.
+    """
+    rendered = render_values(key, context, path)
+    return rendered if isinstance(rendered, str) else _text(rendered)
 
 
 def render_string(text: str, context: Mapping[str, Any]) -> Any:
