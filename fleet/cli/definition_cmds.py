@@ -37,9 +37,9 @@ def _relative(err: FleetError, repo_dir: Path | None = None) -> FleetError:
     """Paths relative to the current directory; renderers name files relative to the repo."""
 
     def where(file: str | None) -> str | None:
-        if file and repo_dir is not None and not Path(file).is_absolute():
-            if (repo_dir / file).exists():
-                file = str(repo_dir / file)
+        relative = file and repo_dir is not None and not Path(file).is_absolute()
+        if relative and repo_dir is not None and (repo_dir / str(file)).exists():
+            file = str(repo_dir / str(file))
         return _display(file)
 
     return FleetError(problems=[Problem(p.message, where(p.file), p.line) for p in err.problems])
@@ -86,6 +86,7 @@ def _render_all(repo: FleetRepo) -> list[DeploymentUnit]:
     """Target and render every unit as a sync would, in memory (no render cache on disk)."""
     from fleet.desired import DesiredState
     from fleet.plugin.manager import FleetPlugins
+
     plugins = FleetPlugins.load()
     plugins.raise_for_failures()
     state = DesiredState.target(repo, "", plugins)
