@@ -31,24 +31,25 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from fleet import config
 from fleet.backoff import Backoff
+from fleet.config import Settings, configure_logging
 from fleet.runtime.tasks import CONTROL_QUEUE, PING_TASK, apply_queue, redis_url
 
-DEFAULT_VISIBILITY_TIMEOUT = 1800.0
-RESTART_BACKOFF = Backoff(
-    1.0, cap=30.0
-)  # a dead Celery child: 1s after a long run, else 2, 4 ... 30s
+# a dead Celery child: restarted 1s after a long run, else after 2, 4 ... 30s
+RESTART_BACKOFF = Backoff(1.0, cap=30.0)
 
 
-def visibility_timeout() -> float:
-    return float(os.environ.get("FLEET_CELERY_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT))
+def make_app(settings: Settings) -> Celery:
+    """The configured app; the broker and result backend are the same Redis.
 
-
-def make_app(url: str | None = None) -> Celery:
-    """The configured app; the broker and result backend are the same Redis."""
-    broker = redis_url(url)
+    Built by `run_worker` from the settings, not at import time: importing this module
+    (or `workers.tasks`, whose tasks are shared and bind to the app that runs them) reads
+    no environment and connects to nothing.
+    """
+    broker = redis_url(settings.redis_url)
     celery = Celery("fleet", broker=broker, backend=broker, include=["workers.tasks"])
-    timeout = visibility_timeout()
+    timeout = settings.visibility_timeout
     celery.conf.update(
         # kombu's Redis transport, fixed so that a Redis restart is a reconnect, not a
         # dead worker (see workers.transport)
@@ -77,9 +78,6 @@ def make_app(url: str | None = None) -> Celery:
     return celery
 
 
-app = make_app()
-
-
 def queues_for(regions: Sequence[str]) -> list[str]:
     """The apply queues of these regions (none -> the `default` region) + the control queue."""
     names: list[str | None] = list(regions) or [None]
@@ -89,14 +87,13 @@ def queues_for(regions: Sequence[str]) -> list[str]:
 def run_worker(
     regions: Sequence[str], concurrency: int, url: str | None = None, name: str | None = None
 ) -> None:
-    """Start a Celery worker in this process (`fleet worker`); returns when it stops."""
-    if url:
-        os.environ["FLEET_REDIS_URL"] = url
-        app.conf.broker_url = url
-        app.conf.result_backend = url
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Start a Celery worker in this process (`fleet worker`); returns when it stops.
+
+    `url` (`--redis`) takes the place of FLEET_REDIS_URL for this worker's broker, result
+    backend and state cache (the tasks read it from the app's configuration).
+    """
+    app = make_app(config.current().with_redis_url(url))
+    configure_logging("INFO")
     node = name or f"{'-'.join(regions) or 'default'}@{socket.gethostname()}"
     argv = [
         "worker",
@@ -113,10 +110,10 @@ def run_worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    supervise(argv)
+    supervise(app, argv)
 
 
-def supervise(argv: list[str]) -> None:
+def supervise(app: Celery, argv: list[str]) -> None:
     """Run the Celery worker in a forked child and start it again if it dies on an error.
 
     A safety net: a Redis restart is handled inside the worker (see workers.transport),

@@ -19,21 +19,20 @@ No task waits for another task's result.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 
+from fleet import config
 from fleet.backoff import Backoff
 from fleet.engine.kube import ClusterUnreachable
 from fleet.errors import FleetError
-from fleet.runtime.locks import DEFAULT_TTL, LockBusy
+from fleet.runtime.locks import LockBusy
 from fleet.runtime.state_cache import connect_redis
 from fleet.runtime.tasks import APPLY_TASK, DRIFT_TASK, PING_TASK, REFRESH_TASK, REMOVE_TASK
 from fleet.runtime.worker import UnitJob, UnitWorker
-from workers.app import app, visibility_timeout
 
 MAX_RETRIES = 8
 LOCK_RETRIES = 100
@@ -47,19 +46,20 @@ def unit_worker(task: Task) -> UnitWorker:
     global _worker
     with _worker_lock:
         if _worker is None:
+            settings = config.current()
             _worker = UnitWorker(
-                connect_redis(str(app.conf.broker_url)),
+                connect_redis(str(task.app.conf.broker_url)),
                 name=str(task.request.hostname or "worker"),
-                lock_ttl=float(os.environ.get("FLEET_LOCK_TTL", DEFAULT_TTL)),
-                cooldown=float(os.environ.get("FLEET_FAILURE_COOLDOWN", 30)),
+                lock_ttl=settings.lock_ttl,
+                cooldown=settings.failure_cooldown,
             )
         return _worker
 
 
 def _backoff(task: Task) -> float:
-    base = float(os.environ.get("FLEET_RETRY_BASE", 2.0))
-    cap = min(300.0, visibility_timeout() / 3)
-    return Backoff(base, cap, jitter=True).delay(task.request.retries, random.random)
+    settings = config.current()
+    policy = Backoff(settings.retry_base, settings.retry_cap, jitter=True)
+    return policy.delay(task.request.retries, random.random)
 
 
 def _run(task: Task, kind: str, job: UnitJob, work: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _run(task: Task, kind: str, job: UnitJob, work: Any) -> dict[str, Any]:
         return worker.report_failure(job, kind, err.reason).to_json()
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=APPLY_TASK, bind=True
 )
 def apply_unit(
@@ -95,7 +95,7 @@ def apply_unit(
     return _run(self, "apply", job, lambda w: w.apply(job))
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=REMOVE_TASK, bind=True
 )
 def remove_unit(
@@ -112,7 +112,7 @@ def remove_unit(
     return _run(self, "remove", job, lambda w: w.remove(job, keep_resources))
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=DRIFT_TASK, bind=True
 )
 def check_drift(
@@ -128,7 +128,7 @@ def check_drift(
     return _run(self, "drift", job, lambda w: w.check_drift(job))
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=REFRESH_TASK, bind=True
 )
 def refresh_cluster(
@@ -138,7 +138,7 @@ def refresh_cluster(
     return _run(self, "refresh", job, lambda w: w.refresh(job))
 
 
-@app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=PING_TASK, bind=True
 )
 def ping(self: Task) -> dict[str, str]:

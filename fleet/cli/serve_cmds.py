@@ -15,7 +15,6 @@ never the other way), exactly as built-in plugins are found through the plugin m
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from typing import Annotated
@@ -33,13 +32,6 @@ RedisOpt = Annotated[
         "--redis", metavar="URL", help="Redis URL (broker and cache); default $FLEET_REDIS_URL."
     ),
 ]
-
-
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @app.command("serve")
@@ -93,27 +85,28 @@ def serve_command(
     (Prometheus) and GET /status (JSON, the same model as `fleet status -o json`).
     The scheduler needs no cluster credential: the workers of each region hold them.
     """
+    from fleet.config import configure_logging, current
     from fleet.runtime.scheduler import SchedulerConfig
     from fleet.runtime.serve import start_server
     from fleet.runtime.tasks import redis_url
 
-    url = repo_url or os.environ.get("FLEET_REPO_URL")
+    settings = current()
+    url = repo_url or settings.repo_url
     if not url:
         raise FleetError("fleet serve needs the repository URL (argument or FLEET_REPO_URL)")
-    _logging(os.environ.get("FLEET_LOG_LEVEL", "INFO"))
-    task_ttl = float(os.environ.get("FLEET_CELERY_VISIBILITY_TIMEOUT", 1800)) + 100
+    configure_logging(settings.log_level)
     config = SchedulerConfig(
         poll_interval=poll_interval,
         drift_interval=drift_interval,
         refresh_interval=refresh_interval,
-        task_ttl=float(os.environ.get("FLEET_TASK_TTL", task_ttl)),
+        task_ttl=settings.task_ttl,
     )
     server = start_server(
         url,
         branch=branch,
         listen=listen,
-        redis_url=redis_url(redis),
-        env=os.environ,
+        redis_url=redis_url(redis or settings.redis_url),
+        env=settings.env,
         config=config,
         tick_interval=tick,
     )

@@ -16,12 +16,13 @@ Renderer plugins call `find_tool` (re-exported by `fleet.plugin`) and show the a
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleet import config
 
 FROM_VARIABLE = "from {variable}"
 FROM_PATH = "on PATH"
@@ -62,7 +63,7 @@ def find_tool(
     the interpreter before the next name is tried: a preferred tool anywhere beats a
     fallback on PATH. Raises `ToolNotConfigured` when `variable` is set but wrong.
     """
-    env = os.environ if environ is None else environ
+    env = config.current().env if environ is None else environ
     configured = env.get(variable)
     if configured:
         found = shutil.which(configured, path=env.get("PATH"))

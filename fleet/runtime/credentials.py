@@ -43,7 +43,7 @@ def env_suffix(name: str) -> str:
 
 
 def resolve_kubeconfig(cluster: ClusterSpec, env: Mapping[str, str]) -> KubeconfigLocation:
-    """Kubeconfig location for `cluster` under environment `env` (e.g. `os.environ`)."""
+    """Kubeconfig location for `cluster` under environment `env` (`Settings.env`)."""
     if cluster.kubeconfig is not None:
         raw = _expand(cluster.kubeconfig.path, env)
         return KubeconfigLocation(Path(raw), cluster.kubeconfig.context)

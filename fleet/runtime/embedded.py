@@ -25,7 +25,6 @@ server-side dry runs and a diff per object; Secret data redacted) and writes not
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -33,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet import engine
+from fleet import config, engine
 from fleet.desired import DesiredState, load_desired
 from fleet.engine import RemovalResult, UnitResult
 from fleet.engine.kube import ClusterUnreachable
@@ -122,7 +121,7 @@ def sync_fleet(
     )
     run = SyncRun(desired, say, retries=retries, backoff=backoff, concurrency=concurrency)
     try:
-        run.connect(os.environ if env is None else env)
+        run.connect(config.current().env if env is None else env)
         run.read_actual()
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)

@@ -10,12 +10,11 @@ deployed that left Git is listed as a removal the next sync will do. The cluster
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from fleet import engine
+from fleet import config, engine
 from fleet.desired import load_desired
 from fleet.engine.kube import ClusterConnection, KubeError
 from fleet.manifest import Manifest
@@ -66,7 +65,7 @@ def fleet_status(
     with ClusterSet(
         [specs[name] for name in desired.clusters], retries=retries, backoff=backoff, log=say
     ) as run:
-        run.connect(os.environ if env is None else env)
+        run.connect(config.current().env if env is None else env)
         actual = {
             key: rec.to_actual()
             for key, rec in run.read_deployed(desired.fleet_name, units).items()

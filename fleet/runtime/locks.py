@@ -22,9 +22,11 @@ from contextlib import contextmanager
 
 import redis
 
+from fleet import config
+
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL = 30.0
+DEFAULT_TTL = config.DEFAULT_LOCK_TTL
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from fleet import config
 from fleet.desired import DesiredState, load_desired
 from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
@@ -65,7 +66,9 @@ class SchedulerConfig:
     refresh_retry: float = 15.0
     drift_interval: float = 300.0
     health_recheck: float = 60.0
-    task_ttl: float = 1900.0  # > the workers' visibility timeout: a claim outlives its message
+    task_ttl: float = (
+        config.Settings().task_ttl
+    )  # > visibility timeout: a claim outlives its message
 
 
 @dataclass

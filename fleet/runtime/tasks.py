@@ -18,14 +18,14 @@ cluster (`fleet.ping`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Protocol
 
+from fleet import config
 from fleet.errors import FleetError
 
 REDIS_URL_ENV = "FLEET_REDIS_URL"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_URL = config.DEFAULT_REDIS_URL
 
 APPLY_TASK = "fleet.apply_unit"
 REMOVE_TASK = "fleet.remove_unit"
@@ -47,8 +47,8 @@ def apply_queue(region: str | None) -> str:
 
 def redis_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """`--redis`, else `FLEET_REDIS_URL`, else a local Redis; only redis:// and rediss://."""
-    environ = os.environ if env is None else env
-    url = explicit or environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+    settings = config.current() if env is None else config.Settings.from_env(env)
+    url = explicit or settings.redis_url
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise FleetError(f"{REDIS_URL_ENV} must be a redis:// or rediss:// URL")
     return url

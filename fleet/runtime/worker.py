@@ -31,7 +31,6 @@ distinct (bundle, values) once.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -41,7 +40,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from fleet import engine
+from fleet import config, engine
 from fleet.desired import DesiredState
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.engine.unit import check_drift, drift_state
@@ -59,7 +58,7 @@ from fleet.targeting.units import DeploymentUnit
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
+FAILURE_COOLDOWN = config.DEFAULT_FAILURE_COOLDOWN  # before a failed unit is dispatched again
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class UnitWorker:
         self.redis = client
         self.name = name
         self.loader = loader or RevisionLoader()
-        self.env = os.environ if env is None else env
+        self.env = config.current().env if env is None else env
         self.lock_ttl = lock_ttl
         self.cooldown = cooldown
 

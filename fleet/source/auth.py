@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from fleet import config
 from fleet.errors import FleetError
 
 DEFAULT_USERNAME = "x-access-token"
@@ -121,7 +122,7 @@ def split_url(url: str) -> tuple[str, str | None, str]:
 
 def credentials_for(url: str, environ: Mapping[str, str] | None = None) -> GitCredentials:
     """The credentials the environment holds for `url` (none is fine: public repositories)."""
-    env = os.environ if environ is None else environ
+    env = config.current().env if environ is None else environ
     if "://" in url and urlsplit(url).password is not None:
         raise FleetError(
             f"repository URL {redact(url)} has a password in it; put the token in "

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 import git
 
+from fleet import config
 from fleet.errors import FleetError
 from fleet.source.auth import (
     GitCredentials,
@@ -76,11 +77,7 @@ class Revision:
 
 def cache_root() -> Path:
     """fleet's cache directory: `$FLEET_CACHE_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/fleet`."""
-    root = os.environ.get("FLEET_CACHE_DIR")
-    if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "fleet"
+    return config.current().cache_dir
 
 
 def default_cache_dir() -> Path:

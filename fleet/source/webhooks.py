@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from fleet import config
 from fleet.errors import FleetError
 
 SECRET_ENV = "FLEET_WEBHOOK_SECRET"
@@ -69,8 +69,8 @@ class PushEvent:
 
 def webhook_secret_from_env(environ: Mapping[str, str] | None = None) -> str:
     """`FLEET_WEBHOOK_SECRET`, or a FleetError: the receiver does not run without one."""
-    env = os.environ if environ is None else environ
-    secret = env.get(SECRET_ENV, "")
+    settings = config.current() if environ is None else config.Settings.from_env(environ)
+    secret = settings.webhook_secret
     if not secret.strip():
         raise FleetError(
             f"{SECRET_ENV} is not set: the webhook receiver only accepts signed requests "

@@ -1,0 +1,110 @@
+"""fleet's settings: every environment variable, typed and with its default, read here only.
+
+`Settings.from_env(env)` is the one place that reads `FLEET_*` variables; an entry point
+(a CLI command, the Celery worker) builds it once and passes it (or its values) down.
+Nothing else in fleet, `plugins/` or `workers/` reads or writes `os.environ`
+(tests/unit/test_config.py checks the source tree). `current()` is the process's
+settings, read now: the default of library functions called without settings (tests set
+variables with monkeypatch and call them).
+
+Per-name lookups stay per name, on `Settings.env` (a read-only copy of the environment):
+the kubeconfig of each credential (`FLEET_KUBECONFIG_<NAME>`, `FLEET_KUBECONTEXT_<NAME>`,
+see `fleet.runtime.credentials`) and the Git token of each host (`FLEET_GIT_TOKEN_<HOST>`,
+see `fleet.source.auth`); git, helm and kustomize children get their environment from it
+too. The README's "Settings" table lists every variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from fleet.errors import UserError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_VISIBILITY_TIMEOUT = 1800.0  # longer than the longest task: health wait + retries
+DEFAULT_LOCK_TTL = 30.0
+DEFAULT_RETRY_BASE = 2.0
+DEFAULT_FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
+TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility timeout
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's configuration; see the README table for who uses each field."""
+
+    redis_url: str = DEFAULT_REDIS_URL  # FLEET_REDIS_URL (broker, results, state cache)
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # FLEET_CELERY_VISIBILITY_TIMEOUT
+    task_ttl: float = DEFAULT_VISIBILITY_TIMEOUT + TASK_TTL_MARGIN  # FLEET_TASK_TTL
+    lock_ttl: float = DEFAULT_LOCK_TTL  # FLEET_LOCK_TTL
+    retry_base: float = DEFAULT_RETRY_BASE  # FLEET_RETRY_BASE
+    failure_cooldown: float = DEFAULT_FAILURE_COOLDOWN  # FLEET_FAILURE_COOLDOWN
+    cache_dir: Path = Path("~/.cache/fleet")  # FLEET_CACHE_DIR, else $XDG_CACHE_HOME/fleet
+    helm: str | None = None  # FLEET_HELM
+    kustomize: str | None = None  # FLEET_KUSTOMIZE
+    webhook_secret: str = ""  # FLEET_WEBHOOK_SECRET
+    repo_url: str | None = None  # FLEET_REPO_URL
+    credentials_dir: Path | None = None  # FLEET_CREDENTIALS_DIR
+    log_level: str = "INFO"  # FLEET_LOG_LEVEL
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from an environment; a malformed number is a user error naming it."""
+        copy = MappingProxyType(dict(env))
+        visibility = _number(env, "FLEET_CELERY_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
+        root = env.get("FLEET_CACHE_DIR")
+        xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        credentials = env.get("FLEET_CREDENTIALS_DIR")
+        return cls(
+            redis_url=env.get("FLEET_REDIS_URL") or DEFAULT_REDIS_URL,
+            visibility_timeout=visibility,
+            task_ttl=_number(env, "FLEET_TASK_TTL", visibility + TASK_TTL_MARGIN),
+            lock_ttl=_number(env, "FLEET_LOCK_TTL", DEFAULT_LOCK_TTL),
+            retry_base=_number(env, "FLEET_RETRY_BASE", DEFAULT_RETRY_BASE),
+            failure_cooldown=_number(env, "FLEET_FAILURE_COOLDOWN", DEFAULT_FAILURE_COOLDOWN),
+            cache_dir=Path(root).expanduser() if root else Path(xdg) / "fleet",
+            helm=env.get("FLEET_HELM") or None,
+            kustomize=env.get("FLEET_KUSTOMIZE") or None,
+            webhook_secret=env.get("FLEET_WEBHOOK_SECRET", ""),
+            repo_url=env.get("FLEET_REPO_URL") or None,
+            credentials_dir=Path(credentials) if credentials else None,
+            log_level=env.get("FLEET_LOG_LEVEL") or "INFO",
+            env=copy,
+        )
+
+    def with_redis_url(self, url: str | None) -> Settings:
+        """These settings with `--redis` taking the place of FLEET_REDIS_URL (None: as is)."""
+        return dataclasses.replace(self, redis_url=url) if url else self
+
+    @property
+    def retry_cap(self) -> float:
+        """A task retry's longest wait: 300 s, and below a third of the visibility timeout
+        (a retry waiting longer would be redelivered as if its worker had died)."""
+        return min(300.0, self.visibility_timeout / 3)
+
+
+def current() -> Settings:
+    """This process's settings, read from its environment now."""
+    return Settings.from_env(os.environ)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """The one log format of `fleet serve` and `fleet worker` (stderr, with timestamps)."""
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise UserError(f"{name} must be a number of seconds, not {raw!r}") from None
