@@ -1,5 +1,9 @@
 """CLI start-up benchmark: wall time of `fleet --help`, `fleet version`, `fleet validate`.
 
+`fleet validate --no-render` is the start-up figure of a command that does work (load,
+validate, target 9 units); plain `fleet validate` adds rendering every unit (helm,
+kustomize), so it mostly measures the renderers.
+
 A script, not a test: prints figures and ratios, never fails on them. Run:
 
     python tests/bench/bench_cli.py [--runs 15]
@@ -59,7 +63,8 @@ def main() -> None:
             "fleet --help": [py, "-m", "fleet", "--help"],
             "fleet worker --help": [py, "-m", "fleet", "worker", "--help"],
             "fleet version": [py, "-m", "fleet", "version"],
-            "fleet validate (example repo)": [py, "-m", "fleet", "validate", str(repo)],
+            "fleet validate --no-render": [py, "-m", "fleet", "validate", "--no-render", str(repo)],
+            "fleet validate (renders 9 units)": [py, "-m", "fleet", "validate", str(repo)],
         }
         results = {name: wall_times(argv, args.runs, ROOT) for name, argv in cases.items()}
     bare = min(results["python -c pass"])
