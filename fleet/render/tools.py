@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +49,17 @@ class ToolNotConfigured(LookupError):
         self.variable, self.value = variable, value
 
 
+def configured_tool(settings: config.Settings, variable: str) -> str | None:
+    """The value of a tool's variable: its typed `Settings` field, else the environment."""
+    typed = {"FLEET_HELM": settings.helm, "FLEET_KUSTOMIZE": settings.kustomize}
+    return typed[variable] if variable in typed else settings.env.get(variable) or None
+
+
 def find_tool(
     names: str | tuple[str, ...],
     *,
     variable: str,
-    environ: Mapping[str, str] | None = None,
+    settings: config.Settings | None = None,
     interpreter: str | None = None,
 ) -> Tool | None:
     """The first of `names` found in the order of the module doc, or None.
@@ -62,9 +67,11 @@ def find_tool(
     With several `names` (kustomize, then kubectl) each is looked for on PATH and next to
     the interpreter before the next name is tried: a preferred tool anywhere beats a
     fallback on PATH. Raises `ToolNotConfigured` when `variable` is set but wrong.
+    `settings` default to the process's (`fleet.config.current()`).
     """
-    env = config.current().env if environ is None else environ
-    configured = env.get(variable)
+    settings = settings or config.current()
+    env = settings.env
+    configured = configured_tool(settings, variable)
     if configured:
         found = shutil.which(configured, path=env.get("PATH"))
         if found is None:

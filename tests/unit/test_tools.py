@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.config import Settings
 from fleet.errors import FleetError
 from fleet.render.tools import (
     FROM_INTERPRETER,
@@ -42,7 +43,12 @@ def test_the_variable_wins_over_path_and_interpreter(dirs: tuple[Path, Path, Pat
     fake(on_path, "helm"), fake(beside, "helm")
     chosen = fake(elsewhere, "helm")
     env = {"PATH": str(on_path), "FLEET_HELM": str(chosen)}
-    found = find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+    found = find_tool(
+        "helm",
+        variable="FLEET_HELM",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
+    )
     assert found == Tool(str(chosen), "from FLEET_HELM")
 
 
@@ -50,7 +56,12 @@ def test_a_variable_holding_a_name_is_looked_up_on_path(dirs: tuple[Path, Path, 
     on_path, beside, _ = dirs
     helm3 = fake(on_path, "helm3")
     env = {"PATH": str(on_path), "FLEET_HELM": "helm3"}
-    found = find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+    found = find_tool(
+        "helm",
+        variable="FLEET_HELM",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
+    )
     assert found is not None and found.path == str(helm3)
 
 
@@ -59,7 +70,12 @@ def test_a_wrong_variable_is_an_error_not_a_fallback(dirs: tuple[Path, Path, Pat
     fake(on_path, "helm"), fake(beside, "helm")
     env = {"PATH": str(on_path), "FLEET_HELM": str(elsewhere / "helm")}
     with pytest.raises(ToolNotConfigured, match=r"FLEET_HELM=.*/elsewhere/helm is not an exec"):
-        find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+        find_tool(
+            "helm",
+            variable="FLEET_HELM",
+            settings=Settings.from_env(env),
+            interpreter=str(beside / "py"),
+        )
 
 
 def test_path_wins_over_the_interpreter_directory(dirs: tuple[Path, Path, Path]) -> None:
@@ -67,7 +83,12 @@ def test_path_wins_over_the_interpreter_directory(dirs: tuple[Path, Path, Path])
     first = fake(on_path, "helm")
     fake(beside, "helm")
     env = {"PATH": str(on_path)}
-    found = find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+    found = find_tool(
+        "helm",
+        variable="FLEET_HELM",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
+    )
     assert found == Tool(str(first), FROM_PATH)
 
 
@@ -76,7 +97,12 @@ def test_the_interpreter_directory_when_path_has_none(dirs: tuple[Path, Path, Pa
     fake(on_path, "helm", executable=False)  # not executable: not a candidate
     linked = fake(beside, "helm")
     env = {"PATH": str(on_path)}
-    found = find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+    found = find_tool(
+        "helm",
+        variable="FLEET_HELM",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
+    )
     assert found == Tool(str(linked), FROM_INTERPRETER)
     assert found.name == "helm"
 
@@ -85,7 +111,12 @@ def test_nothing_found_is_none(dirs: tuple[Path, Path, Path]) -> None:
     on_path, beside, _ = dirs
     env = {"PATH": str(on_path)}
     assert (
-        find_tool("helm", variable="FLEET_HELM", environ=env, interpreter=str(beside / "py"))
+        find_tool(
+            "helm",
+            variable="FLEET_HELM",
+            settings=Settings.from_env(env),
+            interpreter=str(beside / "py"),
+        )
         is None
     )
 
@@ -99,12 +130,18 @@ def test_a_preferred_name_anywhere_beats_a_fallback_on_path(
     env = {"PATH": str(on_path)}
     names = ("kustomize", "kubectl")
     found = find_tool(
-        names, variable="FLEET_KUSTOMIZE", environ=env, interpreter=str(beside / "py")
+        names,
+        variable="FLEET_KUSTOMIZE",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
     )
     assert found == Tool(str(kustomize), FROM_INTERPRETER)
     kustomize.unlink()
     found = find_tool(
-        names, variable="FLEET_KUSTOMIZE", environ=env, interpreter=str(beside / "py")
+        names,
+        variable="FLEET_KUSTOMIZE",
+        settings=Settings.from_env(env),
+        interpreter=str(beside / "py"),
     )
     assert found is not None and found.name == "kubectl" and found.source == FROM_PATH
 
