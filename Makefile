@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench testbin redis venv clean
+.PHONY: demo test test-unit test-integration test-e2e fuzz lint bench testbin redis venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -42,6 +42,14 @@ test: venv testbin redis lint
 
 test-unit: venv
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+## fuzz: the hypothesis harness (tests/unit/test_fuzz_render.py, test_validate_hypothesis.py)
+## with a big budget: FUZZ_EXAMPLES cases per property (`make test` runs a handful)
+FUZZ_EXAMPLES ?= 2000
+fuzz: venv testbin
+	FLEET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FLEET_HYPOTHESIS_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(BIN)/python -m pytest -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/unit/test_fuzz_render.py tests/unit/test_validate_hypothesis.py $(PYTEST_ARGS)
 
 test-integration: venv testbin redis
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)

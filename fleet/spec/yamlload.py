@@ -158,7 +158,10 @@ def load_yaml_text(text: str, file: Path) -> YamlDocument:
     duplicate keys, recursive aliases, over the YAML limits), never a PyYAML exception.
     """
     check_size(text, file)
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)  # the reader already refuses control characters
+    except yaml.YAMLError as err:
+        raise FleetError(problems=[yaml_error_problem(err, file)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -184,7 +187,10 @@ def load_yaml_stream(
     wins, as in Kubernetes' own decoder), since renderers' output is parsed here too.
     """
     check_size(text, file)
-    loader = loader_class(text)
+    try:
+        loader = loader_class(text)
+    except yaml.YAMLError as err:
+        raise FleetError(problems=[yaml_error_problem(err, file)]) from None
     docs: list[YamlDocument] = []
     try:
         while loader.check_node():

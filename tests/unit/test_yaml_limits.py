@@ -255,3 +255,16 @@ def test_limits_are_documented_in_the_readme() -> None:
     ):
         assert name in section, name
         assert f"{getattr(yamlload, name):,}" in section, name
+
+
+@pytest.mark.parametrize("text", ["\x00a: b\n", "a: \x07\n", "a: b\n\x1b"])
+def test_control_characters_are_an_error_not_a_reader_crash(text: str) -> None:
+    """Found by the fuzz harness: PyYAML's reader raised from the loader's constructor."""
+    for parse in (
+        lambda: load_yaml_text(text, Path("f.yaml")),
+        lambda: parse_yaml_documents(text, file="f.yaml"),
+    ):
+        with pytest.raises(FleetError) as info:
+            parse()
+        assert str(info.value).startswith("f.yaml:")
+        assert "special characters are not allowed" in str(info.value)
