@@ -105,7 +105,7 @@ def serve_command(
         url,
         branch=branch,
         listen=listen,
-        redis_url=redis_url(redis or settings.redis_url),
+        redis_url=redis_url(redis),  # --redis, else FLEET_REDIS_URL (settings), checked
         env=settings.env,
         config=config,
         tick_interval=tick,
