@@ -242,9 +242,10 @@ def crd_scopes(manifests: Iterable[Manifest]) -> dict[tuple[str, str], bool]:
     for manifest in manifests:
         if not is_crd(manifest):
             continue
-        spec = manifest.get("spec") or {}
-        kind = (spec.get("names") or {}).get("kind")
-        if spec.get("group") and kind:
+        spec = manifest.get("spec")
+        names = spec.get("names") if isinstance(spec, dict) else None
+        kind = names.get("kind") if isinstance(names, dict) else None
+        if isinstance(spec, dict) and spec.get("group") and kind:
             scopes[(str(spec["group"]), str(kind))] = spec.get("scope", "Namespaced") != "Cluster"
     return scopes
 

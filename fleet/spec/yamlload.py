@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 
 from fleet.errors import FleetError, Problem
 
@@ -104,6 +105,16 @@ class BoundedLoader(yaml.SafeLoader):
                 "characters (a YAML bomb?)",
                 mark,
             )
+
+
+def _refuse_binary(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """`!!binary` would be Python bytes: not JSON, not a string key; Kubernetes wants base64."""
+    raise ConstructorError(
+        None, None, "!!binary values are not supported (write the base64 text)", node.start_mark
+    )
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 
 
 def _node_size(node: yaml.Node, sizes: Mapping[int, int]) -> int:

@@ -172,3 +172,12 @@ def test_templated_values_key_yielding_a_number(
     assert state.manifests(unit)[0]["data"] == {"port": "x"}
     assert unit.options.helm is not None
     assert set(unit.options.helm.values) == {"8080", '{"port": "8080"}', "other"}
+
+
+def test_crd_with_a_scalar_spec_is_not_a_crash() -> None:
+    """Found by the fuzz harness: `spec: true` in a CRD crashed the scope lookup."""
+    from fleet.render.manifests import sort_manifests
+
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"}
+    for spec in (True, {"names": "x", "group": "g"}, None):
+        assert sort_manifests([{**crd, "metadata": {"name": "c"}, "spec": spec}])

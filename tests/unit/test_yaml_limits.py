@@ -268,3 +268,13 @@ def test_control_characters_are_an_error_not_a_reader_crash(text: str) -> None:
             parse()
         assert str(info.value).startswith("f.yaml:")
         assert "special characters are not allowed" in str(info.value)
+
+
+def test_binary_values_are_an_error() -> None:
+    """Found by the fuzz harness: a `!!binary` key was bytes, and JSON hashing crashed."""
+    for parse in (
+        lambda: load_yaml_text("a: 1\n? !!binary aGk=\n: x\n", Path("f.yaml")),
+        lambda: parse_yaml_documents("a: 1\n? !!binary aGk=\n: x\n", file="f.yaml"),
+    ):
+        with pytest.raises(FleetError, match=r"^f\.yaml:2: invalid YAML: !!binary values"):
+            parse()
