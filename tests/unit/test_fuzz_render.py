@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from fleet.desired import DesiredState
 from fleet.errors import FleetError
 from fleet.plugin.manager import FleetPlugins
 from fleet.spec.loader import load_repository
+from tests.support.reads import recorded_reads
 
 pytestmark = pytest.mark.unit
 
@@ -57,18 +57,6 @@ bundles:
 """
 WEB = "helm:\n  chart: ./chart\n  valuesFiles: [values.yaml]\n  values:\n    greeting: hi\n"
 
-_WATCHED: list[str] | None = None
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    watching = _WATCHED is not None and event in ("open", "os.scandir", "os.listdir")
-    if watching and args and isinstance(args[0], str | bytes | os.PathLike):
-        assert _WATCHED is not None
-        _WATCHED.append(os.fsdecode(args[0]))
-
-
-sys.addaudithook(_audit)
-
 
 @contextmanager
 def sandbox() -> Iterator[tuple[Path, Path]]:
@@ -89,17 +77,14 @@ def sandbox() -> Iterator[tuple[Path, Path]]:
 
 def check(repo: Path, outside: Path) -> None:
     """Validate and render everything; only FleetErrors naming a file may come out."""
-    global _WATCHED
-    _WATCHED = []
-    try:
-        state = DesiredState.target(load_repository(repo), "", PLUGINS)
-        state.render_all()
-    except FleetError as err:
-        assert err.problems
-        unnamed = [str(p) for p in err.problems if not p.file]
-        assert not unnamed, unnamed
-    finally:
-        watched, _WATCHED = _WATCHED, None
+    with recorded_reads() as watched:
+        try:
+            state = DesiredState.target(load_repository(repo), "", PLUGINS)
+            state.render_all()
+        except FleetError as err:
+            assert err.problems
+            unnamed = [str(p) for p in err.problems if not p.file]
+            assert not unnamed, unnamed
     leaked = [p for p in watched if Path(p).resolve().is_relative_to(outside.resolve())]
     assert not leaked, leaked
 

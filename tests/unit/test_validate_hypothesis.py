@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,21 +21,10 @@ from hypothesis import strategies as st
 from fleet.errors import FleetError
 from fleet.spec.loader import load_repository
 from fleet.targeting.units import compute_units
+from tests.support.reads import recorded_reads
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "fleet.example.yaml").read_text()
-
-_WATCHED: list[str] | None = None
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    watching = _WATCHED is not None and event in ("open", "os.scandir", "os.listdir")
-    if watching and args and isinstance(args[0], str | bytes | os.PathLike):
-        assert _WATCHED is not None
-        _WATCHED.append(os.fsdecode(args[0]))
-
-
-sys.addaudithook(_audit)
 
 
 @contextmanager
@@ -53,14 +41,11 @@ def sandbox() -> Iterator[tuple[Path, Path]]:
 
 def validate(repo: Path, outside: Path) -> None:
     """Load and target; only FleetError may escape; nothing outside may be read."""
-    global _WATCHED
-    _WATCHED = []
-    try:
-        compute_units(load_repository(repo))
-    except FleetError as err:
-        assert err.problems and all(str(p) for p in err.problems)
-    finally:
-        watched, _WATCHED = _WATCHED, None
+    with recorded_reads() as watched:
+        try:
+            compute_units(load_repository(repo))
+        except FleetError as err:
+            assert err.problems and all(str(p) for p in err.problems)
     leaked = [p for p in watched if Path(p).resolve().is_relative_to(outside.resolve())]
     assert not leaked, leaked
 
@@ -251,3 +236,10 @@ def test_mutated_example_text(data: st.DataObject) -> None:
     with sandbox() as (repo, outside):
         (repo / "fleet.yaml").write_text(text)
         validate(repo, outside)
+
+
+def test_the_read_recorder_sees_a_read_outside_the_repository() -> None:
+    """The leak checks above are only as good as the recorder: it must see real reads."""
+    with sandbox() as (_repo, outside), recorded_reads() as watched:
+        (outside / "secret.yaml").read_text()
+    assert any(p.endswith("secret.yaml") for p in watched)
