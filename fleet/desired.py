@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from fleet.engine.identity import Claims
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
@@ -80,6 +81,7 @@ class DesiredState:
     renders: int = 0  # renders done by `render_all` (cache misses) ...
     cache_hits: int = 0  # ... and answered from the render cache
     _manifests: dict[UnitKey, list[Manifest]] = field(default_factory=dict, repr=False)
+    _claims: dict[str, Claims] = field(default_factory=dict, repr=False)
 
     @classmethod
     def target(
@@ -129,6 +131,20 @@ class DesiredState:
             request = render_request(self.repo.root, bundle, unit, self.context(unit.cluster))
             found = render_bundle(request, self.plugins, self.cache).manifests
             self._manifests[unit.key] = found
+        return found
+
+    def claims(self, cluster: str) -> Claims:
+        """What every bundle of this commit renders on `cluster` (`fleet.engine.identity`):
+        the engine's answer to "does another bundle still want this object?". Renders the
+        cluster's units that are not rendered yet (FleetError if one fails)."""
+        found = self._claims.get(cluster)
+        if found is None:
+            found = Claims.of(
+                (u.bundle, self.manifests(u), u.options.target_namespace)
+                for u in self.units
+                if u.cluster == cluster
+            )
+            self._claims[cluster] = found
         return found
 
     def render_all(self) -> None:

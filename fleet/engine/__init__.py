@@ -25,6 +25,7 @@ nothing of Git, targeting, Redis or Celery. Labels and annotations it writes:
 """
 
 from fleet.engine.apply import Action, ObjectResult
+from fleet.engine.identity import Claims, Owner
 from fleet.engine.inventory import DeployedBundle, OwnerStamp, read_deployed
 from fleet.engine.prune import RemovalResult, remove
 from fleet.engine.unit import Inspection, UnitResult, inspect
@@ -32,9 +33,11 @@ from fleet.engine.unit import sync_unit as deploy
 
 __all__ = [
     "Action",
+    "Claims",
     "DeployedBundle",
     "Inspection",
     "ObjectResult",
+    "Owner",
     "OwnerStamp",
     "RemovalResult",
     "UnitResult",

@@ -23,29 +23,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from fleet.engine.health import STATUSLESS_KINDS
+from fleet.engine.identity import Owner, key_of, short_name
 from fleet.engine.kube import (
     ClusterConnection,
     ClusterUnreachable,
+    Conflict,
     KubeError,
     NotFound,
     ObjectRef,
     ResourceType,
 )
 from fleet.engine.labels import (
-    ANN_BUNDLE,
     ANN_DEPLOYMENT,
     ANN_HASH,
-    FIELD_MANAGER,
     LABEL_BUNDLE,
     LABEL_MANAGED_BY,
     MANAGED_BY,
 )
+from fleet.engine.ownership import conflict_message
 from fleet.manifest import Manifest
 from fleet.states import BundleState
 
@@ -56,7 +56,6 @@ CRD_KEY = ("apiextensions.k8s.io", "CustomResourceDefinition")
 # Server-owned metadata a rendered manifest may carry (e.g. copied from `kubectl get`);
 # sending resourceVersion would turn the apply into an optimistic-lock update.
 _SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 class Action(StrEnum):
@@ -94,20 +93,6 @@ class Desired:
     res: ResourceType | None = None
 
 
-def short_name(name: str, limit: int = 63) -> str:
-    """`name` if it is a valid label value / DNS label, else a deterministic short form.
-
-    Invalid characters become `-`; a name that is too long (or was changed) keeps a prefix
-    and gets a 10-hex sha256 suffix of the original, so two names never collapse into one.
-    """
-    if len(name) <= limit and _LABEL_VALUE.match(name) and name == name.lower():
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    head = cleaned[: limit - len(digest) - 1].rstrip("-")
-    return f"{head}-{digest}" if head else digest
-
-
 def bundle_label(bundle: str) -> str:
     """The value of the `fleet-gitops.io/bundle` label for a bundle name."""
     return short_name(bundle)
@@ -123,16 +108,16 @@ def object_hash(manifest: Manifest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def with_ownership(manifest: Manifest, bundle: str, deployment_id: str, digest: str) -> Manifest:
+def with_ownership(manifest: Manifest, owner: Owner, deployment_id: str, digest: str) -> Manifest:
     """A copy of `manifest` carrying fleet's labels and annotations (the input is untouched)."""
     body = dict(manifest)
     meta = dict(body.get("metadata") or {})
     for key in _SERVER_METADATA:
         meta.pop(key, None)
-    meta["labels"] = {**(meta.get("labels") or {}), LABEL_BUNDLE: bundle_label(bundle)}
+    meta["labels"] = {**(meta.get("labels") or {}), **owner.labels()}
     meta["annotations"] = {
         **(meta.get("annotations") or {}),
-        ANN_BUNDLE: bundle,
+        **owner.annotations(),
         ANN_DEPLOYMENT: deployment_id,
         ANN_HASH: digest,
     }
@@ -153,13 +138,13 @@ def phase(desired: Desired) -> int:
 
 
 def prepare(
-    manifests: list[Manifest], bundle: str, deployment_id: str, default_namespace: str
+    manifests: list[Manifest], owner: Owner, deployment_id: str, default_namespace: str
 ) -> list[Desired]:
     """Desired objects with ownership metadata and hashes; scope is resolved later."""
     prepared: list[Desired] = []
     for manifest in manifests:
         digest = object_hash(manifest)
-        body = with_ownership(manifest, bundle, deployment_id, digest)
+        body = with_ownership(manifest, owner, deployment_id, digest)
         if not body["metadata"].get("namespace"):
             body["metadata"]["namespace"] = default_namespace  # dropped if cluster-scoped
         prepared.append(Desired(ObjectRef.of(body), body, digest))
@@ -181,27 +166,40 @@ def resolve(conn: ClusterConnection, desired: Desired) -> str:
 
 
 def live_objects(
-    conn: ClusterConnection, bundle: str, desired: list[Desired], *, full: bool = False
+    conn: ClusterConnection, owner: Owner, desired: list[Desired], *, full: bool = False
 ) -> dict[ObjectRef, Manifest]:
-    """The bundle's live objects of the desired kinds: one LIST per kind and namespace.
+    """The live objects of the desired ones: one LIST per kind and namespace, and one more
+    (metadata only) where some desired object was not among the owner's.
 
+    The first LIST selects the owner's objects (the steady state: everything is found).
+    What it misses is either new, or exists under another owner (moved from another
+    bundle, created by someone else): the second, unselected metadata-only LIST tells, so
+    the ownership rules (`fleet.engine.ownership`) can decide before anything is written.
     Kinds without status (ConfigMap, Secret, RBAC, ...) are read metadata-only: their
     existence and annotations are all the engine needs, and a Secret's data is never read.
-    `full` reads whole objects (drift and dry-run diffs need them).
+    `full` reads the owner's whole objects (drift and dry-run diffs need them).
     """
-    groups: dict[tuple[ResourceType, str | None], None] = {}
+    groups: dict[tuple[ResourceType, str | None], list[Desired]] = {}
     for item in desired:
         if item.res is not None:
-            groups[(item.res, item.ref.namespace if item.res.namespaced else None)] = None
+            scope = item.ref.namespace if item.res.namespaced else None
+            groups.setdefault((item.res, scope), []).append(item)
     found: dict[ObjectRef, Manifest] = {}
-    selector = bundle_selector(bundle)
-    for res, namespace in groups:
+    for (res, namespace), items in groups.items():
         group = res.group_version.rpartition("/")[0]
         metadata_only = not full and (group, res.kind) in STATUSLESS_KINDS
-        for obj in conn.list_objects(
-            res, namespace, label_selector=selector, metadata_only=metadata_only
-        ):
-            found[ObjectRef.of(obj)] = obj
+        listed = conn.list_objects(
+            res, namespace, label_selector=owner.selector, metadata_only=metadata_only
+        )
+        by_key = {key_of(ObjectRef.of(obj)): obj for obj in listed}
+        missing = [d for d in items if key_of(d.ref) not in by_key]
+        if missing:
+            for other in conn.list_objects(res, namespace, metadata_only=True):
+                by_key.setdefault(key_of(ObjectRef.of(other)), other)
+        for item in items:
+            live = by_key.get(key_of(item.ref))
+            if live is not None:
+                found[item.ref] = live
     return found
 
 
@@ -214,16 +212,28 @@ def is_unchanged(desired: Desired, live: Manifest | None) -> bool:
 
 
 def apply_one(
-    conn: ClusterConnection, desired: Desired, *, exists: bool, force: bool, dry_run: bool = False
+    conn: ClusterConnection,
+    desired: Desired,
+    owner: Owner,
+    *,
+    exists: bool,
+    force: bool,
+    dry_run: bool = False,
 ) -> ObjectResult:
-    """Server-side apply of one object; API errors become a failed result, not an exception.
+    """Server-side apply of one object by the owner's field manager; API errors become a
+    failed result, not an exception. A conflict with another bundle's field manager names
+    both bundles.
 
     `ClusterUnreachable` is re-raised: the whole unit is retried later, not this object.
     """
+    manager = owner.field_manager
     try:
-        live = conn.apply(desired.body, force=force, dry_run=dry_run, field_manager=FIELD_MANAGER)
+        live = conn.apply(desired.body, force=force, dry_run=dry_run, field_manager=manager)
     except ClusterUnreachable:
         raise
+    except Conflict as err:
+        message = conflict_message(desired.ref, owner, err)
+        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message)
     except NotFound as err:
         message = str(err)
         if desired.ref.namespace and "namespace" in message.lower():
@@ -238,7 +248,7 @@ def apply_one(
 
 def ensure_namespaces(
     conn: ClusterConnection,
-    bundle: str,
+    owner: Owner,
     namespaces: set[str],
     *,
     labels: dict[str, str] | None = None,
@@ -267,14 +277,14 @@ def ensure_namespaces(
                         "name": name,
                         "labels": {
                             **(labels or {}),
-                            LABEL_BUNDLE: bundle_label(bundle),
+                            **owner.labels(),
                             LABEL_MANAGED_BY: MANAGED_BY,
                         },
-                        "annotations": {**(annotations or {}), ANN_BUNDLE: bundle},
+                        "annotations": {**(annotations or {}), **owner.annotations()},
                     },
                 }
-                conn.apply(body, force=False, field_manager=FIELD_MANAGER)
-                log.info("%s: created namespace %s for bundle %s", conn.name, name, bundle)
+                conn.apply(body, force=False, field_manager=owner.field_manager)
+                log.info("%s: created namespace %s for %s", conn.name, name, owner)
             created.append(name)
         except ClusterUnreachable:
             raise

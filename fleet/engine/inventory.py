@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet.engine.apply import bundle_label, short_name
+from fleet.engine.identity import Owner, dns_label, short_name
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
 from fleet.engine.labels import (
     ANN_BUNDLE,
@@ -48,7 +48,7 @@ from fleet.engine.labels import (
     ANN_KEEP,
     ANN_STATE,
     FIELD_MANAGER,
-    LABEL_BUNDLE,
+    LABEL_FLEET,
     LABEL_INVENTORY,
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -114,6 +114,7 @@ class Inventory:
     revisions: list[DeployedRevision] = field(default_factory=list)
     exists: bool = False
     owner: OwnerStamp | None = None  # read from the ConfigMap; not part of the JSON
+    fleet: str | None = None  # whose inventory: part of its name, not of the JSON
 
     @property
     def current(self) -> DeployedRevision | None:
@@ -169,14 +170,17 @@ class Inventory:
         return cls(bundle, objects, revisions, exists=True)
 
 
-def inventory_name(bundle: str) -> str:
-    """ConfigMap name for a bundle: a valid DNS label, hashed when the name is long."""
-    return f"bundle-{short_name(bundle, 56)}"
+def inventory_name(bundle: str, fleet: str | None = None) -> str:
+    """ConfigMap name for a fleet's bundle: `<fleet>.bundle-<bundle>`, each part a DNS
+    label (hashed when long or odd), so two fleets' same-named bundles never share one.
+    Without a fleet (the engine alone): `bundle-<bundle>`."""
+    name = f"bundle-{dns_label(bundle, 56)}"
+    return f"{dns_label(fleet)}.{name}" if fleet else name
 
 
-def read_inventory(conn: ClusterConnection, bundle: str) -> Inventory:
+def read_inventory(conn: ClusterConnection, bundle: str, fleet: str | None = None) -> Inventory:
     """The bundle's inventory; empty when there is none yet (first deploy)."""
-    ref = replace(_CM, name=inventory_name(bundle))
+    ref = replace(_CM, name=inventory_name(bundle, fleet))
     try:
         cm = conn.get(ref)
     except ClusterUnreachable:
@@ -186,11 +190,12 @@ def read_inventory(conn: ClusterConnection, bundle: str) -> Inventory:
             f"{conn.name}: inventory of bundle {bundle} unreadable ({err}); nothing is pruned"
         ) from None
     if cm is None:
-        return Inventory(bundle)
+        return Inventory(bundle, fleet=fleet)
     try:
         binary = (cm.get("binaryData") or {}).get(_GZ_KEY)
         text = gzip.decompress(base64.b64decode(binary)) if binary else cm["data"][_KEY]
         inv = Inventory.from_json(bundle, text)
+        inv.fleet = fleet
     except (KeyError, TypeError, ValueError, OSError) as err:
         raise InventoryUnreadable(
             f"{conn.name}: inventory ConfigMap {INVENTORY_NAMESPACE}/{ref.name} of bundle "
@@ -227,7 +232,7 @@ def record(
     revision = DeployedRevision(commit, deployment_id, now, state, message[:300])
     history = old.revisions[:-1] if same_deploy else list(old.revisions)
     history = [*history, revision][-MAX_REVISIONS:]
-    return Inventory(old.bundle, objects, history, exists=True, owner=old.owner)
+    return Inventory(old.bundle, objects, history, exists=True, owner=old.owner, fleet=old.fleet)
 
 
 def _body(inv: Inventory) -> dict[str, Any]:
@@ -244,11 +249,11 @@ def _body(inv: Inventory) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": inventory_name(inv.bundle),
+            "name": inventory_name(inv.bundle, inv.fleet),
             "namespace": INVENTORY_NAMESPACE,
             "labels": {
                 LABEL_INVENTORY: "true",
-                LABEL_BUNDLE: bundle_label(inv.bundle),
+                **Owner(inv.bundle, inv.fleet).labels(),
                 LABEL_MANAGED_BY: MANAGED_BY,
             },
             "annotations": annotations,
@@ -282,9 +287,9 @@ def ensure_system_namespace(conn: ClusterConnection) -> None:
     log.info("%s: created namespace %s to hold inventories", conn.name, INVENTORY_NAMESPACE)
 
 
-def delete_inventory(conn: ClusterConnection, bundle: str) -> bool:
+def delete_inventory(conn: ClusterConnection, bundle: str, fleet: str | None = None) -> bool:
     """Drop the bundle's inventory record; False if there was none."""
-    return conn.delete(replace(_CM, name=inventory_name(bundle)))
+    return conn.delete(replace(_CM, name=inventory_name(bundle, fleet)))
 
 
 @dataclass(frozen=True)
@@ -312,9 +317,10 @@ def read_deployed(
 
     Ownership is decided here, once, for both runtimes. Several fleets may deploy to one
     cluster (and the engine's tests deploy bundles without any fleet), so with `fleet` the
-    answer keeps only the bundles that fleet deployed (its owner stamp) or that it wants on
-    this cluster (`wanted`: bundle names); a bundle of another fleet is never its to remove.
-    Without `fleet`, every inventory.
+    answer keeps only that fleet's inventories (their name and `fleet` label are the
+    fleet's) that it deployed (its owner stamp) or that it wants on this cluster (`wanted`:
+    bundle names); a bundle of another fleet is never its to remove, even with the same
+    name. Without `fleet` (a tool's view), every inventory.
     """
     res = conn.resource("v1", "ConfigMap")
     found: dict[str, DeployedBundle] = {}
@@ -326,8 +332,14 @@ def read_deployed(
         if not bundle:
             continue
         owner = OwnerStamp.of(ann)
-        if fleet is not None and bundle not in wanted and (owner is None or owner.fleet != fleet):
-            continue
+        labels = cm.get("metadata", {}).get("labels") or {}
+        if fleet is not None:
+            if labels.get(LABEL_FLEET) != short_name(fleet):
+                continue  # another fleet's inventory, or one of no fleet
+            if owner is not None and owner.fleet != fleet:
+                continue  # a fleet whose name shortens to the same label
+            if bundle not in wanted and owner is None:
+                continue
         found[bundle] = DeployedBundle(
             bundle,
             ann.get(ANN_DEPLOYMENT, ""),
@@ -350,7 +362,7 @@ def stamp_owner(conn: ClusterConnection, bundle: str, stamp: OwnerStamp) -> bool
     try:
         conn.request(
             "PATCH",
-            res.object_path(INVENTORY_NAMESPACE, inventory_name(bundle)),
+            res.object_path(INVENTORY_NAMESPACE, inventory_name(bundle, stamp.fleet)),
             query=[("fieldManager", STAMP_MANAGER)],
             body={"metadata": {"annotations": stamp.annotations()}},
             content_type=MERGE_PATCH,

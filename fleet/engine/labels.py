@@ -2,8 +2,9 @@
 
 They are fleet's contract with the cluster (and with anyone reading it with kubectl):
 
-- on every applied object: label `fleet-gitops.io/bundle` (the bundle name as a label
-  value), annotations `bundle-name`, `deployment-id` and `applied-hash` (see
+- on every applied object: labels `fleet-gitops.io/bundle` and `fleet-gitops.io/fleet` (the
+  bundle's and the fleet's names as label values), annotations `bundle-name`, `fleet`,
+  `deployment-id` and `applied-hash` (see
   `fleet.engine.apply` for why the hash and the id are separate), and `prune: disabled`
   read back from objects a user wants kept;
 - on each bundle's inventory ConfigMap (`fleet.engine.inventory`): label `inventory`, the
@@ -18,6 +19,7 @@ PREFIX = "fleet-gitops.io"
 
 # applied objects
 LABEL_BUNDLE = f"{PREFIX}/bundle"
+LABEL_FLEET = f"{PREFIX}/fleet"  # the fleet's name as a label value
 ANN_BUNDLE = f"{PREFIX}/bundle-name"
 ANN_DEPLOYMENT = f"{PREFIX}/deployment-id"
 ANN_HASH = f"{PREFIX}/applied-hash"
@@ -29,9 +31,10 @@ MANAGED_BY = "fleet-gitops"
 LABEL_INVENTORY = f"{PREFIX}/inventory"
 ANN_COMMIT = f"{PREFIX}/commit"
 ANN_STATE = f"{PREFIX}/state"
-ANN_FLEET = f"{PREFIX}/fleet"  # the owner stamp: which fleet deployed the bundle
+ANN_FLEET = f"{PREFIX}/fleet"  # the fleet's full name (objects), the owner stamp (inventories)
 ANN_KEEP = f"{PREFIX}/keep-resources"  # how its last revision asked to be removed
 
-# field managers
+# field managers: objects are applied by `fleet/<fleet>/<bundle>` (`fleet.engine.identity`),
+# inventories by `fleet`
 FIELD_MANAGER = "fleet"
 STAMP_MANAGER = "fleet-owner"

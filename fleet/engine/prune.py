@@ -1,13 +1,20 @@
 """Delete what left a bundle, and remove a bundle that left Git.
 
 Prune only ever works from the inventory (what fleet itself applied), never from a label
-search: an object someone else created is never deleted. On top of that, an object is kept
-when
+search: an object someone else created is never deleted. An object is identified by its
+key (group, kind, namespace, name; `fleet.engine.identity`), never by the apiVersion it
+was applied as, so moving a manifest to a newer version is not a removal. On top of that,
+an object is kept when
 
 - it carries `fleet-gitops.io/prune: disabled` (the Flux `kustomize.toolkit.fluxcd.io/prune:
   disabled` and Argo CD `argocd.argoproj.io/sync-options: Prune=false` annotations are
   honoured too, so migrated repositories behave the same);
-- its live bundle label names another bundle (it moved; the new owner keeps it);
+- its live owner is another bundle or another fleet (it moved; the new owner keeps it);
+- another bundle of the fleet renders it at the commit being rolled out (`Claims`): it is
+  being handed over, whichever of the two bundles runs first;
+- its live uid is one this sync just applied (the same object under another apiVersion);
+- it is a Namespace that a desired object (of any bundle of the fleet) lives in: it stays
+  in the inventory and is pruned only once nothing desired lives in it;
 - it is a namespace fleet created only because the bundle's objects needed it (as with
   Rancher Fleet, whose `deleteNamespace` defaults to false: deleting a namespace deletes
   everything in it, including what fleet never managed).
@@ -23,7 +30,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fleet.engine.apply import CRD_KEY, Action, ObjectResult, bundle_label
+from fleet.engine.apply import CRD_KEY, Action, ObjectResult
+from fleet.engine.identity import Claims, ClaimsSource, Owner, key_of
 from fleet.engine.inventory import (
     Inventory,
     InventoryEntry,
@@ -33,7 +41,7 @@ from fleet.engine.inventory import (
     write_inventory,
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
-from fleet.engine.labels import ANN_PRUNE, LABEL_BUNDLE
+from fleet.engine.labels import ANN_PRUNE
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.states import BundleState
@@ -56,10 +64,40 @@ def prune_disabled(live: Manifest) -> bool:
 
 
 def prune_candidates(old: Inventory, desired: Iterable[ObjectRef]) -> list[InventoryEntry]:
-    """Entries of the old inventory that are not desired any more, in delete order."""
-    keep = set(desired)
-    gone = [e for e in old.objects if e.ref not in keep]
+    """Entries of the old inventory whose object (by key) is not desired any more, in
+    delete order."""
+    keep = {key_of(ref) for ref in desired}
+    gone = [e for e in old.objects if key_of(e.ref) not in keep]
     return sorted(gone, key=_delete_order)
+
+
+@dataclass
+class PrunePolicy:
+    """What prune must know beyond the inventory: whose objects these are, what the
+    commit still wants on the cluster, and what this sync just applied."""
+
+    owner: Owner
+    claims: ClaimsSource | None = None  # None: no other bundle is known (engine alone)
+    applied_uids: set[str] = field(default_factory=set)
+    namespaces_in_use: set[str] = field(default_factory=set)  # of this bundle's objects
+    removing: bool = False  # the whole bundle goes: a namespace in use leaves the inventory
+    _claims: list[Claims | None] = field(default_factory=list, repr=False)
+
+    def current_claims(self) -> Claims | None:
+        """The commit's claims, computed at the first need (a prune of nothing needs none)."""
+        if not self._claims:
+            self._claims.append(self.claims() if self.claims is not None else None)
+        return self._claims[0]
+
+    def in_use(self, namespace: str) -> bool:
+        if namespace in self.namespaces_in_use:
+            return True
+        claims = self.current_claims()
+        return claims is not None and namespace in claims.namespaces
+
+    def handed_to(self, ref: ObjectRef) -> list[str]:
+        claims = self.current_claims()
+        return claims.others(ref, self.owner.bundle) if claims is not None else []
 
 
 def _delete_order(entry: InventoryEntry) -> tuple[int, str, str, str]:
@@ -74,33 +112,43 @@ def _delete_order(entry: InventoryEntry) -> tuple[int, str, str, str]:
 
 
 def prune(
-    conn: ClusterConnection, bundle: str, entries: list[InventoryEntry], *, dry_run: bool = False
+    conn: ClusterConnection,
+    policy: PrunePolicy | str,
+    entries: list[InventoryEntry],
+    *,
+    dry_run: bool = False,
 ) -> tuple[list[ObjectResult], list[InventoryEntry]]:
     """Delete `entries` from the cluster. Returns results and the entries still managed.
 
     An entry that could not be deleted (API error) stays in the inventory so the next sync
-    tries again; kept ones (prune disabled, other owner, created namespace) leave it.
-    One GET per candidate checks the live object: prune sets are small, applies are not.
+    tries again, and so does a namespace still in use; kept ones (prune disabled, other
+    owner, handed over, created namespace) leave it. One GET per candidate checks the live
+    object: prune sets are small, applies are not. `policy` may be a bare bundle name (no
+    fleet, no claims: the engine's own tools).
     """
+    if isinstance(policy, str):
+        policy = PrunePolicy(Owner(policy))
+    bundle = policy.owner.bundle
     results: list[ObjectResult] = []
     still_managed: list[InventoryEntry] = []
-    label = bundle_label(bundle)
     for entry in entries:
         ref = entry.ref
         if entry.created_namespace:
             results.append(_kept(ref, "namespace created by fleet is kept"))
+            continue
+        if (ref.group, ref.kind) == ("", "Namespace") and policy.in_use(ref.name):
+            results.append(_kept(ref, "desired objects still live in it"))
+            if not policy.removing:
+                still_managed.append(entry)  # pruned once nothing desired lives in it
             continue
         try:
             live = conn.get(ref)
             if live is None:
                 results.append(ObjectResult(ref, Action.PRUNED, message="already gone"))
                 continue
-            owner = (live.get("metadata", {}).get("labels") or {}).get(LABEL_BUNDLE)
-            if owner != label:
-                results.append(_kept(ref, f"now belongs to bundle label {owner!r}"))
-                continue
-            if prune_disabled(live):
-                results.append(_kept(ref, "prune disabled by annotation"))
+            why = _keep_reason(policy, ref, live)
+            if why:
+                results.append(_kept(ref, why))
                 continue
             if not dry_run:
                 conn.delete(ref, uid=live.get("metadata", {}).get("uid"))
@@ -113,6 +161,21 @@ def prune(
             results.append(ObjectResult(ref, Action.FAILED, BundleState.ERR_APPLIED, str(err)))
             still_managed.append(entry)
     return results, still_managed
+
+
+def _keep_reason(policy: PrunePolicy, ref: ObjectRef, live: Manifest) -> str:
+    """Why the live object must not be deleted, or ''."""
+    if not policy.owner.owns(live):
+        now = Owner.of_live(live)
+        return f"now belongs to {now}" if now else "not created by fleet"
+    if live.get("metadata", {}).get("uid") in policy.applied_uids:
+        return "the same object was just applied (under another apiVersion)"
+    handed = policy.handed_to(ref)
+    if handed:
+        return f"handed over to bundle {handed[0]}"
+    if prune_disabled(live):
+        return "prune disabled by annotation"
+    return ""
 
 
 def _kept(ref: ObjectRef, why: str) -> ObjectResult:
@@ -167,21 +230,38 @@ class RemovalResult:
 
 
 def remove(
-    conn: ClusterConnection, bundle: str, *, keep_resources: bool = False, dry_run: bool = False
+    conn: ClusterConnection,
+    bundle: str,
+    *,
+    fleet: str | None = None,
+    claims: ClaimsSource | None = None,
+    keep_resources: bool = False,
+    dry_run: bool = False,
 ) -> RemovalResult:
     """`remove_bundle` as a result: an unreadable inventory is a failed removal, not an
-    exception (nothing was deleted). `ClusterUnreachable` propagates (retry later)."""
+    exception (nothing was deleted). `ClusterUnreachable` propagates (retry later).
+
+    `claims`: what the commit being rolled out wants on this cluster; an object another
+    bundle renders is handed over to it, not deleted, and so is a namespace its objects
+    live in (the runtimes always pass it)."""
     try:
-        inv = read_inventory(conn, bundle)
+        inv = read_inventory(conn, bundle, fleet=fleet)
     except InventoryUnreadable as err:
         return RemovalResult.not_removed(bundle, err)
     current = inv.current
-    objects = _remove(conn, inv, keep_resources=keep_resources, dry_run=dry_run)
+    policy = PrunePolicy(Owner(bundle, fleet), claims, removing=True)
+    objects = _remove(conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run)
     return RemovalResult(bundle, objects, dry_run, commit=current.commit if current else "")
 
 
 def remove_bundle(
-    conn: ClusterConnection, bundle: str, *, keep_resources: bool = False, dry_run: bool = False
+    conn: ClusterConnection,
+    bundle: str,
+    *,
+    fleet: str | None = None,
+    claims: ClaimsSource | None = None,
+    keep_resources: bool = False,
+    dry_run: bool = False,
 ) -> list[ObjectResult]:
     """A bundle left Git (or stopped targeting this cluster): remove it from the cluster.
 
@@ -192,12 +272,18 @@ def remove_bundle(
     unreadable inventory raises `InventoryUnreadable` and nothing is deleted. If some
     delete fails, the inventory is rewritten with what is left so a retry finishes the job.
     """
-    inv = read_inventory(conn, bundle)
-    return _remove(conn, inv, keep_resources=keep_resources, dry_run=dry_run)
+    inv = read_inventory(conn, bundle, fleet=fleet)
+    policy = PrunePolicy(Owner(bundle, fleet), claims, removing=True)
+    return _remove(conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run)
 
 
 def _remove(
-    conn: ClusterConnection, inv: Inventory, *, keep_resources: bool, dry_run: bool
+    conn: ClusterConnection,
+    inv: Inventory,
+    policy: PrunePolicy,
+    *,
+    keep_resources: bool,
+    dry_run: bool,
 ) -> list[ObjectResult]:
     bundle = inv.bundle
     if not inv.exists:
@@ -207,7 +293,7 @@ def _remove(
         results = [_kept(e.ref, "keepResources") for e in inv.objects]
         left: list[InventoryEntry] = []
     else:
-        results, left = prune(conn, bundle, prune_candidates(inv, []), dry_run=dry_run)
+        results, left = prune(conn, policy, prune_candidates(inv, []), dry_run=dry_run)
     if dry_run:
         return results
     if left:
@@ -215,6 +301,6 @@ def _remove(
         write_inventory(conn, inv)
         log.warning("%s: bundle %s partly removed; will retry the rest", conn.name, bundle)
     else:
-        delete_inventory(conn, bundle)
+        delete_inventory(conn, bundle, fleet=inv.fleet)
         log.info("%s: bundle %s removed (%d objects)", conn.name, bundle, len(results))
     return results

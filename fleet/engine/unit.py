@@ -38,6 +38,7 @@ from fleet.engine.apply import (
 )
 from fleet.engine.drift import DriftItem, detect_drift, object_diff
 from fleet.engine.health import Health
+from fleet.engine.identity import Claims, ClaimsSource, Owner
 from fleet.engine.inventory import (
     Inventory,
     InventoryEntry,
@@ -49,7 +50,8 @@ from fleet.engine.inventory import (
     write_inventory,
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
-from fleet.engine.prune import prune, prune_candidates
+from fleet.engine.ownership import Claim, decide, release_previous
+from fleet.engine.prune import PrunePolicy, prune, prune_candidates
 from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
 from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
@@ -90,9 +92,10 @@ class UnitResult:
 
 
 def _force(options: BundleOptions) -> tuple[bool, bool]:
-    """(force for applies, force for drift corrections), as the bundle asks."""
+    """(force for applies of the bundle's own objects, force for drift corrections), as
+    the bundle asks. Taking an object from another owner is `fleet.engine.ownership`'s."""
     helm = options.helm
-    apply_force = bool(helm and (helm.force or helm.take_ownership))
+    apply_force = bool(helm and helm.force)
     drift = options.correct_drift
     return apply_force, apply_force or bool(drift and drift.force)
 
@@ -109,17 +112,23 @@ def sync_unit(
     wait: bool = True,
     render_error: str | None = None,
     fleet: str | None = None,
+    claims: ClaimsSource | None = None,
 ) -> UnitResult:
     """Make one cluster run `manifests` for `bundle`; see the module docstring.
 
     With `fleet` (the runtimes always pass it; the engine's own tests deploy without one)
-    the inventory is stamped as that fleet's afterwards, once, and only when the stamp
-    read with the inventory differs (`fleet.engine.inventory` on ownership).
+    the objects and the inventory are that fleet's, and the inventory is stamped as that
+    fleet's afterwards, once, and only when the stamp read with the inventory differs
+    (`fleet.engine.inventory` on ownership). `claims` tells what every bundle of the fleet
+    renders on this cluster at this commit (`fleet.engine.identity`; called only when an
+    object of another bundle is met): it decides handovers and conflicts.
     """
     result = UnitResult(bundle, conn.name, deployment_id, commit, BundleState.READY, "")
     result.dry_run = dry_run
     read: list[Inventory] = []  # the inventory as read, once it was
-    _sync(conn, result, manifests, options, wait=wait, render_error=render_error, read=read)
+    owner = Owner(bundle, fleet)
+    _sync(conn, result, owner, claims, manifests, options, wait=wait,
+          render_error=render_error, read=read)  # fmt: skip
     if fleet is not None and not dry_run and read:
         result.owner_stamped = _stamp(conn, result, read[0], fleet, options.keep_resources)
     return result
@@ -141,9 +150,10 @@ class SyncPass:
     is known so far about each object (its outcome, its live state, a dry run's diffs)."""
 
     conn: ClusterConnection
-    bundle: str
+    owner: Owner
     options: BundleOptions
     dry_run: bool
+    claims_source: ClaimsSource | None = None
     apply_force: bool = False
     correct_force: bool = False
     drift_on: bool = False
@@ -151,33 +161,66 @@ class SyncPass:
     outcome: dict[ObjectRef, ObjectResult] = field(default_factory=dict)
     live: dict[ObjectRef, Manifest] = field(default_factory=dict)
     diffs: list[str] = field(default_factory=list)
+    _claims: list[Claims | None] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(
-        cls, conn: ClusterConnection, bundle: str, options: BundleOptions, dry_run: bool
+        cls,
+        conn: ClusterConnection,
+        owner: Owner,
+        options: BundleOptions,
+        dry_run: bool,
+        claims: ClaimsSource | None = None,
     ) -> SyncPass:
         apply_force, correct_force = _force(options)
         drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
         timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
-        return cls(conn, bundle, options, dry_run, apply_force, correct_force, drift_on, timeout)
+        return cls(conn, owner, options, dry_run, claims, apply_force, correct_force,
+                   drift_on, timeout)  # fmt: skip
+
+    @property
+    def bundle(self) -> str:
+        return self.owner.bundle
+
+    def claims(self) -> Claims | None:
+        """The commit's claims on this cluster, computed at the first need."""
+        if not self._claims:
+            source = self.claims_source
+            self._claims.append(source() if source is not None else None)
+        return self._claims[0]
 
     def read_live(self, batch: list[Desired]) -> None:
         """The batch's live objects (whole ones when a diff or drift check needs them)."""
         full = self.dry_run or self.drift_on
-        self.live.update(live_objects(self.conn, self.bundle, batch, full=full))
+        self.live.update(live_objects(self.conn, self.owner, batch, full=full))
 
     def apply_all(self, batch: list[Desired], skip_ns: set[str]) -> None:
-        """Apply what changed; an unchanged object is not written (a no-op writes nothing)."""
+        """Apply what changed; an unchanged object is not written (a no-op writes nothing).
+        An object of another owner is written only when `fleet.engine.ownership` says so."""
+        take = bool(self.options.helm and self.options.helm.take_ownership)
         for item in batch:
             current = self.live.get(item.ref)
-            if not self.dry_run and is_unchanged(item, current):
+            verdict = decide(item.ref, current, self.owner, self.claims, take_ownership=take)
+            if not verdict.claim.may_write:
+                log.warning("%s: %s", self.conn.name, verdict.message)
+                self.outcome[item.ref] = ObjectResult(
+                    item.ref, Action.FAILED, BundleState.ERR_APPLIED, verdict.message
+                )
+                self.live.pop(item.ref, None)  # not ours: never judged, diffed or pruned
+                continue
+            if verdict.claim is Claim.OURS and not self.dry_run and is_unchanged(item, current):
                 self.outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
                 continue
             if self.dry_run and current is None and item.ref.namespace in skip_ns:
                 res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
             else:
-                res = apply_one(self.conn, item, exists=current is not None,
-                                force=self.apply_force, dry_run=self.dry_run)  # fmt: skip
+                force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
+                res = apply_one(self.conn, item, self.owner, exists=current is not None,
+                                force=force, dry_run=self.dry_run)  # fmt: skip
+                if verdict.claim.forced and res.action is not Action.FAILED:
+                    log.info("%s: %s", self.conn.name, verdict.message)
+                    if not self.dry_run and verdict.previous and res.live is not None:
+                        release_previous(self.conn, item.ref, res.live, verdict.previous)
             if self.dry_run and res.live is not None:
                 self.diffs.append(object_diff(item.ref, current, res.live))
                 if current is not None and not self.diffs[-1]:
@@ -190,6 +233,8 @@ class SyncPass:
 def _sync(
     conn: ClusterConnection,
     result: UnitResult,
+    owner: Owner,
+    claims: ClaimsSource | None,
     manifests: list[Manifest],
     options: BundleOptions,
     *,
@@ -214,14 +259,14 @@ def _sync(
                 f"render failed: {render_error}; nothing applied or pruned, last revision kept",
             )
         try:
-            old = read_inventory(conn, bundle)
+            old = read_inventory(conn, bundle, owner.fleet)
         except InventoryUnreadable as err:
             log.error("%s", err)
             return done(BundleState.ERR_APPLIED, str(err))
         read.append(old)
 
-        run = SyncPass.of(conn, bundle, options, result.dry_run)
-        desired = _dedupe(prepare(manifests, bundle, deployment_id, options.target_namespace))
+        run = SyncPass.of(conn, owner, options, result.dry_run, claims)
+        desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
         crds = apply_crds(run, desired)
         result.created_namespaces = apply_rest(run, desired, crds)
         if run.drift_on:
@@ -284,7 +329,7 @@ def apply_rest(run: SyncPass, desired: list[Desired], crds: list[Desired]) -> li
     needed = {d.ref.namespace for d in rest if d.res and d.res.namespaced and d.ref.namespace}
     created, ns_errors = ensure_namespaces(
         run.conn,
-        run.bundle,
+        run.owner,
         needed - in_bundle,
         labels=run.options.namespace_labels,
         annotations=run.options.namespace_annotations,
@@ -315,7 +360,9 @@ def correct_drift(run: SyncPass, desired: list[Desired]) -> list[DriftItem]:
     for item in drift:
         if item.reason == "error":
             continue
-        fixed = apply_one(run.conn, by_ref[item.ref], exists=True, force=run.correct_force)
+        fixed = apply_one(
+            run.conn, by_ref[item.ref], run.owner, exists=True, force=run.correct_force
+        )
         if fixed.action is not Action.FAILED:
             fixed.action, fixed.message = Action.CORRECTED, str(item)
             assert fixed.live is not None
@@ -344,8 +391,14 @@ def prune_leftovers(
         entries += leaving  # prune them after the next successful sync
     elif run.options.keep_resources:
         pruned = [ObjectResult(e.ref, Action.KEPT, message="keepResources") for e in leaving]
-    else:
-        pruned, still = prune(run.conn, run.bundle, leaving, dry_run=run.dry_run)
+    elif leaving:
+        policy = PrunePolicy(
+            run.owner,
+            run.claims_source and run.claims,
+            applied_uids={str(obj.get("metadata", {}).get("uid")) for obj in run.live.values()},
+            namespaces_in_use={ref.namespace for ref in outcome if ref.namespace},
+        )
+        pruned, still = prune(run.conn, policy, leaving, dry_run=run.dry_run)
         entries += still
     if run.dry_run:
         run.diffs += [
@@ -455,6 +508,7 @@ def inspect(
     options: BundleOptions,
     *,
     health: bool = True,
+    fleet: str | None = None,
 ) -> Inspection:
     """Look at a unit the cluster runs: one prepare, one resolve, one LIST per kind.
 
@@ -463,10 +517,15 @@ def inspect(
     unit is Modified; otherwise, with `health`, the health rules judge the live objects.
     The same objects as a sync would apply (duplicates deduplicated the same way).
     """
-    desired = _dedupe(prepare(manifests, bundle, deployment_id, options.target_namespace))
+    owner = Owner(bundle, fleet)
+    desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
     for item in desired:
         resolve(conn, item)
-    live = live_objects(conn, bundle, desired, full=True)
+    live = {
+        ref: obj
+        for ref, obj in live_objects(conn, owner, desired, full=True).items()
+        if owner.owns(obj)
+    }
     patches = options.diff.compare_patches if options.diff else []
     drift = detect_drift(conn, desired, live, patches)
     if drift:
@@ -488,9 +547,11 @@ def check_drift(
     deployment_id: str,
     manifests: list[Manifest],
     options: BundleOptions,
+    *,
+    fleet: str | None = None,
 ) -> list[DriftItem]:
     """The drift items alone (`inspect` without the health verdict)."""
-    return inspect(conn, bundle, deployment_id, manifests, options, health=False).drift
+    return inspect(conn, bundle, deployment_id, manifests, options, health=False, fleet=fleet).drift
 
 
 def drift_state(items: list[DriftItem]) -> BundleState:

@@ -266,6 +266,7 @@ class SyncRun:
                     dry_run=dry_run,
                     wait=wait,
                     fleet=self.desired.fleet_name,
+                    claims=lambda: self.desired.claims(unit.cluster),
                 ),
             )
         except ClusterUnreachable as err:
@@ -300,7 +301,12 @@ class SyncRun:
             outcome = link.call(
                 f"remove {removal.bundle}",
                 lambda conn: engine.remove(
-                    conn, removal.bundle, keep_resources=removal.keep_resources, dry_run=dry_run
+                    conn,
+                    removal.bundle,
+                    fleet=self.desired.fleet_name,
+                    claims=lambda: self.desired.claims(removal.cluster),
+                    keep_resources=removal.keep_resources,
+                    dry_run=dry_run,
                 ),
             )
         except ClusterUnreachable as err:

@@ -30,10 +30,16 @@ from fleet.targeting.units import DeploymentUnit
 
 
 def _look(
-    link: ClusterLink, unit: DeploymentUnit, manifests: list[Manifest], row: UnitStatus
+    link: ClusterLink,
+    unit: DeploymentUnit,
+    manifests: list[Manifest],
+    row: UnitStatus,
+    fleet: str,
 ) -> None:
     def inspect(conn: ClusterConnection) -> engine.Inspection:
-        return engine.inspect(conn, unit.bundle, unit.deployment_id, manifests, unit.options)
+        return engine.inspect(
+            conn, unit.bundle, unit.deployment_id, manifests, unit.options, fleet=fleet
+        )
 
     try:
         seen = link.call(f"inspect {unit.bundle}", inspect)
@@ -82,7 +88,7 @@ def fleet_status(
                 record = actual.get(unit.key)
                 row = unit_row(unit, record, down=link.down, wave=waves.get(unit.cluster, ""))
                 if link.down is None and needs_look(unit, record):
-                    _look(link, unit, desired.manifests(unit), row)
+                    _look(link, unit, desired.manifests(unit), row, desired.fleet_name)
                 rows.append(row)
             return rows
 

@@ -139,6 +139,7 @@ class UnitWorker:
                     manifests,
                     unit.options,
                     fleet=rev.fleet_name,
+                    claims=lambda: rev.claims(job.cluster),
                 ),
             )
         record = CachedUnit(
@@ -172,7 +173,13 @@ class UnitWorker:
                 rev,
                 job.cluster,
                 f"remove {job.bundle}",
-                lambda conn: engine.remove(conn, job.bundle, keep_resources=keep_resources),
+                lambda conn: engine.remove(
+                    conn,
+                    job.bundle,
+                    fleet=rev.fleet_name,
+                    claims=lambda: rev.claims(job.cluster),
+                    keep_resources=keep_resources,
+                ),
             )
         if removed.state is BundleState.ERR_APPLIED:
             return self._failed_removal(cache, job, removed.message)
@@ -190,7 +197,9 @@ class UnitWorker:
             rev,
             job.cluster,
             f"drift check {job.bundle}",
-            lambda conn: check_drift(conn, job.bundle, job.deployment_id, manifests, unit.options),
+            lambda conn: check_drift(
+                conn, job.bundle, job.deployment_id, manifests, unit.options, fleet=rev.fleet_name
+            ),
         )
         state = drift_state(items)
         message = "; ".join(str(i) for i in items[:3]) if items else "no drift"

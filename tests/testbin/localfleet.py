@@ -43,6 +43,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BIN = HERE / "bin"
 STATE_FILE = "clusters.json"
+AUDIT_LOG = "audit.log"  # in DIR/NAME/logs: one JSON line per DELETE request
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["delete", "deletecollection"]
+- level: None
+"""
 SERVICE_CIDR = "10.0.0.0/24"
 FAKE_NODES = 1
 
@@ -413,6 +422,8 @@ def _start_cluster_once(cluster: Cluster, timeout: float) -> None:
         ],
     )
     _wait("etcd /health", lambda: _etcd_healthy(etcd_url), cluster, deadline, procs)
+    audit_policy = cluster.dir / "audit-policy.yaml"
+    audit_policy.write_text(AUDIT_POLICY)
     procs["kube-apiserver"] = cluster.spawn(
         "kube-apiserver",
         [
@@ -434,6 +445,10 @@ def _start_cluster_once(cluster: Cluster, timeout: float) -> None:
             # Loopback addresses are not valid endpoints for the `kubernetes` Service.
             "--endpoint-reconciler-type=none",
             "--storage-media-type=application/vnd.kubernetes.protobuf",
+            # every DELETE is recorded (tests count them: "no object Git wants is deleted")
+            f"--audit-policy-file={audit_policy}",
+            f"--audit-log-path={cluster.dir / 'logs' / AUDIT_LOG}",
+            "--audit-log-maxsize=100",
             "--v=0",
         ],
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from fleet.engine.apply import object_hash, short_name, with_ownership
+from fleet.engine.identity import Owner
 from fleet.engine.drift import comparable, differing_paths, ignored_pointers, object_diff
 from fleet.engine.inventory import Inventory, inventory_name, record
 from fleet.engine.kube import ObjectRef, classify
-from fleet.engine.labels import ANN_HASH, LABEL_BUNDLE
+from fleet.engine.labels import ANN_FLEET, ANN_HASH, LABEL_BUNDLE, LABEL_FLEET
 from fleet.spec.bundle_options import ComparePatch
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
@@ -23,6 +24,9 @@ def test_short_name_is_valid_deterministic_and_distinct() -> None:
         assert short_name(name) == out
     assert short_name(long_a) != short_name(long_b)
     assert len(inventory_name("z" * 300)) <= 63
+    assert inventory_name("web", "shop") != inventory_name("web", "blog")
+    odd = inventory_name("Web_App", "Shop.EU")  # `_` and `.` are not allowed in DNS labels
+    assert re.fullmatch(r"[a-z0-9-]+\.bundle-[a-z0-9-]+", odd), odd
 
 
 def test_content_hash_ignores_key_order() -> None:
@@ -38,9 +42,10 @@ def test_with_ownership_copies_and_strips_server_fields() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "a", "labels": {"app": "x"}, "resourceVersion": "5", "uid": "u"},
     }
-    body = with_ownership(manifest, "web", "d" * 64, "h" * 64)
-    assert body["metadata"]["labels"] == {"app": "x", LABEL_BUNDLE: "web"}
+    body = with_ownership(manifest, Owner("web", "shop"), "d" * 64, "h" * 64)
+    assert body["metadata"]["labels"] == {"app": "x", LABEL_BUNDLE: "web", LABEL_FLEET: "shop"}
     assert body["metadata"]["annotations"][ANN_HASH] == "h" * 64
+    assert body["metadata"]["annotations"][ANN_FLEET] == "shop"
     assert "resourceVersion" not in body["metadata"] and "uid" not in body["metadata"]
     assert manifest["metadata"]["labels"] == {"app": "x"}  # input untouched
 
