@@ -90,6 +90,11 @@ class SafeFleet:
         return report
 
     def result(self, report: SyncReport, bundle: str) -> Any:
+        """The unit's status row (state, message), whether or not this pass synced it."""
+        return next(u for u in report.status.units if u.bundle == bundle)
+
+    def synced(self, report: SyncReport, bundle: str) -> Any:
+        """What this pass did to the unit (its `UnitResult`: objects, writes)."""
         return report.results[(bundle, CLUSTER)]
 
     def uid(self, ref: ObjectRef) -> str | None:

@@ -52,7 +52,7 @@ def test_first_sync_applies_everything_with_ownership(
     assert live.metadata.labels[LABEL_BUNDLE] == bundle
     assert live.metadata.annotations[ANN_DEPLOYMENT] == "d1" * 32
     assert len(live.metadata.annotations[ANN_HASH]) == 64
-    assert {m.manager for m in live.metadata.managed_fields} == {"fleet"}
+    assert {m.manager for m in live.metadata.managed_fields} == {f"fleet/{bundle}"}
     assert core.read_namespace(implicit).metadata.labels[LABEL_BUNDLE] == bundle
 
     inv = read_inventory(conn, bundle)

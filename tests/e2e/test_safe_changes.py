@@ -260,7 +260,7 @@ def test_dropping_a_namespace_manifest_keeps_the_namespace_its_objects_live_in(
     assert fleet.uid(ns_ref(pay)) == uid
     assert fleet.uid(cm(pay, "settings")) is not None
     assert fleet.core().read_namespaced_secret("someone-elses", pay) is not None
-    kept = [o for o in fleet.result(report, "apps-pay").objects if o.ref == ns_ref(pay)]
+    kept = [o for o in fleet.synced(report, "apps-pay").objects if o.ref == ns_ref(pay)]
     assert kept and kept[0].action.value == "kept" and "live in it" in kept[0].message
     assert fleet.sync().writes == 0  # stable, not re-decided with a write every pass
 
@@ -365,7 +365,7 @@ def test_two_bundles_creating_one_object_in_the_same_commit(fleet: SafeFleet) ->
     live = fleet.live(cm(shop, "twice"))
     assert live is not None and live["data"] == {"by": winner.removeprefix("apps-")}
     again = fleet.sync()
-    assert fleet.result(again, winner).writes == 0  # the loser never overwrote it
+    assert again.writes == 0  # the loser never overwrote it, and says the same
 
 
 # ---------------------------------------------------------------- case 5: two fleets
@@ -383,8 +383,10 @@ def test_two_fleets_with_a_same_named_bundle_share_a_cluster(
         other.commit("fleet two")
         assert fleet.sync().ok and other.sync().ok
         their_uid = other.uid(cm(theirs, "web"))
-        assert read_inventory(fleet.conn, "apps-web", fleet.name).refs() == {cm(mine, "web")}
-        assert read_inventory(fleet.conn, "apps-web", other.name).refs() == {cm(theirs, "web")}
+        mine_inv = read_inventory(fleet.conn, "apps-web", fleet.name).refs()
+        theirs_inv = read_inventory(fleet.conn, "apps-web", other.name).refs()
+        assert mine_inv == {cm(mine, "web"), ns_ref(mine)}  # and the namespace it created
+        assert theirs_inv == {cm(theirs, "web"), ns_ref(theirs)}
 
         # the first fleet drops its bundle: the other fleet's same-named bundle is untouched
         fleet.remove("apps/web")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from fleet.engine.apply import object_hash, short_name, with_ownership
-from fleet.engine.identity import Owner
 from fleet.engine.drift import comparable, differing_paths, ignored_pointers, object_diff
+from fleet.engine.identity import Owner
 from fleet.engine.inventory import Inventory, inventory_name, record
 from fleet.engine.kube import ObjectRef, classify
 from fleet.engine.labels import ANN_FLEET, ANN_HASH, LABEL_BUNDLE, LABEL_FLEET

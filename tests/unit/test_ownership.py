@@ -121,7 +121,7 @@ def test_claims_scope_and_namespaces() -> None:
                         "apiVersion": "rbac.authorization.k8s.io/v1",
                         "kind": "ClusterRole",
                         "metadata": {"name": "r", "namespace": "ignored"},
-                    },  # fmt: skip
+                    },
                 ],
                 "shop",
             ),
@@ -135,7 +135,7 @@ def test_claims_scope_and_namespaces() -> None:
                     }
                 ],
                 "default",
-            ),  # fmt: skip
+            ),
         ]
     )
     assert claims.bundles(ObjectRef("v1", "ConfigMap", "shop", "x")) == {"a"}
