@@ -10,8 +10,16 @@ four verbs, in the manner of fluxcd/pkg's ssa `ResourceManager` and Argo CD's gi
   the bundle asks, prune what left the bundle, wait for health, record the inventory and
   stamp it as `fleet`'s. In: rendered manifests and the unit's options. Out: `UnitResult`
   (state, one-line message, per-object `ObjectResult`s, writes, the diff of a dry run).
-- `remove(conn, bundle, keep_resources=...)`: delete what the inventory says fleet applied,
-  then the inventory. Out: `RemovalResult` (`.state`, `.message`, the objects).
+- `remove(conn, bundle, fleet=..., claims=..., keep_resources=...)`: delete what the
+  inventory says fleet applied, then the inventory. Out: `RemovalResult` (`.state`,
+  `.message`, the objects).
+
+Both `deploy` and `remove` take `fleet` (whose objects and inventory) and `claims` (a
+callable giving `Claims`: what every bundle of the commit renders on this cluster). Claims
+decide handovers (an object another bundle no longer renders is taken over, an object
+another bundle now renders is left to it) and conflicts (two bundles rendering one object:
+`fleet.engine.ownership`). Objects are identified by group, kind, namespace and name
+(`fleet.engine.identity`), never by apiVersion.
 - `read_deployed(conn, fleet=..., wanted=...)`: one metadata LIST of the inventories. Out:
   bundle -> `DeployedBundle` (id, commit, state, owner), only the bundles this fleet
   deployed or wants (`DeployedBundle.to_actual()` is the rollout planner's input).

@@ -1,11 +1,14 @@
 """Server-side apply of a bundle's objects to one cluster: ownership metadata, order, no-op skip.
 
-Every object fleet applies carries
+Every object fleet applies carries (`fleet.engine.identity.Owner`)
 
-- label `fleet-gitops.io/bundle`: the bundle name as a valid label value (long or odd names
-  are shortened with a hash suffix, deterministically), so one LIST with a label selector
-  finds all of a bundle's objects of a kind;
-- annotation `fleet-gitops.io/bundle-name`: the full bundle name;
+- labels `fleet-gitops.io/bundle` and `fleet-gitops.io/fleet`: the bundle and fleet names as
+  valid label values (long or odd names are shortened with a hash suffix,
+  deterministically), so one LIST with a label selector finds all of a bundle's objects of
+  a kind;
+- annotations `fleet-gitops.io/bundle-name` and `fleet-gitops.io/fleet`: the full names;
+- its field manager `fleet/<fleet>/<bundle>`: the API server itself sees two bundles
+  writing one field (`fleet.engine.ownership` decides before that who may write it);
 - annotation `fleet-gitops.io/applied-hash`: sha256 of the object's desired content (the
   rendered manifest, before fleet's metadata is added). An object whose live annotation
   equals the desired hash is not written again, which is what makes a no-op sync write

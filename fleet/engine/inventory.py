@@ -1,4 +1,5 @@
-"""What fleet applied to a cluster, stored in that cluster: one ConfigMap per bundle.
+"""What fleet applied to a cluster, stored in that cluster: one ConfigMap per fleet and bundle
+(`<fleet>.bundle-<bundle>` in `fleet-system`, labelled with both names).
 
 The cluster is the durable record (Redis can be wiped): per bundle, the objects fleet
 applied (with the hash it applied) and the last `MAX_REVISIONS` deployed revisions (commit,
