@@ -116,6 +116,7 @@ class Inventory:
     exists: bool = False
     owner: OwnerStamp | None = None  # read from the ConfigMap; not part of the JSON
     fleet: str | None = None  # whose inventory: part of its name, not of the JSON
+    legacy: bool = False  # read from its name before fleets named inventories: move it
 
     @property
     def current(self) -> DeployedRevision | None:
@@ -180,8 +181,33 @@ def inventory_name(bundle: str, fleet: str | None = None) -> str:
 
 
 def read_inventory(conn: ClusterConnection, bundle: str, fleet: str | None = None) -> Inventory:
-    """The bundle's inventory; empty when there is none yet (first deploy)."""
-    ref = replace(_CM, name=inventory_name(bundle, fleet))
+    """The bundle's inventory; empty when there is none yet (first deploy).
+
+    A fleet's bundle deployed before inventories were named by fleet has its inventory
+    under the old name (`bundle-<bundle>`), stamped with the fleet: it is read from there
+    (`legacy`), the next write moves it to the new name (`drop_legacy` then deletes it).
+    """
+    inv = _read_inventory(conn, bundle, fleet, inventory_name(bundle, fleet))
+    if inv.exists or fleet is None:
+        return inv
+    old = _read_inventory(conn, bundle, fleet, inventory_name(bundle))
+    if old.exists and old.owner is not None and old.owner.fleet == fleet:
+        old.legacy = True
+        return old
+    return inv
+
+
+def drop_legacy(conn: ClusterConnection, inv: Inventory) -> None:
+    """After the inventory was written under its fleet's name: delete the old one."""
+    if inv.legacy and inv.fleet is not None:
+        conn.delete(replace(_CM, name=inventory_name(inv.bundle)))
+        log.info("%s: inventory of bundle %s moved to its fleet's name", conn.name, inv.bundle)
+
+
+def _read_inventory(
+    conn: ClusterConnection, bundle: str, fleet: str | None, name: str
+) -> Inventory:
+    ref = replace(_CM, name=name)
     try:
         cm = conn.get(ref)
     except ClusterUnreachable:
@@ -227,7 +253,8 @@ def record(
         deployment_id,
         commit,
     )
-    if same_deploy and current is not None and current.state == state and objects == old.objects:
+    unchanged = current is not None and current.state == state and objects == old.objects
+    if same_deploy and unchanged and not old.legacy:
         return None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     revision = DeployedRevision(commit, deployment_id, now, state, message[:300])

@@ -37,6 +37,7 @@ from fleet.engine.inventory import (
     InventoryEntry,
     InventoryUnreadable,
     delete_inventory,
+    drop_legacy,
     read_inventory,
     write_inventory,
 )
@@ -299,8 +300,10 @@ def _remove(
     if left:
         inv.objects = left
         write_inventory(conn, inv)
+        drop_legacy(conn, inv)
         log.warning("%s: bundle %s partly removed; will retry the rest", conn.name, bundle)
     else:
         delete_inventory(conn, bundle, fleet=inv.fleet)
+        drop_legacy(conn, inv)
         log.info("%s: bundle %s removed (%d objects)", conn.name, bundle, len(results))
     return results

@@ -44,6 +44,7 @@ from fleet.engine.inventory import (
     InventoryEntry,
     InventoryUnreadable,
     OwnerStamp,
+    drop_legacy,
     read_inventory,
     record,
     stamp_owner,
@@ -139,7 +140,7 @@ def _stamp(
 ) -> bool:
     """Write the owner stamp when the inventory exists and its stamp differs."""
     wanted = OwnerStamp(fleet, keep)
-    if not (old.exists or result.inventory_written) or old.owner == wanted:
+    if not (old.exists or result.inventory_written) or (old.owner == wanted and not old.legacy):
         return False
     return stamp_owner(conn, result.bundle, wanted)
 
@@ -281,6 +282,7 @@ def _sync(
                      state=state.value, message=message)  # fmt: skip
         if new is not None:  # at most one write, none when nothing changed
             write_inventory(conn, new)
+            drop_legacy(conn, old)
             result.inventory_written = True
         return done(state, message)
 

@@ -177,3 +177,29 @@ def test_revisions_are_capped_and_large_inventories_compressed(conn: ClusterConn
     stored = conn.get(ref)
     assert stored is not None and "inventory.json.gz" in stored["binaryData"]
     conn.delete(ref)
+
+
+def test_an_inventory_from_before_fleet_names_is_moved_and_still_prunes(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    """A bundle deployed when inventories were `bundle-<name>` (stamped with the fleet):
+    the next sync reads it there, prunes what left, and moves it to `<fleet>.bundle-<name>`."""
+    bundle, ns, fleet = unique("legacy"), unique("ns"), unique("fleet")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), configmap("b", ns)], options())
+    res = conn.resource("v1", "ConfigMap")
+    conn.request(  # the owner stamp the old version wrote, on the old name
+        "PATCH",
+        res.object_path(INVENTORY_NAMESPACE, inventory_name(bundle)),
+        body={"metadata": {"annotations": {"fleet-gitops.io/fleet": fleet}}},
+        content_type="application/merge-patch+json",
+    )
+    result = sync_unit(conn, bundle, "2" * 64, "c2", [configmap("a", ns)], options(), fleet=fleet)
+    assert result.state is BundleState.READY, result.message
+    assert result.pruned == [ObjectRef("v1", "ConfigMap", ns, "b")]
+    assert not exists(local_fleet, "b", ns)
+    assert not read_inventory(conn, bundle).exists  # the old name is gone
+    moved = read_inventory(conn, bundle, fleet)
+    assert moved.exists and not moved.legacy
+    assert ObjectRef("v1", "ConfigMap", ns, "a") in moved.refs()
+    assert len(moved.revisions) == 2  # the history came along
+    assert bundle in list_deployed(conn, fleet=fleet)
