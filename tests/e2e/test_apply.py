@@ -8,7 +8,8 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from fleet.engine.apply import Action, bundle_label
+from fleet.engine.apply import Action, apply_one, bundle_label, prepare, resolve
+from fleet.engine.identity import Owner
 from fleet.engine.inventory import read_inventory
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, ObjectRef
 from fleet.engine.labels import ANN_DEPLOYMENT, ANN_HASH, LABEL_BUNDLE
@@ -295,3 +296,23 @@ def test_forbidden_is_errapplied_and_never_shows_credentials(
     assert result.state is BundleState.ERR_APPLIED
     assert "forbidden" in result.message and "\n" not in result.message
     assert token not in result.message and result.writes == 0
+
+
+def test_the_api_server_sees_two_bundles_write_one_object(local_fleet: LocalFleet) -> None:
+    """Two workers creating one object at the same moment: the ownership check before the
+    write cannot see the other's create, so the field managers per bundle must. The second
+    unforced apply is a 409 that names both bundles."""
+    conn = connect(local_fleet)
+    ns = unique("race")
+    core_api(local_fleet).create_namespace({"metadata": {"name": ns}})
+    first, second = Owner("alpha", "f"), Owner("beta", "f")
+    for owner, value in ((first, "alpha"), (second, "beta")):
+        [item] = prepare([configmap("shared", ns, by=value)], owner, "1" * 64, "default")
+        assert resolve(conn, item) == ""
+        result = apply_one(conn, item, owner, exists=False, force=False)
+        if owner is first:
+            assert result.action is Action.CREATED, result.message
+    assert result.action is Action.FAILED and result.state is BundleState.ERR_APPLIED
+    assert f"ConfigMap {ns}/shared is rendered by bundles alpha and beta" in result.message
+    live = core_api(local_fleet).read_namespaced_config_map("shared", ns)
+    assert live.data == {"by": "alpha"} and live.metadata.labels[LABEL_BUNDLE] == "alpha"
