@@ -19,7 +19,7 @@ from fleet.engine.inventory import (
     write_inventory,
 )
 from fleet.engine.inventory import read_deployed as list_deployed
-from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.engine.kube import ClusterConnection, Conflict, ObjectRef
 from fleet.engine.labels import ANN_PRUNE
 from fleet.engine.prune import remove_bundle
 from fleet.engine.unit import sync_unit
@@ -71,13 +71,21 @@ def test_prune_disabled_and_keep_resources_keep_objects(
     kept["metadata"]["annotations"] = {ANN_PRUNE: "disabled"}
     flux = configmap("flux", ns)
     flux["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
-    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), kept, flux], options())
+    argo = configmap("argo", ns)
+    argo["metadata"]["annotations"] = {
+        "argocd.argoproj.io/sync-options": "Replace=true,Prune=false"
+    }
+    gone = configmap("gone", ns)
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns), kept, flux, argo, gone], options())
     result = sync_unit(conn, bundle, "2" * 64, "c2", [configmap("a", ns)], options())
     assert {o.ref.name: o.action for o in result.objects if o.ref.name != "a"} == {
         "kept": Action.KEPT,
         "flux": Action.KEPT,
+        "argo": Action.KEPT,
+        "gone": Action.PRUNED,
     }
-    assert exists(local_fleet, "kept", ns) and exists(local_fleet, "flux", ns)
+    assert all(exists(local_fleet, name, ns) for name in ("kept", "flux", "argo"))
+    assert not exists(local_fleet, "gone", ns)
 
     result = sync_unit(conn, bundle, "3" * 64, "c3", [], options(keepResources=True))
     assert exists(local_fleet, "a", ns)
@@ -203,3 +211,32 @@ def test_an_inventory_from_before_fleet_names_is_moved_and_still_prunes(
     assert ObjectRef("v1", "ConfigMap", ns, "a") in moved.refs()
     assert len(moved.revisions) == 2  # the history came along
     assert bundle in list_deployed(conn, fleet=fleet)
+
+
+def test_removal_keeps_what_fleet_did_not_apply_and_the_namespace_it_created(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    bundle, ns = unique("foreign"), unique("ns")
+    sync_unit(conn, bundle, "1" * 64, "c1", [configmap("a", ns)], options())
+    core_api(local_fleet, "prod-eu").create_namespaced_config_map(
+        ns, {"metadata": {"name": "someone-elses"}, "data": {"x": "1"}}
+    )
+    results = remove_bundle(conn, bundle)
+    assert {(o.ref.kind, o.action) for o in results} == {
+        ("ConfigMap", Action.PRUNED),
+        ("Namespace", Action.KEPT),  # fleet created it only because "a" needed it
+    }
+    assert not exists(local_fleet, "a", ns) and exists(local_fleet, "someone-elses", ns)
+
+
+def test_a_delete_is_guarded_by_the_uid_fleet_read(
+    conn: ClusterConnection, local_fleet: LocalFleet
+) -> None:
+    """The uid precondition: an object recreated since it was read is not deleted."""
+    ns = unique("ns")
+    core = core_api(local_fleet, "prod-eu")
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "c"}})
+    with pytest.raises(Conflict):
+        conn.delete(ObjectRef("v1", "ConfigMap", ns, "c"), uid="not-its-uid")
+    assert exists(local_fleet, "c", ns)
