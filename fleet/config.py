@@ -32,6 +32,9 @@ DEFAULT_LOCK_TTL = 30.0
 DEFAULT_RETRY_BASE = 2.0
 DEFAULT_FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
 TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility timeout
+DEFAULT_MAX_WAIT = 600.0  # longest health wait a bundle's waitTimeoutSeconds may ask for
+DEFAULT_HTTP_TIMEOUT = 10.0  # seconds a `fleet serve` client may take per socket operation
+DEFAULT_HTTP_MAX_CLIENTS = 16  # connections `fleet serve` handles at once
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -52,6 +55,11 @@ class Settings:
     repo_url: str | None = None  # FLEET_REPO_URL
     credentials_dir: Path | None = None  # FLEET_CREDENTIALS_DIR
     log_level: str = "INFO"  # FLEET_LOG_LEVEL
+    kubeconfig_dir: Path = Path("~/.kube")  # FLEET_KUBECONFIG_DIR (kubeconfig.path from Git)
+    max_wait_seconds: float = DEFAULT_MAX_WAIT  # FLEET_MAX_WAIT_SECONDS (see `wait_cap`)
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT  # FLEET_HTTP_TIMEOUT
+    http_max_clients: int = DEFAULT_HTTP_MAX_CLIENTS  # FLEET_HTTP_MAX_CLIENTS
+    git_allow_http: bool = False  # FLEET_GIT_ALLOW_HTTP: a token may go over plain http://
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -62,6 +70,7 @@ class Settings:
         root = env.get("FLEET_CACHE_DIR")
         xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         credentials = env.get("FLEET_CREDENTIALS_DIR")
+        clients = DEFAULT_HTTP_MAX_CLIENTS
         return cls(
             redis_url=env.get("FLEET_REDIS_URL") or DEFAULT_REDIS_URL,
             visibility_timeout=visibility,
@@ -76,6 +85,11 @@ class Settings:
             repo_url=env.get("FLEET_REPO_URL") or None,
             credentials_dir=Path(credentials) if credentials else None,
             log_level=env.get("FLEET_LOG_LEVEL") or "INFO",
+            kubeconfig_dir=kubeconfig_dir_from(env),
+            max_wait_seconds=_number(env, "FLEET_MAX_WAIT_SECONDS", DEFAULT_MAX_WAIT),
+            http_timeout=_number(env, "FLEET_HTTP_TIMEOUT", DEFAULT_HTTP_TIMEOUT),
+            http_max_clients=max(1, int(_number(env, "FLEET_HTTP_MAX_CLIENTS", clients))),
+            git_allow_http=git_allow_http_from(env),
             env=copy,
         )
 
@@ -89,6 +103,28 @@ class Settings:
         (a retry waiting longer would be redelivered as if its worker had died)."""
         return min(300.0, self.visibility_timeout / 3)
 
+    @property
+    def wait_cap(self) -> float:
+        """The longest health wait of one unit: `FLEET_MAX_WAIT_SECONDS`, and at most half
+        the visibility timeout (a task still waiting then would be redelivered to another
+        worker while this one holds its thread)."""
+        return max(1.0, min(self.max_wait_seconds, self.visibility_timeout / 2))
+
+
+def kubeconfig_dir_from(env: Mapping[str, str]) -> Path:
+    """`FLEET_KUBECONFIG_DIR` (`~` expanded: the operator's value), else `$HOME/.kube`:
+    the one directory a definition's `kubeconfig.path` may point into."""
+    raw = env.get("FLEET_KUBECONFIG_DIR")
+    if raw and raw.strip():
+        return Path(raw).expanduser()
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".kube"
+
+
+def git_allow_http_from(env: Mapping[str, str]) -> bool:
+    """`FLEET_GIT_ALLOW_HTTP`: may a Git token be sent over plain `http://`? (default no)"""
+    return _flag(env, "FLEET_GIT_ALLOW_HTTP")
+
 
 def current() -> Settings:
     """This process's settings, read from its environment now."""
@@ -98,6 +134,15 @@ def current() -> Settings:
 def configure_logging(level: str = "INFO") -> None:
     """The one log format of `fleet serve` and `fleet worker` (stderr, with timestamps)."""
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UserError(f"{name} must be 1/true/yes or 0/false/no, not {raw!r}")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

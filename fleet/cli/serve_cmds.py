@@ -138,7 +138,8 @@ def worker_command(
     """Run a Celery worker for the clusters of the given regions (queues fleet.apply.<region>).
 
     Cluster credentials come from this worker's environment (FLEET_KUBECONFIG_<NAME> or
-    FLEET_CREDENTIALS_DIR). Without --region it serves clusters that have no region.
+    FLEET_CREDENTIALS_DIR); a definition's kubeconfig.path must lie in FLEET_KUBECONFIG_DIR
+    (default ~/.kube). Without --region it serves clusters that have no region.
     """
     from importlib.metadata import entry_points
 

@@ -125,7 +125,8 @@ def sync_command(
     (its inventories), applies what differs in rollout-wave and dependsOn order, waits for
     health, removes bundles that left Git, and prints a status table (cluster x bundle:
     state, deployment id, commit, message). Cluster credentials come from the environment
-    (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR). Exit 0 only if every unit is Ready.
+    (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR; a kubeconfig.path must lie in
+    FLEET_KUBECONFIG_DIR, default ~/.kube). Exit 0 only if every unit is Ready.
     """
     from fleet.runtime.embedded import sync_fleet
 

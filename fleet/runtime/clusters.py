@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+import yaml
+
 from fleet.backoff import Backoff
 from fleet.engine import DeployedBundle, read_deployed
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
@@ -57,13 +59,21 @@ class ClusterLink:
         """Resolve the credential and load the kubeconfig; a missing file is a user error."""
         location = resolve_kubeconfig(self.spec, env)
         if not location.path.is_file():
-            raise FleetError(
-                f"cluster '{self.name}': kubeconfig {location.path} not found "
+            raise location.error(
+                f"cluster '{self.name}': kubeconfig {location.shown} not found "
                 "(credentials are resolved from the environment, see fleet.runtime.credentials)"
             )
-        self.conn = ClusterConnection.from_kubeconfig(
-            location.path, location.context, name=self.name
-        )
+        try:
+            self.conn = ClusterConnection.from_kubeconfig(
+                location.path, location.context, name=self.name
+            )
+        except (FleetError, yaml.YAMLError, ValueError):
+            # the loader's own message may quote the file or its expanded path: name it only
+            context = f" (context {location.context!r})" if location.context else ""
+            raise location.error(
+                f"cluster '{self.name}': cannot load kubeconfig {location.shown}{context}: "
+                "not a kubeconfig file, or the context is not in it"
+            ) from None
 
     def call(self, what: str, fn: Callable[[ClusterConnection], T]) -> T:
         """`fn(conn)`, retried with backoff while the cluster is unreachable.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from fleet.errors import Problem
 from fleet.spec.bundle_options import BundleOptions, LabelSelector, StrictModel
@@ -74,10 +74,38 @@ Duration = Annotated[int | str, BeforeValidator(_duration)]
 
 
 class KubeconfigRef(StrictModel):
-    """A kubeconfig file on the worker's disk (`~` and `$VARS` expanded by the worker)."""
+    """A kubeconfig file on the worker's disk, inside the operator's `FLEET_KUBECONFIG_DIR`.
 
-    path: str
+    The path comes from Git, so it is taken literally: relative to that directory (or
+    absolute inside it), never expanded against the worker's environment (`~` and `$` are
+    refused here, with file:line: `${FLEET_GIT_TOKEN}` must not become the token).
+    `fleet.runtime.credentials` confines it to the directory; `origin` is the file and line
+    of `path` in the definition, for the runtime's errors.
+    """
+
+    path: str = Field(min_length=1)
     context: str | None = None
+    _origin: tuple[str, int | None] | None = PrivateAttr(default=None)
+
+    @field_validator("path")
+    @classmethod
+    def _literal(cls, value: str) -> str:
+        if value.startswith("~") or "$" in value:
+            raise ValueError(
+                "kubeconfig.path is not expanded ('~' and '$' are refused): give a path "
+                "relative to the worker's FLEET_KUBECONFIG_DIR"
+            )
+        if "\0" in value:
+            raise ValueError("kubeconfig.path must not contain a NUL character")
+        return value
+
+    @property
+    def origin(self) -> tuple[str, int | None] | None:
+        return self._origin
+
+    def locate(self, file: str, line: int | None) -> None:
+        """Remember where `path` is written (the loader calls this)."""
+        self._origin = (file, line)
 
 
 class ClusterSpec(StrictModel):

@@ -91,6 +91,10 @@ def load_repository(repo_dir: Path) -> FleetRepo:
     if definition is None:
         raise FleetError(problems=problems)
     problems = problems_at(doc, str(def_file), check_references(definition))
+    for index, cluster in enumerate(definition.clusters):
+        if cluster.kubeconfig is not None:
+            where = doc.line_of(("clusters", index, "kubeconfig", "path"))
+            cluster.kubeconfig.locate(str(def_file), where)
     bundles = _load_bundles(root, definition, doc, problems)
     seen: dict[str, Bundle] = {}
     for bundle in bundles:

@@ -76,8 +76,8 @@ def test_help_shows_every_docstring_and_option_text_as_written(
     ("path", "expected"),
     [
         (["worker"], "(queues fleet.apply.<region>)."),
-        (["worker"], "(FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR)"),
-        (["sync"], "(FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR)"),
+        (["worker"], "kubeconfig.path must lie in FLEET_KUBECONFIG_DIR"),
+        (["sync"], "kubeconfig.path must lie in FLEET_KUBECONFIG_DIR"),
         (["render"], "-l, --label KEY=VALUE Bundle mode: a cluster label KEY=VALUE"),
         (["schema"], "`fleet schema > fleet.schema.json`"),
     ],

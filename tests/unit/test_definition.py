@@ -279,7 +279,7 @@ def test_yaml_lines_recorded() -> None:
     assert doc.line_of(("a", "nope")) == 1
 
 
-def test_credential_resolution() -> None:
+def test_credential_resolution(tmp_path: Path) -> None:
     spec = ClusterSpec.model_validate({"name": "prod-eu", "labels": {"region": "eu"}})
     assert cluster_context(spec).region == "eu"
     env = {"FLEET_CREDENTIALS_DIR": "/creds"}
@@ -288,10 +288,13 @@ def test_credential_resolution() -> None:
     env["HOME"] = "/home/w"
     assert resolve_kubeconfig(spec, env).path == Path("/home/w/k.yaml")
     explicit = ClusterSpec.model_validate(
-        {"name": "x", "kubeconfig": {"path": "~/kc", "context": "ctx"}}
+        {"name": "x", "kubeconfig": {"path": "kc", "context": "ctx"}}
     )
-    location = resolve_kubeconfig(explicit, {"HOME": "/h"})
-    assert (location.path, location.context) == (Path("/h/kc"), "ctx")
+    location = resolve_kubeconfig(explicit, {"FLEET_KUBECONFIG_DIR": str(tmp_path)})
+    assert (location.path, location.context) == (tmp_path.resolve() / "kc", "ctx")
+    # without FLEET_KUBECONFIG_DIR, a definition's path is relative to the worker's ~/.kube
+    home = tmp_path / "home"
+    assert resolve_kubeconfig(explicit, {"HOME": str(home)}).path == home / ".kube" / "kc"
     with pytest.raises(FleetError, match="FLEET_KUBECONFIG_PROD_EU"):
         resolve_kubeconfig(spec, {})
 
