@@ -81,8 +81,10 @@ def serve_command(
 ) -> None:
     """Run the scheduler: poll Git (or take push webhooks), plan, send tasks to the workers.
 
-    Serves POST / (GitHub/GitLab push webhook, needs FLEET_WEBHOOK_SECRET), GET /metrics
-    (Prometheus) and GET /status (JSON, the same model as `fleet status -o json`).
+    Serves POST / (GitHub/GitLab push webhook, needs FLEET_WEBHOOK_SECRET; signed, at most
+    1 MiB), GET /metrics (Prometheus) and GET /status (JSON, the same model as `fleet status
+    -o json`). FLEET_HTTP_MAX_CLIENTS connections at once (default 16), each with
+    FLEET_HTTP_TIMEOUT seconds (default 10) to send its request.
     The scheduler needs no cluster credential: the workers of each region hold them.
     """
     from fleet.config import configure_logging, current
@@ -109,6 +111,8 @@ def serve_command(
         env=settings.env,
         config=config,
         tick_interval=tick,
+        client_timeout=settings.http_timeout,
+        max_clients=settings.http_max_clients,
     )
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

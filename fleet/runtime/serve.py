@@ -1,7 +1,8 @@
 """`fleet serve`: the scheduler loop and one HTTP port for webhooks, metrics and status.
 
-One process, two threads: the scheduler loop (a tick every `tick_interval` seconds, or at
-once when a push webhook for our repository arrives) and a stdlib `ThreadingHTTPServer`:
+One process: the scheduler loop (a tick every `tick_interval` seconds, or at once when a
+push webhook for our repository arrives) and a `BoundedHTTPServer` (`fleet.runtime.http`:
+a fixed pool of `FLEET_HTTP_MAX_CLIENTS` threads, `FLEET_HTTP_TIMEOUT` seconds per client):
 
     POST /            (any path) GitHub/GitLab push webhook, HMAC-verified (fleet.source.webhooks)
     GET  /metrics     Prometheus text exposition (fleet.runtime.serve_view)
@@ -20,12 +21,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import redis
 
+from fleet.config import DEFAULT_HTTP_MAX_CLIENTS, DEFAULT_HTTP_TIMEOUT
 from fleet.errors import FleetError
-from fleet.runtime.http import make_webhook_handler
+from fleet.runtime.http import BoundedHTTPServer, GuardedHandler, make_webhook_handler
 from fleet.runtime.scheduler import Scheduler, SchedulerConfig
 from fleet.runtime.serve_view import CONTENT_TYPE_METRICS, metrics_text, status_json
 from fleet.runtime.state_cache import connect_redis
@@ -44,10 +45,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def make_handler(scheduler: Scheduler, secret: str | None) -> type[BaseHTTPRequestHandler]:
+def make_handler(scheduler: Scheduler, secret: str | None) -> type[GuardedHandler]:
     """The request handler: webhook POSTs (when a secret is set) and the read-only GETs."""
-    base: type[BaseHTTPRequestHandler] = (
-        make_webhook_handler(secret, scheduler.on_push) if secret else BaseHTTPRequestHandler
+    base: type[GuardedHandler] = (
+        make_webhook_handler(secret, scheduler.on_push) if secret else GuardedHandler
     )
 
     class ServeHandler(base):  # type: ignore[valid-type,misc]
@@ -71,6 +72,7 @@ def make_handler(scheduler: Scheduler, secret: str | None) -> type[BaseHTTPReque
 
             def do_POST(self) -> None:
                 self._send(404, f"webhooks are off ({SECRET_ENV} not set)\n", "text/plain")
+                self.drain_small_body()
 
         def _send(self, status: int, body: str, content_type: str) -> None:
             data = body.encode()
@@ -91,7 +93,7 @@ class Server:
     """A running `fleet serve`: `stop()` ends the loop and the HTTP server."""
 
     scheduler: Scheduler
-    http: ThreadingHTTPServer
+    http: BoundedHTTPServer
     stopping: threading.Event
     threads: list[threading.Thread]
 
@@ -136,8 +138,10 @@ def start_server(
     dispatcher: Dispatcher | None = None,
     config: SchedulerConfig | None = None,
     tick_interval: float = 2.0,
+    client_timeout: float = DEFAULT_HTTP_TIMEOUT,
+    max_clients: int = DEFAULT_HTTP_MAX_CLIENTS,
 ) -> Server:
-    """Bind the port, build the scheduler and start both threads."""
+    """Bind the port, build the scheduler and start the loop and the HTTP server."""
     host, port = parse_listen(listen)
     secret = env.get(SECRET_ENV, "").strip() or None
     client = connect_redis(redis_url)
@@ -147,8 +151,12 @@ def start_server(
         dispatcher or CeleryDispatcher(redis_url),
         config=config,
     )
-    http = ThreadingHTTPServer((host, port), make_handler(scheduler, secret))
-    http.daemon_threads = True
+    http = BoundedHTTPServer(
+        (host, port),
+        make_handler(scheduler, secret),
+        client_timeout=client_timeout,
+        max_clients=max_clients,
+    )
     stopping = threading.Event()
     threads = [
         threading.Thread(target=http.serve_forever, name="fleet-http", daemon=True),

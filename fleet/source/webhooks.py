@@ -15,7 +15,8 @@ The secret comes from `FLEET_WEBHOOK_SECRET`. There is no unauthenticated mode: 
 without a signature or token is always rejected (401), and without a secret the receiver
 refuses to start (`webhook_secret_from_env` raises), because an open endpoint that makes
 the scheduler fetch is a denial-of-service lever. The body is parsed only after the
-signature checks out. Comparisons are constant-time (`hmac.compare_digest`).
+signature checks out, and `is_signed` lets a receiver refuse a request without either header
+before it reads the body. Comparisons are constant-time (`hmac.compare_digest`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from fleet import config
 from fleet.errors import FleetError
 
 SECRET_ENV = "FLEET_WEBHOOK_SECRET"
+SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Gitlab-Token")
+UNSIGNED = "unsigned request: no X-Hub-Signature-256 or X-Gitlab-Token"
 ZERO_SHA = "0" * 40
 
 _GITHUB_URL_KEYS = ("clone_url", "ssh_url", "git_url", "html_url", "url")
@@ -79,6 +82,13 @@ def webhook_secret_from_env(environ: Mapping[str, str] | None = None) -> str:
     return secret
 
 
+def is_signed(headers: Mapping[str, str]) -> bool:
+    """Does the request carry a signature or token header at all? (A receiver asks this
+    before it reads the body: an unsigned request is refused unread.)"""
+    lowered = {key.lower() for key in headers}
+    return any(name.lower() in lowered for name in SIGNATURE_HEADERS)
+
+
 def github_signature(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` value GitHub sends for `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -103,7 +113,7 @@ def parse_push(secret: str, headers: Mapping[str, str], body: bytes) -> PushEven
         if event not in _GITLAB_PUSH_EVENTS:
             raise WebhookRejected(202, f"ignored GitLab event {event or '(none)'!r}")
         return _gitlab_push(_load_json(body, lowered.get("content-type", "")))
-    raise WebhookRejected(401, "unsigned request: no X-Hub-Signature-256 or X-Gitlab-Token")
+    raise WebhookRejected(401, UNSIGNED)
 
 
 def _verify_github(secret: str, given: str, body: bytes) -> None:

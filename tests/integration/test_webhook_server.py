@@ -1,8 +1,13 @@
-"""The webhook receiver over real HTTP on loopback: 401 unsigned or wrong, 202 push, 400 bad."""
+"""The webhook receiver over real HTTP on loopback: 401 unsigned or wrong, 202 push, 400 bad;
+and, with raw sockets, what an untrusted client cannot do: make it read an unsigned or
+oversized body, hold a connection open by sending slowly, or grow its threads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -12,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from fleet.errors import FleetError
-from fleet.runtime.http import make_webhook_handler, serve_webhooks
+from fleet.runtime.http import BoundedHTTPServer, make_webhook_handler, serve_webhooks
 from fleet.source.webhooks import PushEvent, github_signature
 
 SECRET = "webhook-test-secret"
@@ -144,3 +149,143 @@ def test_failing_on_push_is_500() -> None:
 def test_no_secret_no_receiver() -> None:
     with pytest.raises(FleetError, match="FLEET_WEBHOOK_SECRET"):
         make_webhook_handler("", lambda event: None)
+
+
+# -- untrusted clients: raw sockets against the real server --------------------------------
+
+
+@contextlib.contextmanager
+def bounded(
+    max_clients: int = 4, timeout: float = 10.0
+) -> Iterator[tuple[BoundedHTTPServer, list[PushEvent]]]:
+    pushes: list[PushEvent] = []
+    server = serve_webhooks(
+        "127.0.0.1", 0, SECRET, pushes.append, client_timeout=timeout, max_clients=max_clients
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server, pushes
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def connect(server: BoundedHTTPServer, first: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=20)
+    if first:
+        sock.sendall(first)
+    return sock
+
+
+def head(length: int, *extra: str) -> bytes:
+    lines = ["POST /hooks/git HTTP/1.1", "Host: fleet", "Content-Type: application/json",
+             f"Content-Length: {length}", *extra]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (20 s socket timeout: a hang fails)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def closed_by_server(sock: socket.socket, trickle: bytes = b"") -> bool:
+    """Keep sending `trickle` one byte at a time (or nothing) until the server closes the
+    connection; True once it did. Gives up (False) after a minute of bytes."""
+    for byte in (trickle * 600)[:600] or [None] * 600:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+            return True
+        if byte is not None:
+            try:
+                sock.send(bytes([byte]))
+            except OSError:  # reset: the server closed it
+                return True
+    return False
+
+
+def test_a_missing_signature_is_401_before_the_body_is_sent() -> None:
+    with bounded() as (server, pushes):
+        with connect(server, head(1000, "X-GitHub-Event: push")) as sock:
+            reply = answer(sock)  # the body (1000 bytes) was never sent
+        assert reply.startswith(b"HTTP/1.0 401 ") and b"unsigned" in reply
+        assert pushes == []
+
+
+def test_a_body_over_1_mib_is_413_unread() -> None:
+    with bounded() as (server, _):
+        signature = "X-Hub-Signature-256: sha256=" + "0" * 64
+        with connect(server, head(2 * 1024 * 1024, signature, "X-GitHub-Event: push")) as sock:
+            reply = answer(sock)
+        assert reply.startswith(b"HTTP/1.0 413 ") and b"payload too large" in reply
+        chunked = head(0, signature, "Transfer-Encoding: chunked")
+        with connect(server, chunked) as sock:
+            assert answer(sock).startswith(b"HTTP/1.0 411 ")
+
+
+def test_a_signed_push_still_works_from_a_raw_socket() -> None:
+    body = json.dumps(PUSH).encode()
+    with bounded() as (server, pushes):
+        request = head(len(body), *(f"{k}: {v}" for k, v in signed(body).items())) + body
+        with connect(server, request) as sock:
+            assert answer(sock).startswith(b"HTTP/1.0 202 ")
+        assert [p.after_sha for p in pushes] == [AFTER]
+
+
+def test_slow_clients_are_disconnected() -> None:
+    with bounded(timeout=0.5) as (server, pushes):
+        # half the headers, then nothing: the socket timeout
+        with connect(server, b"POST /hooks/git HTTP/1.1\r\nHost: fleet\r\nX-Hub-Sig") as sock:
+            assert closed_by_server(sock)
+        # a byte every 0.1 s never trips a socket timeout: the deadline cuts it
+        with connect(server) as sock:
+            assert closed_by_server(sock, b"POST /hooks/git HTTP/1.1\r\nX-Padding: " + b"a" * 600)
+        # a body shorter than its Content-Length
+        signature = "X-Hub-Signature-256: sha256=" + "0" * 64
+        with connect(server, head(100, signature) + b"{") as sock:
+            assert closed_by_server(sock)
+        assert server.cut >= 1 and pushes == []
+
+
+def test_concurrent_slow_clients_are_bounded_and_a_push_gets_through() -> None:
+    before = threading.active_count()
+    with bounded(max_clients=3, timeout=1.0) as (server, pushes):
+        slow = [connect(server, b"POST / HTTP/1.1\r\nHost: fleet\r\n") for _ in range(4)]
+        try:
+            body = json.dumps(PUSH).encode()
+            status, _ = Receiver(f"http://127.0.0.1:{server.server_address[1]}").post(
+                body, signed(body)
+            )
+            # 3 workers held by slow clients, one more queued: the push waited for a
+            # worker freed at a slow client's deadline, then went through
+            assert status == 202 and len(pushes) == 1
+            # the server's threads: its workers and the accept loop, never one per client
+            assert threading.active_count() - before <= server.max_clients + 1
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def test_connections_beyond_the_queue_get_503_at_once() -> None:
+    before = threading.active_count()
+    with bounded(max_clients=2, timeout=60.0) as (server, _):
+        slow = [connect(server, b"POST / HTTP/1.1\r\nHost: fleet\r\n") for _ in range(4)]
+        try:
+            with connect(server) as extra:  # accepted after the four, in order
+                # nothing is cut within 60 s: this answer comes from the bound
+                assert answer(extra).startswith(b"HTTP/1.0 503 ")
+            assert server.refused == 1 and server.cut == 0
+            assert threading.active_count() - before <= server.max_clients + 1
+        finally:
+            for sock in slow:
+                sock.close()
