@@ -12,7 +12,11 @@ process that fetches:
   The token reaches git through `GIT_ASKPASS`: a tiny script (no secret in it) echoes the
   values of two environment variables that exist only in the git child's environment. So the
   token is not in the URL, not in the mirror's `.git/config`, not on a command line (`ps`).
-  Git asks only when the server answers 401, and only for the URL it is fetching.
+  Git asks only when the server answers 401, and the script answers only when git asks for
+  the URL's own origin (scheme, host, port): a server that redirects git elsewhere (another
+  host, or https -> http) gets nothing. A token is never sent over plain `http://`: such a
+  URL with a token is refused, unless the operator sets `FLEET_GIT_ALLOW_HTTP=1` (a
+  setting, not a definition key: the repository must not lower the operator's guard).
 - SSH: `FLEET_GIT_SSH_KEY` (path to a private key) becomes
   `GIT_SSH_COMMAND=ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o BatchMode=yes ...`.
   `-F /dev/null`: with a key given, the environment says everything, and no ssh config file
@@ -49,14 +53,26 @@ from fleet.errors import FleetError
 DEFAULT_USERNAME = "x-access-token"
 REDACTED = "***"
 
-# The askpass helper is passed the prompt ("Username for '...': " or "Password for ...").
-# It holds no secret: the values come from the git child's environment.
-ASKPASS_SCRIPT = """#!/bin/sh
+# The askpass helper is passed git's prompt: "Username for 'https://host': " or "Password
+# for 'https://user@host': ". It answers only for the origin fleet fetches from (scheme,
+# host and port; `FLEET_ASKPASS_ORIGIN`): after a redirect to another host, or from https
+# to http, it prints nothing and fails, and git gives up. It holds no secret: the values
+# come from the git child's environment.
+ASKPASS_SCRIPT = r"""#!/bin/sh
+url=${1#*\'}
+url=${url%\'*}
+scheme=${url%%://*}
+rest=${url#*://}
+rest=${rest%%/*}
+origin=$(printf '%s://%s' "$scheme" "${rest##*@}" | tr 'A-Z' 'a-z')
+[ -n "$FLEET_ASKPASS_ORIGIN" ] && [ "$origin" = "$FLEET_ASKPASS_ORIGIN" ] || exit 1
 case "$1" in
-  Username*|username*) printf '%s\\n' "$FLEET_ASKPASS_USERNAME" ;;
-  *) printf '%s\\n' "$FLEET_ASKPASS_PASSWORD" ;;
+  Username*|username*) printf '%s\n' "$FLEET_ASKPASS_USERNAME" ;;
+  Password*|password*) printf '%s\n' "$FLEET_ASKPASS_PASSWORD" ;;
+  *) exit 1 ;;
 esac
 """
+ALLOW_HTTP_ENV = "FLEET_GIT_ALLOW_HTTP"
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
 # ssh's own reason for failing; git follows it with a generic "fatal: Could not read from
@@ -79,6 +95,7 @@ class GitCredentials:
     token: str | None = field(default=None, repr=False)
     ssh_key: Path | None = None
     known_hosts: Path | None = None
+    origin: str = ""  # scheme://host[:port] (lower-case): the only place the token is given
 
     def secrets(self) -> tuple[str, ...]:
         """Every form in which a credential could show up in git's output."""
@@ -137,8 +154,14 @@ def credentials_for(url: str, environ: Mapping[str, str] | None = None) -> GitCr
 
     if transport in ("https", "http"):
         token = lookup("FLEET_GIT_TOKEN")
+        if token and transport == "http" and not config.git_allow_http_from(env):
+            raise FleetError(
+                f"refusing to send the Git token for {host} over plain http:// "
+                f"({redact(url)}): use an https:// URL, or set {ALLOW_HTTP_ENV}=1"
+            )
         username = lookup("FLEET_GIT_USERNAME") or url_user or (DEFAULT_USERNAME if token else None)
-        return GitCredentials(transport, host, username=username, token=token)
+        origin = f"{transport}://{urlsplit(url).netloc.rsplit('@', 1)[-1].lower()}"
+        return GitCredentials(transport, host, username=username, token=token, origin=origin)
     if transport == "ssh":
         key = env.get("FLEET_GIT_SSH_KEY") or None
         known = env.get("FLEET_GIT_KNOWN_HOSTS") or None
@@ -194,6 +217,7 @@ def git_environment(creds: GitCredentials, askpass: Path | None) -> dict[str, st
         if askpass is None:
             raise ValueError("an askpass helper is needed to pass a token")
         env["GIT_ASKPASS"] = str(askpass)
+        env["FLEET_ASKPASS_ORIGIN"] = creds.origin
         env["FLEET_ASKPASS_USERNAME"] = creds.username or DEFAULT_USERNAME
         env["FLEET_ASKPASS_PASSWORD"] = creds.token
     elif creds.transport == "ssh":

@@ -12,14 +12,16 @@ from fleet.errors import FleetError
 from fleet.source.auth import host_env_suffix
 from fleet.source.git import GitSource
 from fleet.source.poll import Poller
-from tests.support.git_http import GitHttpServer
+from tests.support.git_http import GitHttpServer, RedirectServer
 from tests.support.servers import run_git
 
 TOKEN = "glpat-ReallySecretToken-0123456789"
 
 
 @pytest.fixture
-def http_git(tmp_path: Path) -> Iterator[GitHttpServer]:
+def http_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHttpServer]:
+    # plain http on loopback: the transport is not what these tests are about
+    monkeypatch.setenv("FLEET_GIT_ALLOW_HTTP", "1")
     server = GitHttpServer(tmp_path / "http-git", token=TOKEN)
     server.start()
     yield server
@@ -90,3 +92,57 @@ def test_wrong_token_is_reported_without_the_token(
     assert result.error is not None
     assert "Authentication failed" in result.error and "token was refused" in result.error
     assert wrong not in result.error and wrong not in caplog.text
+
+
+def test_a_redirect_to_another_host_gets_no_token(
+    tmp_path: Path,
+    source_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The token is for the URL's host; a server that redirects git to another host (here
+    127.0.0.2, which asks for credentials too) must never be sent it."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("FLEET_GIT_ALLOW_HTTP", "1")
+    other = GitHttpServer(tmp_path / "other-git", token=TOKEN, host="127.0.0.2")
+    other.start()
+    push_commit(other, "cfg", tmp_path / "work", "first")
+    redirect = RedirectServer(f"http://127.0.0.2:{other.port}")
+    redirect.start()
+    try:
+        monkeypatch.setenv(
+            "FLEET_GIT_TOKEN_" + host_env_suffix(f"127.0.0.1:{redirect.port}"), TOKEN
+        )
+        with pytest.raises(FleetError) as info:
+            GitSource(redirect.url("cfg"), "main").update()
+        assert redirect.authorizations  # git went to the first host ...
+        assert other.authorizations  # ... was sent on to the second one ...
+        assert all(header is None for header in other.authorizations)  # ... without a token
+        assert TOKEN not in str(info.value) and TOKEN not in caplog.text
+        assert len(str(info.value).splitlines()) == 1
+
+        # the second server is fine: asked by its own URL, with its own token, it serves
+        monkeypatch.setenv("FLEET_GIT_TOKEN_" + host_env_suffix(f"127.0.0.2:{other.port}"), TOKEN)
+        assert GitSource(other.url("cfg"), "main").update().sha
+    finally:
+        redirect.stop()
+        other.stop()
+
+
+def test_a_token_over_plain_http_is_refused_unless_allowed(
+    http_git: GitHttpServer, tmp_path: Path, source_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_commit(http_git, "cfg", tmp_path / "work", "first")
+    monkeypatch.delenv("FLEET_GIT_ALLOW_HTTP")
+    monkeypatch.setenv(token_env(http_git), TOKEN)
+    with pytest.raises(FleetError) as info:
+        GitSource(http_git.url("cfg"), "main").update()
+    message = str(info.value)
+    assert message == (
+        f"refusing to send the Git token for 127.0.0.1:{http_git.port} over plain http:// "
+        f"({http_git.url('cfg')}): use an https:// URL, or set FLEET_GIT_ALLOW_HTTP=1"
+    )
+    assert http_git.attempts == []  # nothing was sent at all
+
+    monkeypatch.setenv("FLEET_GIT_ALLOW_HTTP", "1")
+    assert GitSource(http_git.url("cfg"), "main").update().sha

@@ -21,18 +21,20 @@ from urllib.parse import urlsplit
 
 @dataclass
 class GitHttpServer:
-    """`git http-backend` over HTTP on 127.0.0.1 with Basic auth (`username`:`token`)."""
+    """`git http-backend` over HTTP on `host` with Basic auth (`username`:`token`)."""
 
     base: Path
     token: str
     username: str | None = None  # None: any username with the right token (like GitHub)
     port: int = 0
+    host: str = "127.0.0.1"  # any of 127.0.0.0/8: a second "host" on the same machine
     attempts: list[tuple[str, str | None]] = field(default_factory=list)  # (path, user or None)
+    authorizations: list[str | None] = field(default_factory=list)  # every Authorization header
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}.git"
+        return f"http://{self.host}:{self.port}/{name}.git"
 
     def create_bare(self, name: str) -> Path:
         bare = self.base / f"{name}.git"
@@ -48,7 +50,7 @@ class GitHttpServer:
         self.base.mkdir(parents=True, exist_ok=True)
         if shutil.which("git") is None:
             raise RuntimeError("git not found on PATH")
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -90,6 +92,7 @@ class GitHttpServer:
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
+                server.authorizations.append(self.headers.get("Authorization"))
                 user = server._authorised_user(self.headers.get("Authorization"))
                 server.attempts.append((self.path, user))
                 if user is None:
@@ -152,3 +155,45 @@ class GitHttpServer:
                 pass
 
         return Handler
+
+
+@dataclass
+class RedirectServer:
+    """Answers every request with a redirect to `target` + the same path (a moved or a
+    hostile Git server), recording the Authorization headers it was sent."""
+
+    target: str  # e.g. http://127.0.0.2:PORT
+    status: int = 302
+    port: int = 0
+    authorizations: list[str | None] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}.git"
+
+    def start(self) -> None:
+        redirect = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                redirect.authorizations.append(self.headers.get("Authorization"))
+                self.send_response(redirect.status)
+                self.send_header("Location", redirect.target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_GET
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

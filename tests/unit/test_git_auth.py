@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,12 +74,61 @@ def test_token_goes_through_askpass_never_the_url(tmp_path: Path) -> None:
     askpass = ensure_askpass(tmp_path)
     env = git_environment(creds, askpass)
     assert env["GIT_ASKPASS"] == str(askpass)
+    assert env["FLEET_ASKPASS_ORIGIN"] == "https://github.com"
     assert env["FLEET_ASKPASS_PASSWORD"] == TOKEN
     assert env["FLEET_ASKPASS_USERNAME"] == "x-access-token"
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("credential.helper", "")
     assert TOKEN not in askpass.read_text()
     assert askpass.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("prompt", "answer"),
+    [
+        ("Username for 'https://git.example.com:8443': ", "bot"),
+        ("Password for 'https://bot@git.example.com:8443': ", TOKEN),
+        ("Password for 'https://bot@Git.Example.COM:8443': ", TOKEN),  # hosts ignore case
+        ("Password for 'https://bot@git.example.com:8443/acme/x.git': ", TOKEN),  # useHttpPath
+        # a redirect elsewhere: another host, another port, or down to plain http
+        ("Username for 'https://evil.example.net': ", None),
+        ("Password for 'https://bot@evil.example.net': ", None),
+        ("Password for 'https://bot@git.example.com': ", None),
+        ("Password for 'http://bot@git.example.com:8443': ", None),
+        ("Password for 'https://git.example.com:8443@evil.example.net': ", None),
+        ("Passphrase for key '/root/.ssh/id': ", None),
+        ("", None),
+    ],
+)
+def test_askpass_answers_only_for_the_origin_of_the_url(
+    prompt: str, answer: str | None, tmp_path: Path
+) -> None:
+    creds = credentials_for(
+        "https://bot@git.example.com:8443/acme/x.git", {"FLEET_GIT_TOKEN": TOKEN}
+    )
+    assert creds.origin == "https://git.example.com:8443"
+    askpass = ensure_askpass(tmp_path)
+    env = {"PATH": "/usr/bin:/bin", **git_environment(creds, askpass)}
+    done = subprocess.run([str(askpass), prompt], env=env, capture_output=True, text=True)
+    if answer is None:
+        assert (done.returncode, done.stdout) == (1, "")
+    else:
+        assert (done.returncode, done.stdout) == (0, answer + "\n")
+
+
+def test_a_token_over_plain_http_is_refused_unless_allowed() -> None:
+    env = {"FLEET_GIT_TOKEN": TOKEN}
+    with pytest.raises(FleetError) as info:
+        credentials_for("http://git.example.com/acme/x.git", env)
+    assert str(info.value) == (
+        "refusing to send the Git token for git.example.com over plain http:// "
+        "(http://git.example.com/acme/x.git): use an https:// URL, or set FLEET_GIT_ALLOW_HTTP=1"
+    )
+    assert credentials_for("http://git.example.com/x.git", {}).token is None  # public: fine
+    allowed = credentials_for("http://git.example.com/x.git", {**env, "FLEET_GIT_ALLOW_HTTP": "1"})
+    assert allowed.token == TOKEN and allowed.origin == "http://git.example.com"
+    with pytest.raises(FleetError, match="FLEET_GIT_ALLOW_HTTP must be"):
+        credentials_for("http://git.example.com/x.git", {**env, "FLEET_GIT_ALLOW_HTTP": "maybe"})
 
 
 def test_source_keeps_the_token_out_of_its_url(tmp_path: Path) -> None:
