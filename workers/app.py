@@ -8,8 +8,10 @@ Settings and why:
   idempotent (keyed by bundle, cluster and deployment id) and locked per (bundle,
   cluster), so running one twice changes nothing.
 - `visibility_timeout` (`FLEET_CELERY_VISIBILITY_TIMEOUT`, default 1800s) is longer than
-  the longest task: a health wait (default 300s) plus retries. Retry countdowns are
-  capped well below it (see workers.tasks), or a waiting retry would be redelivered.
+  the longest task: a health wait (a bundle's `waitTimeoutSeconds`, capped by
+  `FLEET_MAX_WAIT_SECONDS` and at most half the visibility timeout: fleet.runtime.waits)
+  plus retries. Retry countdowns are capped well below it (see workers.tasks), or a
+  waiting retry would be redelivered.
 - `worker_prefetch_multiplier=1`: a worker takes one message per free slot, so a slow
   cluster does not hoard a queue's messages another worker could run.
 - JSON only, for arguments and results: messages are names and hashes, readable in Redis.

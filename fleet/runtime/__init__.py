@@ -7,6 +7,7 @@ Embedded (`fleet sync`, `fleet diff`, `fleet status`), one process, no Redis:
 - `embedded`: one full pass: plan, sync units, remove bundles, report
 - `live_status`: what the clusters run vs. what Git wants, read-only
 - `clusters`, `credentials`: reaching clusters with credentials from the environment
+- `waits`: the operator's cap on a bundle's health wait (both runtimes)
 
 Distributed (`fleet serve` + `fleet worker`, Celery over Redis):
 - `scheduler`: one level-triggered tick: poll, load, plan against the state cache, dispatch

@@ -40,12 +40,14 @@ from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
+from fleet.runtime.waits import deploy_options
 from fleet.source.local import resolve_source
+from fleet.spec.bundle_options import BundleOptions
 from fleet.states import ActualUnit, BundleState
 from fleet.status.model import FleetStatus
 from fleet.status.rows import removal_row, unit_row
 from fleet.targeting.dependencies import dependency_order
-from fleet.targeting.units import UnitKey
+from fleet.targeting.units import DeploymentUnit, UnitKey
 
 Progress = Callable[[str], None]
 
@@ -119,9 +121,17 @@ def sync_fleet(
         f"{len(desired.units)} units on {len(desired.clusters)} clusters, "
         f"{desired.renders} renders ({desired.cache_hits} from cache)"
     )
-    run = SyncRun(desired, say, retries=retries, backoff=backoff, concurrency=concurrency)
+    settings = config.current() if env is None else config.Settings.from_env(env)
+    run = SyncRun(
+        desired,
+        say,
+        retries=retries,
+        backoff=backoff,
+        concurrency=concurrency,
+        wait_cap=settings.wait_cap,
+    )
     try:
-        run.connect(config.current().env if env is None else env)
+        run.connect(settings.env)
         run.read_actual()
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)
@@ -142,10 +152,12 @@ class SyncRun:
         retries: int = 3,
         backoff: float = 1.0,
         concurrency: int = 4,
+        wait_cap: float = config.DEFAULT_MAX_WAIT,
     ) -> None:
         self.desired = desired
         self.say = say
         self.concurrency = max(1, concurrency)
+        self.wait_cap = wait_cap  # the longest health wait of a unit (fleet.runtime.waits)
         specs = {c.name: c for c in desired.repo.definition.clusters}
         self.clusters = ClusterSet(
             [specs[name] for name in desired.clusters],
@@ -248,6 +260,7 @@ class SyncRun:
         if record is not None and record.deployment_id == unit.deployment_id and record.commit:
             commit = record.commit  # same desired state: no new revision for a drift check
         manifests = self.desired.manifests(unit)
+        options, note = self.deploy_options(unit)
         if not dry_run:
             self.say(
                 f"{unit.cluster}/{unit.bundle}: syncing {unit.short_id} ({item.reason}; "
@@ -262,13 +275,15 @@ class SyncRun:
                     unit.deployment_id,
                     commit,
                     manifests,
-                    unit.options,
+                    options,
                     dry_run=dry_run,
                     wait=wait,
                     fleet=self.desired.fleet_name,
                     claims=lambda: self.desired.claims(unit.cluster),
                 ),
             )
+            if note is not None and wait and not dry_run:
+                result.message = f"{result.message} ({note})"
         except ClusterUnreachable as err:
             result = UnitResult(
                 unit.bundle,
@@ -293,6 +308,11 @@ class SyncRun:
             f"{unit.cluster}/{unit.bundle}: {result.state.value}: {what} "
             f"[{result.writes} writes, {result.seconds:.1f}s]"
         )
+
+    def deploy_options(self, unit: DeploymentUnit) -> tuple[BundleOptions, str | None]:
+        """The unit's options as the engine gets them: the health wait capped at
+        `wait_cap` (and the note saying so, also logged), see fleet.runtime.waits."""
+        return deploy_options(unit, self.wait_cap)
 
     def _remove(self, link: ClusterLink, removal: Removal, dry_run: bool) -> None:
         key = (removal.bundle, removal.cluster)

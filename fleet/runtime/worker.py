@@ -50,7 +50,9 @@ from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.state_cache import CachedUnit, StateCache
+from fleet.runtime.waits import deploy_options
 from fleet.source.git import GitSource
+from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.loader import load_repository
 from fleet.states import BundleState
 from fleet.targeting.units import DeploymentUnit
@@ -102,11 +104,16 @@ class UnitWorker:
         env: Mapping[str, str] | None = None,
         lock_ttl: float = DEFAULT_TTL,
         cooldown: float = FAILURE_COOLDOWN,
+        wait_cap: float | None = None,
     ) -> None:
         self.redis = client
         self.name = name
         self.loader = loader or RevisionLoader()
-        self.env = config.current().env if env is None else env
+        settings = config.current() if env is None else config.Settings.from_env(env)
+        self.env = settings.env
+        # the longest health wait of a unit (fleet.runtime.waits): below the visibility
+        # timeout, so a task is never redelivered while this worker still waits
+        self.wait_cap = settings.wait_cap if wait_cap is None else wait_cap
         self.lock_ttl = lock_ttl
         self.cooldown = cooldown
 
@@ -118,6 +125,7 @@ class UnitWorker:
         if isinstance(current, TaskOutcome):
             return current
         rev, cache, unit, manifests = current
+        options, note = self.deploy_options(unit)
         lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
         log.info(
             "%s/%s: applying %s (%s)",
@@ -137,16 +145,17 @@ class UnitWorker:
                     job.deployment_id,
                     job.commit,
                     manifests,
-                    unit.options,
+                    options,
                     fleet=rev.fleet_name,
                     claims=lambda: rev.claims(job.cluster),
                 ),
             )
+        message = result.message if note is None else f"{result.message} ({note})"
         record = CachedUnit(
             job.deployment_id,
             result.state,
             job.commit,
-            result.message,
+            message,
             unit.options.keep_resources,
             by=self.name,
         )
@@ -156,7 +165,12 @@ class UnitWorker:
             "apply", job.bundle, job.cluster, job.deployment_id, self.cooldown if failed else 0
         )
         cache.mark_drift_checked(job.bundle, job.cluster)
-        return self._outcome(job, result.state, result.message, writes=result.writes)
+        return self._outcome(job, result.state, message, writes=result.writes)
+
+    def deploy_options(self, unit: DeploymentUnit) -> tuple[BundleOptions, str | None]:
+        """The unit's options as the engine gets them: the health wait capped at
+        `wait_cap` (and the note saying so, also logged), see fleet.runtime.waits."""
+        return deploy_options(unit, self.wait_cap)
 
     def remove(self, job: UnitJob, keep_resources: bool) -> TaskOutcome:
         """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""

@@ -194,7 +194,8 @@ class BundleOptions(StrictModel):
     image_scans: list[dict[str, Any]] = Field(default_factory=list, alias="imageScans")
     # fleet extension: force a renderer by plugin name (`yaml`, `helm`, `kustomize`, ...)
     renderer: str | None = None
-    # fleet extension: seconds to wait for health after apply
+    # fleet extension: seconds to wait for health after apply (capped by the operator,
+    # FLEET_MAX_WAIT_SECONDS: see fleet.runtime.waits)
     wait_timeout_seconds: int | None = Field(default=None, alias="waitTimeoutSeconds")
 
     @property
