@@ -82,3 +82,24 @@ def test_values_from_the_environment() -> None:
 def test_a_malformed_number_is_one_user_error_naming_the_variable() -> None:
     with pytest.raises(UserError, match="FLEET_LOCK_TTL must be a number of seconds, not 'x'"):
         Settings.from_env({"FLEET_LOCK_TTL": "x"})
+
+
+def test_the_untrusted_input_limits() -> None:
+    defaults = Settings.from_env({"HOME": "/home/u"})
+    assert defaults.kubeconfig_dir == Path("/home/u/.kube")
+    assert (defaults.http_timeout, defaults.http_max_clients) == (10.0, 16)
+    assert (defaults.max_wait_seconds, defaults.git_allow_http) == (600.0, False)
+    env = {
+        "FLEET_KUBECONFIG_DIR": "/etc/fleet/kube",
+        "FLEET_HTTP_TIMEOUT": "2.5",
+        "FLEET_HTTP_MAX_CLIENTS": "4",
+        "FLEET_MAX_WAIT_SECONDS": "120",
+        "FLEET_GIT_ALLOW_HTTP": "yes",
+    }
+    settings = Settings.from_env(env)
+    assert settings.kubeconfig_dir == Path("/etc/fleet/kube")
+    assert (settings.http_timeout, settings.http_max_clients) == (2.5, 4)
+    assert (settings.wait_cap, settings.git_allow_http) == (120.0, True)
+    assert Settings.from_env({"FLEET_HTTP_MAX_CLIENTS": "0"}).http_max_clients == 1
+    with pytest.raises(UserError, match="FLEET_GIT_ALLOW_HTTP must be 1/true/yes or 0/false/no"):
+        Settings.from_env({"FLEET_GIT_ALLOW_HTTP": "sure"})
