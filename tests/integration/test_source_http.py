@@ -94,20 +94,25 @@ def test_wrong_token_is_reported_without_the_token(
     assert wrong not in result.error and wrong not in caplog.text
 
 
+@pytest.mark.parametrize("ask_first", [False, True], ids=["redirect", "auth-then-redirect"])
 def test_a_redirect_to_another_host_gets_no_token(
+    ask_first: bool,
     tmp_path: Path,
     source_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The token is for the URL's host; a server that redirects git to another host (here
-    127.0.0.2, which asks for credentials too) must never be sent it."""
+    127.0.0.2, which asks for credentials too) must never be sent it, whether it redirects
+    at once (before the askpass check, git asked again for the second host and got the
+    token) or first takes the token itself (it is the URL's own host: it may; git then
+    does not carry the credential over the redirect either, a guard on git's behaviour)."""
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("FLEET_GIT_ALLOW_HTTP", "1")
     other = GitHttpServer(tmp_path / "other-git", token=TOKEN, host="127.0.0.2")
     other.start()
     push_commit(other, "cfg", tmp_path / "work", "first")
-    redirect = RedirectServer(f"http://127.0.0.2:{other.port}")
+    redirect = RedirectServer(f"http://127.0.0.2:{other.port}", ask_first=ask_first)
     redirect.start()
     try:
         monkeypatch.setenv(

@@ -164,6 +164,7 @@ class RedirectServer:
 
     target: str  # e.g. http://127.0.0.2:PORT
     status: int = 302
+    ask_first: bool = False  # answer 401 until a request carries Authorization, then redirect
     port: int = 0
     authorizations: list[str | None] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -177,6 +178,12 @@ class RedirectServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 redirect.authorizations.append(self.headers.get("Authorization"))
+                if redirect.ask_first and not self.headers.get("Authorization"):
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="fleet-test-redirect"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(redirect.status)
                 self.send_header("Location", redirect.target + self.path)
                 self.send_header("Content-Length", "0")
