@@ -92,7 +92,9 @@ class BoundedHTTPServer(HTTPServer):
                 self.load += 1
         if busy:
             self.refused += 1
-            log.warning("HTTP: %s refused, %d connections busy", client_address[0], self.load)
+            if self.refused % 100 == 1:  # a flood is one line per hundred, not one per client
+                log.warning("HTTP: %s refused (503), %d connections busy; %d refused so far",
+                            client_address[0], self.load, self.refused)  # fmt: skip
             self._answer_busy(request)
             return
         self._waiting.put((request, client_address))
