@@ -56,6 +56,7 @@ class BoundedHTTPServer(HTTPServer):
     """An HTTP server with a fixed pool of `max_clients` threads and a deadline per client."""
 
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog (socketserver's 5 drops SYNs under load)
 
     def __init__(
         self,
