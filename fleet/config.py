@@ -35,6 +35,8 @@ TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility ti
 DEFAULT_MAX_WAIT = 600.0  # longest health wait a bundle's waitTimeoutSeconds may ask for
 DEFAULT_HTTP_TIMEOUT = 10.0  # seconds a `fleet serve` client may take per socket operation
 DEFAULT_HTTP_MAX_CLIENTS = 16  # connections `fleet serve` handles at once
+DEFAULT_MASS_DELETE_SHARE = 0.5  # a commit deleting more of a fleet's objects stops first
+DEFAULT_MASS_DELETE_MIN = 10  # ... when it deletes at least this many
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -60,6 +62,8 @@ class Settings:
     http_timeout: float = DEFAULT_HTTP_TIMEOUT  # FLEET_HTTP_TIMEOUT
     http_max_clients: int = DEFAULT_HTTP_MAX_CLIENTS  # FLEET_HTTP_MAX_CLIENTS
     git_allow_http: bool = False  # FLEET_GIT_ALLOW_HTTP: a token may go over plain http://
+    mass_delete_share: float = DEFAULT_MASS_DELETE_SHARE  # FLEET_MASS_DELETE_SHARE
+    mass_delete_min_objects: int = DEFAULT_MASS_DELETE_MIN  # FLEET_MASS_DELETE_MIN_OBJECTS
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -90,6 +94,10 @@ class Settings:
             http_timeout=_number(env, "FLEET_HTTP_TIMEOUT", DEFAULT_HTTP_TIMEOUT),
             http_max_clients=max(1, int(_number(env, "FLEET_HTTP_MAX_CLIENTS", clients))),
             git_allow_http=git_allow_http_from(env),
+            mass_delete_share=_share(env, "FLEET_MASS_DELETE_SHARE", DEFAULT_MASS_DELETE_SHARE),
+            mass_delete_min_objects=_count(
+                env, "FLEET_MASS_DELETE_MIN_OBJECTS", DEFAULT_MASS_DELETE_MIN
+            ),
             env=copy,
         )
 
@@ -153,3 +161,25 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise UserError(f"{name} must be a number of seconds, not {raw!r}") from None
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise UserError(f"{name} must be a share above 0 and at most 1 (0.5 = half), not {raw!r}")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    if not raw.strip().isdigit():
+        raise UserError(f"{name} must be a whole number of objects, not {raw!r}")
+    return int(raw)

@@ -78,6 +78,7 @@ class ActualUnit:
     commit: str = ""
     message: str = ""
     keep_resources: bool = False
+    objects: int | None = None  # objects in its inventory, when known (mass-delete guard)
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, BundleState):

@@ -78,6 +78,15 @@ def serve_command(
             help="Seconds between re-reads of a cluster's inventories.",
         ),
     ] = 300.0,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Send removals even when a commit would remove every bundle from a cluster or "
+            "more than FLEET_MASS_DELETE_SHARE of the fleet's objects (held otherwise; a "
+            "commit with the trailer 'Fleet-Allow-Mass-Delete: true' allows its own).",
+        ),
+    ] = False,
 ) -> None:
     """Run the scheduler: poll Git (or take push webhooks), plan, send tasks to the workers.
 
@@ -88,6 +97,7 @@ def serve_command(
     The scheduler needs no cluster credential: the workers of each region hold them.
     """
     from fleet.config import configure_logging, current
+    from fleet.rollout.mass_delete import MassDeleteRule
     from fleet.runtime.scheduler import SchedulerConfig
     from fleet.runtime.serve import start_server
     from fleet.runtime.tasks import redis_url
@@ -102,6 +112,8 @@ def serve_command(
         drift_interval=drift_interval,
         refresh_interval=refresh_interval,
         task_ttl=settings.task_ttl,
+        mass_delete=MassDeleteRule(settings.mass_delete_share, settings.mass_delete_min_objects),
+        allow_mass_delete=allow_mass_delete,
     )
     server = start_server(
         url,

@@ -117,6 +117,14 @@ def sync_command(
     ] = False,
     cluster: ClusterOpt = None,
     output: OutputOpt = "table",
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Go ahead when the commit would remove every bundle from a cluster or more "
+            "than FLEET_MASS_DELETE_SHARE of the fleet's objects (stopped otherwise).",
+        ),
+    ] = False,
 ) -> None:
     """Make every cluster run what the repository says: one full pass in this process.
 
@@ -124,9 +132,11 @@ def sync_command(
     applied nowhere (each problem printed as file:line). Then reads what each cluster runs
     (its inventories), applies what differs in rollout-wave and dependsOn order, waits for
     health, removes bundles that left Git, and prints a status table (cluster x bundle:
-    state, deployment id, commit, message). Cluster credentials come from the environment
-    (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR; a kubeconfig.path must lie in
-    FLEET_KUBECONFIG_DIR, default ~/.kube). Exit 0 only if every unit is Ready.
+    state, deployment id, commit, message). A commit that would remove every bundle from
+    a cluster, or more than FLEET_MASS_DELETE_SHARE (0.5) of the fleet's objects, stops
+    before anything is written unless --allow-mass-delete. Cluster credentials come from
+    the environment (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR; a kubeconfig.path
+    must lie in FLEET_KUBECONFIG_DIR, default ~/.kube). Exit 0 only if every unit is Ready.
     """
     from fleet.runtime.embedded import sync_fleet
 
@@ -139,6 +149,7 @@ def sync_command(
             wait=not no_wait,
             clusters=cluster or (),
             progress=progress,
+            allow_mass_delete=allow_mass_delete,
         )
     if dry_run and output == "table":
         _print_diffs(report)

@@ -72,6 +72,7 @@ class Action(StrEnum):
     PRUNED = "pruned"
     KEPT = "kept"  # left the bundle but kept (keepResources, prune disabled, other owner)
     CORRECTED = "corrected"  # drift put back
+    RECREATED = "recreated"  # deleted and created again: an immutable field changed (force)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class ObjectResult:
     message: str = ""
     hash: str = ""
     live: Manifest | None = field(default=None, repr=False)
+    error: KubeError | None = field(default=None, repr=False, compare=False)  # a failed write's
 
 
 @dataclass
@@ -241,10 +243,12 @@ def apply_one(
         message = str(err)
         if desired.ref.namespace and "namespace" in message.lower():
             message += " (its namespace is missing)"
-        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message)
+        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message, error=err)
     except KubeError as err:
         log.warning("%s; the other objects are applied, the unit ends ErrApplied", err)
-        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, str(err))
+        return ObjectResult(
+            desired.ref, Action.FAILED, BundleState.ERR_APPLIED, str(err), error=err
+        )
     action = Action.CONFIGURED if exists else Action.CREATED
     return ObjectResult(desired.ref, action, BundleState.READY, "", desired.hash, live)
 

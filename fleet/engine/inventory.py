@@ -44,9 +44,11 @@ from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, 
 from fleet.engine.labels import (
     ANN_BUNDLE,
     ANN_COMMIT,
+    ANN_DELETE_CRDS,
     ANN_DEPLOYMENT,
     ANN_FLEET,
     ANN_KEEP,
+    ANN_OBJECTS,
     ANN_STATE,
     FIELD_MANAGER,
     LABEL_FLEET,
@@ -87,14 +89,22 @@ class OwnerStamp:
 
     fleet: str
     keep_resources: bool
+    delete_crds: bool = False  # deleteCRDResources: a removal may delete the bundle's CRDs
 
     @classmethod
     def of(cls, annotations: dict[str, str]) -> OwnerStamp | None:
         fleet = annotations.get(ANN_FLEET)
-        return cls(fleet, annotations.get(ANN_KEEP) == "true") if fleet else None
+        if not fleet:
+            return None
+        keep, crds = annotations.get(ANN_KEEP), annotations.get(ANN_DELETE_CRDS)
+        return cls(fleet, keep == "true", crds == "true")
 
     def annotations(self) -> dict[str, str]:
-        return {ANN_FLEET: self.fleet, ANN_KEEP: "true" if self.keep_resources else "false"}
+        return {
+            ANN_FLEET: self.fleet,
+            ANN_KEEP: "true" if self.keep_resources else "false",
+            ANN_DELETE_CRDS: "true" if self.delete_crds else "false",
+        }
 
 
 @dataclass(frozen=True)
@@ -266,7 +276,7 @@ def record(
 def _body(inv: Inventory) -> dict[str, Any]:
     text = inv.to_json()
     current = inv.current
-    annotations = {ANN_BUNDLE: inv.bundle}
+    annotations = {ANN_BUNDLE: inv.bundle, ANN_OBJECTS: str(len(inv.objects))}
     if current is not None:
         annotations |= {
             ANN_DEPLOYMENT: current.deployment_id,
@@ -330,12 +340,15 @@ class DeployedBundle:
     state: BundleState
     fleet: str | None
     keep_resources: bool
+    objects: int | None = None  # how many objects it lists (None: written before the count)
 
     def to_actual(self, keep_resources: bool | None = None) -> ActualUnit:
         """The planner's record; `keep_resources` overrides the stamp (the bundle's option
         when the caller still has the bundle in Git)."""
         keep = self.keep_resources if keep_resources is None else keep_resources
-        return ActualUnit(self.deployment_id, self.state, self.commit, keep_resources=keep)
+        return ActualUnit(
+            self.deployment_id, self.state, self.commit, keep_resources=keep, objects=self.objects
+        )
 
 
 def read_deployed(
@@ -375,8 +388,13 @@ def read_deployed(
             BundleState.parse(ann.get(ANN_STATE, "")),
             owner.fleet if owner else None,
             owner.keep_resources if owner else False,
+            _count(ann.get(ANN_OBJECTS)),
         )
     return found
+
+
+def _count(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def stamp_owner(conn: ClusterConnection, bundle: str, stamp: OwnerStamp) -> bool:

@@ -120,8 +120,29 @@ class Conflict(KubeError, PermanentError):
     """409: another field manager owns a field fleet sets (or an optimistic-lock race)."""
 
 
+@dataclass(frozen=True)
+class FieldCause:
+    """One entry of a Status' `details.causes`: which field the server refused, and why."""
+
+    field: str
+    reason: str
+    message: str
+
+
 class Invalid(KubeError, PermanentError):
-    """400/422 or an unknown kind: the user must fix the manifest; retrying will not help."""
+    """400/422 or an unknown kind: the user must fix the manifest; retrying will not help.
+
+    `causes` are the server's per-field reasons (field path such as `spec.selector`)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, causes: tuple[FieldCause, ...] = ()
+    ) -> None:
+        super().__init__(message, status=status)
+        self.causes = causes
+
+
+class UnknownKind(Invalid):
+    """The cluster serves no such kind at that apiVersion (its CRD is gone, or the version)."""
 
 
 class Forbidden(KubeError, PermanentError):
@@ -174,7 +195,12 @@ def classify(
             )
         return Conflict(f"{prefix}: conflict: {message}", status=status)
     if status in (400, 422):
-        return Invalid(f"{prefix}: invalid: {message}", status=status)
+        causes = tuple(
+            FieldCause(str(c.get("field", "")), str(c.get("reason", "")), str(c.get("message", "")))
+            for c in details.get("causes") or []
+            if isinstance(c, dict)
+        )
+        return Invalid(f"{prefix}: invalid: {message}", status=status, causes=causes)
     if status == 401:
         return Forbidden(f"{prefix}: unauthorized (check this cluster's credentials)", status=401)
     if status == 403:
@@ -285,7 +311,7 @@ class ClusterConnection:
         if found is None:
             found = self._lookup(api_version, kind, refresh=True)
         if found is None:
-            raise Invalid(
+            raise UnknownKind(
                 f"{self.name}: {kind} ({api_version}): no such kind on this cluster "
                 "(is its CustomResourceDefinition installed?)"
             )

@@ -9,8 +9,8 @@ They are fleet's contract with the cluster (and with anyone reading it with kube
   read back from objects a user wants kept;
 - on each bundle's inventory ConfigMap (`fleet.engine.inventory`): label `inventory`, the
   current `deployment-id`, `commit` and `state` as annotations (one metadata LIST tells what
-  a cluster runs), and the owner stamp `fleet` + `keep-resources`, written by its own field
-  manager so the inventory's server-side applies never remove it.
+  a cluster runs), and the owner stamp `fleet` + `keep-resources` + `delete-crd-resources`,
+  written by its own field manager so the inventory's server-side applies never remove it.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ MANAGED_BY = "fleet-gitops"
 LABEL_INVENTORY = f"{PREFIX}/inventory"
 ANN_COMMIT = f"{PREFIX}/commit"
 ANN_STATE = f"{PREFIX}/state"
+ANN_OBJECTS = f"{PREFIX}/objects"  # how many objects the inventory lists (mass-delete guard)
 ANN_FLEET = f"{PREFIX}/fleet"  # the fleet's full name (objects), the owner stamp (inventories)
 ANN_KEEP = f"{PREFIX}/keep-resources"  # how its last revision asked to be removed
+ANN_DELETE_CRDS = f"{PREFIX}/delete-crd-resources"  # its CRDs may be deleted with it
 
 # field managers: objects are applied by `fleet/<fleet>/<bundle>` (`fleet.engine.identity`),
 # inventories by `fleet`

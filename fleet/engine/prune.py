@@ -17,7 +17,12 @@ an object is kept when
   in the inventory and is pruned only once nothing desired lives in it;
 - it is a namespace fleet created only because the bundle's objects needed it (as with
   Rancher Fleet, whose `deleteNamespace` defaults to false: deleting a namespace deletes
-  everything in it, including what fleet never managed).
+  everything in it, including what fleet never managed);
+- it is a CustomResourceDefinition and the bundle did not set `deleteCRDResources: true`
+  (deleting a CRD deletes every object of its kind; `fleet.engine.prune_guards`).
+
+An entry whose kind the cluster no longer serves (CRD deleted, apiVersion removed) counts
+as pruned: there is nothing left to delete.
 
 Deletes use propagationPolicy Background and a uid precondition, in reverse apply order
 (namespaced objects first, CRDs last). The caller decides *whether* to prune: never after a
@@ -43,6 +48,7 @@ from fleet.engine.inventory import (
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.labels import ANN_PRUNE
+from fleet.engine.prune_guards import gone_result, is_crd, kept_crd, served_ref
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.states import BundleState
@@ -82,6 +88,7 @@ class PrunePolicy:
     applied_uids: set[str] = field(default_factory=set)
     namespaces_in_use: set[str] = field(default_factory=set)  # of this bundle's objects
     removing: bool = False  # the whole bundle goes: a namespace in use leaves the inventory
+    delete_crds: bool = False  # deleteCRDResources: a CRD may be deleted (prune_guards)
     _claims: list[Claims | None] = field(default_factory=list, repr=False)
 
     def current_claims(self) -> Claims | None:
@@ -126,6 +133,8 @@ def prune(
     owner, handed over, created namespace) leave it. One GET per candidate checks the live
     object: prune sets are small, applies are not. `policy` may be a bare bundle name (no
     fleet, no claims: the engine's own tools).
+    A kind the cluster no longer serves counts as pruned; a CRD is kept unless
+    `policy.delete_crds` (the bundle's `deleteCRDResources`): `fleet.engine.prune_guards`.
     """
     if isinstance(policy, str):
         policy = PrunePolicy(Owner(policy))
@@ -143,7 +152,11 @@ def prune(
                 still_managed.append(entry)  # pruned once nothing desired lives in it
             continue
         try:
-            live = conn.get(ref)
+            served = served_ref(conn, ref)
+            if served is None:
+                results.append(gone_result(ref))
+                continue
+            live = conn.get(served)
             if live is None:
                 results.append(ObjectResult(ref, Action.PRUNED, message="already gone"))
                 continue
@@ -151,8 +164,11 @@ def prune(
             if why:
                 results.append(_kept(ref, why))
                 continue
+            if is_crd(ref) and not policy.delete_crds:
+                results.append(kept_crd(conn, ref, live))
+                continue
             if not dry_run:
-                conn.delete(ref, uid=live.get("metadata", {}).get("uid"))
+                conn.delete(served, uid=live.get("metadata", {}).get("uid"))
                 log.info("%s: pruned %s (left bundle %s)", conn.name, ref, bundle)
             results.append(ObjectResult(ref, Action.PRUNED))
         except ClusterUnreachable:
@@ -294,6 +310,7 @@ def _remove(
         results = [_kept(e.ref, "keepResources") for e in inv.objects]
         left: list[InventoryEntry] = []
     else:
+        policy.delete_crds = inv.owner is not None and inv.owner.delete_crds
         results, left = prune(conn, policy, prune_candidates(inv, []), dry_run=dry_run)
     if dry_run:
         return results

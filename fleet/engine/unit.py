@@ -28,7 +28,6 @@ from fleet.engine.apply import (
     Action,
     Desired,
     ObjectResult,
-    apply_one,
     ensure_namespaces,
     is_unchanged,
     live_objects,
@@ -39,6 +38,7 @@ from fleet.engine.apply import (
 from fleet.engine.drift import DriftItem, detect_drift, object_diff
 from fleet.engine.health import Health
 from fleet.engine.identity import Claims, ClaimsSource, Owner
+from fleet.engine.immutable import apply_or_recreate, force_wanted
 from fleet.engine.inventory import (
     Inventory,
     InventoryEntry,
@@ -80,6 +80,7 @@ class UnitResult:
     drift: list[DriftItem] = field(default_factory=list)
     diff: str = ""
     inventory_written: bool = False
+    inventory_objects: int | None = None  # how many objects the inventory lists afterwards
     owner_stamped: bool = False
     dry_run: bool = False
     seconds: float = 0.0
@@ -131,15 +132,15 @@ def sync_unit(
     _sync(conn, result, owner, claims, manifests, options, wait=wait,
           render_error=render_error, read=read)  # fmt: skip
     if fleet is not None and not dry_run and read:
-        result.owner_stamped = _stamp(conn, result, read[0], fleet, options.keep_resources)
+        result.owner_stamped = _stamp(conn, result, read[0], fleet, options)
     return result
 
 
 def _stamp(
-    conn: ClusterConnection, result: UnitResult, old: Inventory, fleet: str, keep: bool
+    conn: ClusterConnection, result: UnitResult, old: Inventory, fleet: str, options: BundleOptions
 ) -> bool:
     """Write the owner stamp when the inventory exists and its stamp differs."""
-    wanted = OwnerStamp(fleet, keep)
+    wanted = OwnerStamp(fleet, options.keep_resources, options.delete_crd_resources)
     if not (old.exists or result.inventory_written) or (old.owner == wanted and not old.legacy):
         return False
     return stamp_owner(conn, result.bundle, wanted)
@@ -216,8 +217,10 @@ class SyncPass:
                 res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
             else:
                 force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
-                res = apply_one(self.conn, item, self.owner, exists=current is not None,
-                                force=force, dry_run=self.dry_run)  # fmt: skip
+                recreate = verdict.claim is Claim.OURS and force_wanted(self.options, drift=False)
+                res = apply_or_recreate(self.conn, item, self.owner, exists=current is not None,
+                                        force=force, live=current, recreate=recreate,
+                                        dry_run=self.dry_run, timeout=self.timeout)  # fmt: skip
                 if verdict.claim.forced and res.action is not Action.FAILED:
                     log.info("%s: %s", self.conn.name, verdict.message)
                     if not self.dry_run and verdict.previous and res.live is not None:
@@ -284,6 +287,7 @@ def _sync(
             write_inventory(conn, new)
             drop_legacy(conn, old)
             result.inventory_written = True
+        result.inventory_objects = len(new.objects if new is not None else old.objects)
         return done(state, message)
 
     except ClusterUnreachable:
@@ -352,7 +356,13 @@ def apply_rest(run: SyncPass, desired: list[Desired], crds: list[Desired]) -> li
 
 def correct_drift(run: SyncPass, desired: list[Desired]) -> list[DriftItem]:
     """Phase 3: objects fleet did not need to write may still have been edited by hand;
-    re-apply those (correctDrift). Returns what drifted."""
+    re-apply those (correctDrift). Returns what drifted.
+
+    The correction is a server-side apply with force: the user asked for Git's values
+    back, so fields another manager took (`kubectl scale` through the scale subresource,
+    `kubectl edit`) are taken over, as Argo CD's self-heal and Flux do. Only objects of
+    this bundle get here (read by its bundle label). `correctDrift.force` keeps Rancher's
+    meaning: recreate an object whose immutable fields differ (`fleet.engine.immutable`)."""
     outcome, live = run.outcome, run.live
     unchanged = [d for d in desired if outcome.get(d.ref) is not None]
     unchanged = [d for d in unchanged if outcome[d.ref].action is Action.UNCHANGED]
@@ -362,14 +372,14 @@ def correct_drift(run: SyncPass, desired: list[Desired]) -> list[DriftItem]:
     for item in drift:
         if item.reason == "error":
             continue
-        fixed = apply_one(
-            run.conn, by_ref[item.ref], run.owner, exists=True, force=run.correct_force
-        )
-        if fixed.action is not Action.FAILED:
+        fixed = apply_or_recreate(run.conn, by_ref[item.ref], run.owner, exists=True,
+                                  force=True, recreate=force_wanted(run.options, drift=True),
+                                  live=live.get(item.ref), timeout=run.timeout)  # fmt: skip
+        if fixed.action is Action.CONFIGURED:
             fixed.action, fixed.message = Action.CORRECTED, str(item)
-            assert fixed.live is not None
-            live[item.ref] = fixed.live
             log.info("%s: corrected drift of %s", run.conn.name, item)
+        if fixed.live is not None:
+            live[item.ref] = fixed.live
         outcome[item.ref] = fixed
     return drift
 
@@ -399,6 +409,7 @@ def prune_leftovers(
             run.claims_source and run.claims,
             applied_uids={str(obj.get("metadata", {}).get("uid")) for obj in run.live.values()},
             namespaces_in_use={ref.namespace for ref in outcome if ref.namespace},
+            delete_crds=run.options.delete_crd_resources,
         )
         pruned, still = prune(run.conn, policy, leaving, dry_run=run.dry_run)
         entries += still

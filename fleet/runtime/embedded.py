@@ -17,7 +17,10 @@ The steps, each a separate module handing data to the next (Flux's split):
    results -> plan again, until nothing more can be dispatched. Each unit is synced at
    most once per run (a failed unit is retried by the next run, a level-triggered
    scheduler's tick); an unreachable cluster is retried within the call with backoff;
-5. `fleet.engine.remove` the bundles this fleet deployed that Git no longer wants there.
+5. `fleet.engine.remove` the bundles this fleet deployed that Git no longer wants there,
+   unless the removals are a mass delete (`fleet.rollout.mass_delete`: every bundle from
+   a cluster, or more than FLEET_MASS_DELETE_SHARE of the fleet's objects): then the pass
+   stops before anything is written, unless `allow_mass_delete`.
 
 `dry_run` does step 4 once without the rollout order (everything that would change, as
 server-side dry runs and a diff per object; Secret data redacted) and writes nothing.
@@ -36,10 +39,13 @@ from fleet import config, engine
 from fleet.desired import DesiredState, load_desired
 from fleet.engine import RemovalResult, UnitResult
 from fleet.engine.kube import ClusterUnreachable
+from fleet.errors import UserError
 from fleet.plugin.manager import FleetPlugins
+from fleet.rollout.mass_delete import SYNC_ALLOW, MassDeleteRule
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
+from fleet.runtime.removal_guard import embedded_verdict
 from fleet.runtime.waits import deploy_options
 from fleet.source.local import resolve_source
 from fleet.spec.bundle_options import BundleOptions
@@ -104,11 +110,14 @@ def sync_fleet(
     retries: int = 3,
     backoff: float = 1.0,
     concurrency: int = 4,
+    allow_mass_delete: bool = False,
 ) -> SyncReport:
     """One full pass: make every cluster run what the source's commit says (see module doc).
 
     Raises FleetError (nothing applied) when the source, definition, a bundle or a render
-    is broken, or no cluster has a credential. Cluster problems are in the report.
+    is broken, or no cluster has a credential, and a `UserError` (nothing written) when
+    the commit's removals trip the mass-delete guard (`fleet.rollout.mass_delete`) and
+    `allow_mass_delete` is not set. Cluster problems are in the report.
     """
     started = time.monotonic()
     say = progress or (lambda line: None)
@@ -133,6 +142,7 @@ def sync_fleet(
     try:
         run.connect(settings.env)
         run.read_actual()
+        run.guard_mass_delete(settings, allow=allow_mass_delete, dry_run=dry_run)
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)
     finally:
@@ -188,6 +198,21 @@ class SyncRun:
 
     def close(self) -> None:
         self.clusters.close()
+
+    def guard_mass_delete(self, settings: config.Settings, *, allow: bool, dry_run: bool) -> None:
+        """Stop before anything is written when the removals are a mass delete (a dry run
+        only says so). Reads the removed bundles' inventories, and only when there are any."""
+        removals = [r for r in self.plan().removals if self.links[r.cluster].down is None]
+        if not removals or allow:
+            return
+        rule = MassDeleteRule(settings.mass_delete_share, settings.mass_delete_min_objects)
+        verdict = embedded_verdict(self, removals, rule)
+        if not verdict.blocked:
+            return
+        if dry_run:
+            self.say(f"warning: {verdict.message(SYNC_ALLOW)}")
+            return
+        raise UserError(verdict.message(SYNC_ALLOW))
 
     # ------------------------------------------------------------------ the loop
 
@@ -302,6 +327,7 @@ class SyncRun:
                     commit,
                     result.message,
                     unit.options.keep_resources,
+                    result.inventory_objects,
                 )
         what = "would change" if dry_run and result.diff else result.message
         self.say(

@@ -16,7 +16,11 @@ Each tick (DESIGN.md item 11):
    whose view is still unknown waits (its earlier-wave peers keep later waves waiting too);
 4. units at their desired id that stay NotReady are re-dispatched every `health_recheck`
    seconds (the apply is a no-op that waits for health again), and every in-sync unit gets
-   a read-only `fleet.check_drift` task every `drift_interval` seconds.
+   a read-only `fleet.check_drift` task every `drift_interval` seconds;
+5. removals that are a mass delete (`fleet.rollout.mass_delete`, counted from the cache by
+   `fleet.runtime.removal_guard`) are held, not sent, and `/status` says why
+   (`massDelete`), until `--allow-mass-delete` or a commit with the trailer
+   `Fleet-Allow-Mass-Delete: true`.
 
 Nothing is enqueued twice: each (kind, bundle, cluster, deployment id) is claimed in Redis
 with a TTL (`StateCache.claim`) and released by the worker when done. Everything here is
@@ -37,7 +41,14 @@ from fleet import config
 from fleet.desired import DesiredState, load_desired
 from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
-from fleet.rollout.planner import Plan, plan
+from fleet.rollout.mass_delete import (
+    SERVE_ALLOW,
+    MassDelete,
+    MassDeleteRule,
+    cached_verdict,
+    commit_allows,
+)
+from fleet.rollout.planner import Plan, Removal, plan
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.tasks import (
     APPLY_TASK,
@@ -69,6 +80,8 @@ class SchedulerConfig:
     task_ttl: float = (
         config.Settings().task_ttl
     )  # > visibility timeout: a claim outlives its message
+    mass_delete: MassDeleteRule = field(default_factory=MassDeleteRule)  # FLEET_MASS_DELETE_*
+    allow_mass_delete: bool = False  # `fleet serve --allow-mass-delete`: every commit may
 
 
 @dataclass
@@ -107,6 +120,7 @@ class Scheduler:
         self.cached: dict[UnitKey, CachedUnit] = {}
         self.known: dict[str, dict[str, object]] = {}
         self.stats = TickStats()
+        self.mass_delete: MassDelete | None = None  # removals held by the guard, and why
         self.totals: dict[str, int] = {}
         self.ticks = 0
         self.redis_lost = 0
@@ -204,7 +218,7 @@ class Scheduler:
             if rec is not None and now - rec.updated_at > self.config.health_recheck:
                 self._send(cache, stats, APPLY_TASK, "apply", prog.unit.bundle,
                            prog.unit.cluster, prog.unit.deployment_id, regions)  # fmt: skip
-        for removal in current.removals:
+        for removal in self._guard_removals(current.removals, desired):
             seen = self.known.get(removal.cluster)
             if seen is not None and not seen.get("error"):
                 self._send(cache, stats, REMOVE_TASK, "remove", removal.bundle, removal.cluster,
@@ -219,6 +233,27 @@ class Scheduler:
         stats.seconds = self.clock() - started
         self.stats = stats
         return stats
+
+    def _guard_removals(self, removals: list[Removal], desired: DesiredState) -> list[Removal]:
+        """The removals to send: none while they are a mass delete that nobody allowed
+        (`fleet.rollout.mass_delete`); `self.mass_delete` says why for /status."""
+        revision = self.revision
+        allowed = self.config.allow_mass_delete or (
+            revision is not None and commit_allows(revision.full_message)
+        )
+        verdict = None
+        if removals and not allowed:
+            keys = [u.key for u in desired.units]
+            verdict = cached_verdict(
+                desired.fleet_name, removals, self.cached, keys, self.config.mass_delete
+            )
+        if verdict is None or not verdict.blocked:
+            self.mass_delete = None
+            return removals
+        if self.mass_delete is None or self.mass_delete.reasons != verdict.reasons:
+            log.error("%s", verdict.message(SERVE_ALLOW))
+        self.mass_delete = verdict
+        return []
 
     def _send(
         self,

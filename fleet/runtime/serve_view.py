@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fleet.rollout.mass_delete import SERVE_ALLOW
 from fleet.runtime.scheduler import Scheduler
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus
@@ -47,11 +48,11 @@ def fleet_status(scheduler: Scheduler) -> FleetStatus:
         )
         status.units.append(row)
     if current is not None:
+        held = scheduler.mass_delete is not None
+        step = "held by the mass-delete guard (see massDelete)" if held else "removal dispatched"
         for removal in current.removals:
             rec = scheduler.cached.get((removal.bundle, removal.cluster))
-            status.removed.append(
-                removal_row(removal.bundle, removal.cluster, rec, next_step="removal dispatched")
-            )
+            status.removed.append(removal_row(removal.bundle, removal.cluster, rec, next_step=step))
     return status
 
 
@@ -74,6 +75,9 @@ def status_json(scheduler: Scheduler) -> str:
         **status.to_json(),
         "source": source_section(scheduler),
         "unknownClusters": scheduler.stats.unknown_clusters,
+        "massDelete": (
+            scheduler.mass_delete.to_json(SERVE_ALLOW) if scheduler.mass_delete else None
+        ),
         "converged": bool(scheduler.plan and scheduler.plan.converged) and status.ready,
     }
     return json.dumps(body, indent=2) + "\n"

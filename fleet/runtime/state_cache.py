@@ -55,6 +55,7 @@ class CachedUnit(ActualUnit):
             actual.commit,
             actual.message,
             actual.keep_resources,
+            actual.objects,
             updated_at=updated_at,
             by=by,
         )

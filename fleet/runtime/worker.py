@@ -157,6 +157,7 @@ class UnitWorker:
             job.commit,
             message,
             unit.options.keep_resources,
+            result.inventory_objects,
             by=self.name,
         )
         cache.record(job.bundle, job.cluster, record)

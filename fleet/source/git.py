@@ -67,8 +67,9 @@ class Revision:
     sha: str
     path: Path
     fetched_at: datetime
-    message: str
+    message: str  # the first line
     author: str
+    full_message: str = ""  # every line (trailers such as Fleet-Allow-Mass-Delete live here)
 
     @property
     def short_sha(self) -> str:
@@ -282,7 +283,8 @@ class GitSource:
         repo = git.Repo(self.mirror_path)
         try:
             commit = repo.commit(sha)
-            message = str(commit.message).strip().splitlines()[0] if commit.message else ""
+            full = str(commit.message or "")
+            message = full.strip().splitlines()[0] if full.strip() else ""
             author = f"{commit.author.name} <{commit.author.email}>"
         finally:
             repo.close()
@@ -294,6 +296,7 @@ class GitSource:
             fetched_at=datetime.now(UTC),
             message=message,
             author=author,
+            full_message=full,
         )
 
 

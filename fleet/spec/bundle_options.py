@@ -183,6 +183,8 @@ class BundleOptions(StrictModel):
     diff: DiffOptions | None = None
     correct_drift: CorrectDrift | None = Field(default=None, alias="correctDrift")
     keep_resources: bool = Field(default=False, alias="keepResources")
+    # Rancher's: pruning or removing the bundle may delete its CRDs (and so every CR of them)
+    delete_crd_resources: bool = Field(default=False, alias="deleteCRDResources")
     paused: bool = False
     rollout_strategy: RolloutStrategy | None = Field(default=None, alias="rolloutStrategy")
     depends_on: list[DependsOn] = Field(default_factory=list, alias="dependsOn")
