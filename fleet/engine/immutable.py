@@ -24,7 +24,6 @@ and the live object keeps running).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -173,7 +172,7 @@ def _create_refused(conn: ClusterConnection, desired: Desired) -> str:
             "POST",
             res.collection_path(ref.namespace if res.namespaced else None),
             query=[("dryRun", "All")],
-            body=json.dumps(desired.body, separators=(",", ":")).encode(),
+            body=desired.body,
             what=f"dry-run create {ref}",
             kind=ref.kind,
         )

@@ -190,7 +190,7 @@ def classify(
             fields_text = f" on {', '.join(fields[:5])}" if fields else ""
             return Conflict(
                 f"{prefix}: {'; '.join(owners)}{fields_text} "
-                "(set correctDrift.force or helm.force to take the fields over)",
+                "(set helm.force to take the fields over)",
                 status=status,
             )
         return Conflict(f"{prefix}: conflict: {message}", status=status)

@@ -63,3 +63,39 @@ def deployment(
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+def crd_manifest(group: str, kind: str = "Widget", plural: str = "widgets") -> dict[str, Any]:
+    """A namespaced CRD serving v1 that takes any spec."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def custom_object(group: str, name: str, ns: str, kind: str = "Widget") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{group}/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"size": 1},
+    }

@@ -69,9 +69,11 @@ def test_hand_edit_is_modified_and_corrected(
     assert again.writes == 0  # drift check is dry runs only when nothing drifted
 
 
-def test_correct_drift_without_force_reports_the_conflict(
+def test_correct_drift_without_force_takes_the_field_back(
     conn: ClusterConnection, local_fleet: LocalFleet
 ) -> None:
+    """Issue 8 case 8: correctDrift means Git's value back, whoever took the field;
+    `force` is only for recreating objects (immutable fields)."""
     bundle, ns = unique("noforce"), unique("ns")
     manifests = [configmap("a", ns, v="1")]
     sync_unit(conn, bundle, "1" * 64, "c1", manifests, options())
@@ -79,9 +81,9 @@ def test_correct_drift_without_force_reports_the_conflict(
     result = sync_unit(
         conn, bundle, "1" * 64, "c1", manifests, options(correctDrift={"enabled": True})
     )
-    assert result.state is BundleState.ERR_APPLIED
-    assert "kubectl-replace" in result.message and ".data.v" in result.message
-    assert core_api(local_fleet).read_namespaced_config_map("a", ns).data == {"v": "hacked"}
+    assert result.state is BundleState.READY, result.message
+    assert [o.action for o in result.objects] == [Action.CORRECTED]
+    assert core_api(local_fleet).read_namespaced_config_map("a", ns).data == {"v": "1"}
 
 
 def test_without_correct_drift_a_sync_leaves_edits_alone(
