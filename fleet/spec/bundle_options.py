@@ -67,7 +67,11 @@ class HelmOptions(StrictModel):
     values_files: list[str] = Field(default_factory=list, alias="valuesFiles")
     values_from: list[ValuesFrom] = Field(default_factory=list, alias="valuesFrom")
     timeout_seconds: int | None = Field(default=None, alias="timeoutSeconds")
-    force: bool = False
+    force: bool = Field(
+        default=False,
+        description="Rancher's 'override immutable resources': an object whose immutable "
+        "fields changed is deleted and recreated; fields other managers own are taken over.",
+    )
     take_ownership: bool = Field(default=False, alias="takeOwnership")
     max_history: int | None = Field(default=None, alias="maxHistory")
     atomic: bool = False
@@ -104,8 +108,16 @@ class DiffOptions(StrictModel):
 
 
 class CorrectDrift(StrictModel):
-    enabled: bool = False
-    force: bool = False
+    enabled: bool = Field(
+        default=False,
+        description="Check for drift on every sync and put Git's values back, taking over "
+        "fields other managers took (kubectl scale, kubectl edit).",
+    )
+    force: bool = Field(
+        default=False,
+        description="When correcting drift, also delete and recreate an object whose "
+        "immutable fields differ.",
+    )
     keep_fail_history: bool = Field(default=False, alias="keepFailHistory")
 
 
@@ -183,8 +195,13 @@ class BundleOptions(StrictModel):
     diff: DiffOptions | None = None
     correct_drift: CorrectDrift | None = Field(default=None, alias="correctDrift")
     keep_resources: bool = Field(default=False, alias="keepResources")
-    # Rancher's: pruning or removing the bundle may delete its CRDs (and so every CR of them)
-    delete_crd_resources: bool = Field(default=False, alias="deleteCRDResources")
+    delete_crd_resources: bool = Field(
+        default=False,
+        alias="deleteCRDResources",
+        description="Rancher's: pruning or removing the bundle may delete its "
+        "CustomResourceDefinitions, and with them every object of their kinds "
+        "(default: CRDs are kept and reported).",
+    )
     paused: bool = False
     rollout_strategy: RolloutStrategy | None = Field(default=None, alias="rolloutStrategy")
     depends_on: list[DependsOn] = Field(default_factory=list, alias="dependsOn")
