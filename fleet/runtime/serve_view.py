@@ -154,6 +154,13 @@ def metrics_text(scheduler: Scheduler) -> str:
         "1 when the newest commit failed to load and is not applied.",
         [("", 1 if scheduler.commit_error else 0)],
     )
+    held = len(scheduler.plan.removals) if scheduler.mass_delete and scheduler.plan else 0
+    family(
+        "fleet_removals_held",
+        "gauge",
+        "Removals the mass-delete guard holds (see /status massDelete).",
+        [("", held)],
+    )
     family(
         "fleet_redis_data_lost_total",
         "counter",

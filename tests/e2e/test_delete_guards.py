@@ -316,3 +316,27 @@ def test_pruning_an_object_whose_kind_is_gone_counts_as_done(conn: ClusterConnec
     assert [e.ref.kind for e in listed if not e.created_namespace] == ["ConfigMap"]
     again = sync_unit(conn, bundle, ID2, "c2", [configmap("cfg", ns, v="1")], options())
     assert again.state is BundleState.READY and again.writes == 0
+
+
+def test_an_object_recorded_at_a_version_no_longer_served_is_pruned_at_another(
+    conn: ClusterConnection,
+) -> None:
+    """The kind is still there under another version: the object is found and deleted,
+    not forgotten (and not an error)."""
+    schema, bundle, ns, group = unique("schema"), unique("moved"), unique("ns"), group_name()
+    crd = crd_manifest(group)
+    assert sync_unit(conn, schema, ID1, "c1", [crd], options()).state is BundleState.READY
+    v1 = [custom_object(group, "w", ns), configmap("cfg", ns, v="1")]
+    assert sync_unit(conn, bundle, ID1, "c1", v1, options()).state is BundleState.READY
+    both = copy.deepcopy(crd)
+    old, new = both["spec"]["versions"][0], copy.deepcopy(both["spec"]["versions"][0])
+    old["served"], old["storage"], new["name"] = False, False, "v2"
+    both["spec"]["versions"] = [old, new]
+    assert sync_unit(conn, schema, ID2, "c2", [both], options()).state is BundleState.READY
+    wait_kind_gone(conn, group)  # v1 is no longer served
+
+    result = sync_unit(conn, bundle, ID2, "c2", [configmap("cfg", ns, v="1")], options())
+    assert result.state is BundleState.READY, result.message
+    pruned = [o for o in result.objects if o.ref.kind == "Widget"]
+    assert [(o.action, o.message) for o in pruned] == [(Action.PRUNED, "")]
+    assert conn.get(ObjectRef(f"{group}/v2", "Widget", ns, "w")) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from fleet.runtime.serve_view import status_json
+from fleet.runtime.serve_view import metrics_text, status_json
 from fleet.runtime.state_cache import CachedUnit
 from fleet.runtime.tasks import APPLY_TASK, REMOVE_TASK
 from tests.integration.test_scheduler_tick import Bed, Sent, bed, report_refreshed
@@ -80,6 +80,7 @@ def test_removing_every_bundle_is_held_and_status_says_why(bed: Bed) -> None:
     assert isinstance(rows, list) and len(rows) == 2
     assert all(r["message"] == "left Git: held by the mass-delete guard (see massDelete)"
                for r in rows)  # fmt: skip
+    assert "\nfleet_removals_held 2\n" in metrics_text(bed.scheduler)
     bed.scheduler.tick()
     assert removals(bed.dispatcher.take()) == []  # still held, tick after tick
 
@@ -88,6 +89,7 @@ def test_removing_every_bundle_is_held_and_status_says_why(bed: Bed) -> None:
     bed.scheduler.tick()
     assert removals(bed.dispatcher.take()) == [("apps-web", "dev-eu"), ("apps-web", "prod-us")]
     assert json.loads(status_json(bed.scheduler))["massDelete"] is None
+    assert "\nfleet_removals_held 0\n" in metrics_text(bed.scheduler)
 
 
 def test_serve_allow_mass_delete_sends_them(bed: Bed) -> None:
