@@ -122,9 +122,10 @@ def recreate_object(
     timeout: float = GONE_WAIT_SECONDS,
 ) -> ObjectResult:
     """Validate the new object, delete the live one (uid precondition), wait until it is
-    gone, create it from Git. Every failure is a result; nothing is deleted unless the
-    new object passed the server's validation."""
+    gone (at most `GONE_WAIT_SECONDS`), create it from Git. Every failure is a result;
+    nothing is deleted unless the new object passed the server's validation."""
     ref = desired.ref
+    timeout = min(timeout, GONE_WAIT_SECONDS)
 
     def failed(message: str) -> ObjectResult:
         log.warning("%s", message)

@@ -75,7 +75,7 @@ def kept_crd(conn: ClusterConnection, ref: ObjectRef, live: Manifest) -> ObjectR
     names = spec.get("names") or {}
     kind = str(names.get("kind") or ref.name)
     count = _count_objects(conn, spec)
-    exist = f"{count} exist now" if count is not None else "count unknown"
+    exist = "count unknown" if count is None else f"{count} exist{'s' if count == 1 else ''} now"
     return ObjectResult(
         ref,
         Action.KEPT,

@@ -236,7 +236,7 @@ def test_a_crd_that_left_the_bundle_is_kept_with_every_object_of_its_kind(
     assert kept.action is Action.KEPT
     assert kept.message == (
         f"CustomResourceDefinition widgets.{group} kept: deleting it would delete every "
-        "Widget in the cluster (1 exist now); set deleteCRDResources: true in the bundle's "
+        "Widget in the cluster (1 exists now); set deleteCRDResources: true in the bundle's "
         "fleet.yaml to let fleet delete it"
     )
     assert conn.get(crd_ref) is not None
