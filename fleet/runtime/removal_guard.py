@@ -64,7 +64,7 @@ def _deleted(run: SyncRun, removal: Removal, wanted: set[Identity]) -> int | Non
     try:
         inv = run.links[removal.cluster].call(
             f"read inventory of {removal.bundle}",
-            lambda conn: read_inventory(conn, removal.bundle),
+            lambda conn: read_inventory(conn, removal.bundle, run.desired.fleet_name),
         )
     except (ClusterUnreachable, InventoryUnreadable):
         return None
@@ -83,7 +83,10 @@ def _listed(run: SyncRun, bundle: str, cluster: str) -> int | None:
     if link is None or link.down is not None:
         return None
     try:
-        inv = link.call(f"read inventory of {bundle}", lambda conn: read_inventory(conn, bundle))
+        fleet = run.desired.fleet_name
+        inv = link.call(
+            f"read inventory of {bundle}", lambda conn: read_inventory(conn, bundle, fleet)
+        )
     except (ClusterUnreachable, InventoryUnreadable):
         return None
     return len(inv.objects)

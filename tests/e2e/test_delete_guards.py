@@ -268,7 +268,7 @@ def test_removing_a_bundle_keeps_its_crd_unless_it_opted_in(conn: ClusterConnect
         deployed = sync_unit(conn, bundle, ID1, "c1", [crd_manifest(group)], opts, fleet="f-crd")
         assert deployed.state is BundleState.READY and deployed.owner_stamped
         make_by_hand(conn, custom_object(group, "theirs", ns))
-        removed = remove(conn, bundle)  # the bundle left Git: its options are the stamp's
+        removed = remove(conn, bundle, fleet="f-crd")  # left Git: options from the stamp
         assert removed.state is BundleState.READY, removed.message
         crd_ref = ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", None,
                             f"widgets.{group}")  # fmt: skip
