@@ -62,7 +62,7 @@ def definition(name: str, clusters: list[str]) -> str:
 
 
 def bundle(tree: GitWorkTree, name: str, ns: str, docs: dict[str, str], **extra: object) -> None:
-    options = {"defaultNamespace": ns, **extra}
+    options = {"name": f"{name}-{ns}", "defaultNamespace": ns, **extra}  # unique: shared clusters
     tree.write(f"apps/{name}/fleet.yaml", json.dumps(options))
     for file, text in docs.items():
         tree.write(f"apps/{name}/{file}", text)
@@ -96,19 +96,19 @@ def test_correct_drift_puts_back_replicas_set_with_kubectl_scale(
     code, out, _ = run(capsys, "status", url, "-o", "json")
     assert code == 1
     states = {(u["bundle"], u["state"]) for u in json.loads(out)["units"]}
-    assert states == {("apps-fixed", "Modified"), ("apps-loose", "Modified")}
+    assert states == {(f"fixed-{ns}", "Modified"), (f"loose-{ns}", "Modified")}
 
     code, out, err = run(capsys, "sync", url, "-o", "json")
     units = {u["bundle"]: u for u in json.loads(out)["units"]}
-    assert units["apps-fixed"]["state"] == "Ready", out + err
-    assert "corrected" in units["apps-fixed"]["message"]
+    assert units[f"fixed-{ns}"]["state"] == "Ready", out + err
+    assert "corrected" in units[f"fixed-{ns}"]["message"]
     assert apps.read_namespaced_deployment("fixed", ns).spec.replicas == 1
     assert apps.read_namespaced_deployment("loose", ns).spec.replicas == 3
 
     code, out, _ = run(capsys, "status", url, "-o", "json")
     states = {(u["bundle"], u["state"]) for u in json.loads(out)["units"]}
-    assert states == {("apps-fixed", "Ready"), ("apps-loose", "Modified")}
-    loose = next(u for u in json.loads(out)["units"] if u["bundle"] == "apps-loose")
+    assert states == {(f"fixed-{ns}", "Ready"), (f"loose-{ns}", "Modified")}
+    loose = next(u for u in json.loads(out)["units"] if u["bundle"] == f"loose-{ns}")
     assert "/spec/replicas" in loose["message"]
 
 
@@ -149,7 +149,7 @@ def test_mass_deletes_stop_until_allowed(
         "definition's bundle paths?). If it is intended, run fleet sync --allow-mass-delete"
     )
     assert all(configmaps(local_fleet, c, ns) == everything for c in clusters)
-    assert all("apps-big" in deployed(local_fleet, c) for c in clusters)
+    assert all(f"big-{ns}" in deployed(local_fleet, c) for c in clusters)
     # a dry run deletes nothing either way, and says so
     code, out, err = run(capsys, "sync", url, "--dry-run")
     assert "warning: mass delete stopped" in err
@@ -169,7 +169,7 @@ def test_mass_deletes_stop_until_allowed(
     assert "would remove every bundle of fleet " + name + " from cluster dev-eu" in err
     assert "from cluster prod-eu" in err and "nothing was deleted" in err
     assert all(configmaps(local_fleet, c, ns) == {"small"} for c in clusters)
-    assert all("apps-small" in deployed(local_fleet, c) for c in clusters)
+    assert all(f"small-{ns}" in deployed(local_fleet, c) for c in clusters)
     code, out, err = run(capsys, "sync", url, "--allow-mass-delete")
     assert code == 0, out + err
     assert all(configmaps(local_fleet, c, ns) == set() for c in clusters)
