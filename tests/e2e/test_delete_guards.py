@@ -28,6 +28,7 @@ from tests.e2e.engine_support import (
     options,
     unique,
 )
+from tests.support.audit import AuditLog
 
 ID1, ID2 = "1" * 64, "2" * 64
 
@@ -35,6 +36,12 @@ ID1, ID2 = "1" * 64, "2" * 64
 @pytest.fixture
 def conn(local_fleet: LocalFleet) -> ClusterConnection:
     return connect(local_fleet, "dev-eu")
+
+
+@pytest.fixture
+def audit(local_fleet: LocalFleet) -> AuditLog:
+    """What the API server saw: DELETE requests, from its audit log."""
+    return AuditLog(local_fleet.clusters["dev-eu"].kubeconfig, "dev-eu")
 
 
 def uid(conn: ClusterConnection, ref: ObjectRef) -> str:
@@ -134,7 +141,7 @@ def job(name: str, ns: str, command: str, **annotations: str) -> dict[str, Any]:
 
 
 def test_a_changed_selector_is_an_error_naming_the_field_until_force(
-    conn: ClusterConnection, local_fleet: LocalFleet
+    conn: ClusterConnection, local_fleet: LocalFleet, audit: AuditLog
 ) -> None:
     bundle, ns = unique("selector"), unique("ns")
     v1 = deployment("web", ns)
@@ -145,6 +152,7 @@ def test_a_changed_selector_is_an_error_naming_the_field_until_force(
     ref = ObjectRef("apps/v1", "Deployment", ns, "web")
     before = uid(conn, ref)
     v2 = with_selector(v1, tier="front")
+    mark = audit.mark()
 
     refused = sync_unit(conn, bundle, ID2, "c2", [v2], options())
     assert refused.state is BundleState.ERR_APPLIED
@@ -159,12 +167,15 @@ def test_a_changed_selector_is_an_error_naming_the_field_until_force(
     dry = sync_unit(conn, bundle, ID2, "c2", [v2], forced, dry_run=True)
     assert [o.action for o in dry.objects] == [Action.RECREATED]
     assert uid(conn, ref) == before  # a dry run deletes nothing
+    assert audit.deletes(mark, namespace=ns) == []
 
     result = sync_unit(conn, bundle, ID2, "c2", [v2], forced)
     assert result.state is BundleState.READY, result.message
     assert [o.action for o in result.objects] == [Action.RECREATED]
     after = uid(conn, ref)
     assert after != before
+    fleets = [d for d in audit.deletes(mark, namespace=ns) if d.resource == "deployments"]
+    assert [(d.name, d.code) for d in fleets] == [("web", 200)]  # one delete, then a create
     live = apps_api(local_fleet).read_namespaced_deployment("web", ns)
     assert live.spec.selector.match_labels == {"app": "web", "tier": "front"}
     again = sync_unit(conn, bundle, ID2, "c2", [v2], forced)
@@ -218,7 +229,7 @@ def make_by_hand(conn: ClusterConnection, manifest: dict[str, Any]) -> None:
 
 
 def test_a_crd_that_left_the_bundle_is_kept_with_every_object_of_its_kind(
-    conn: ClusterConnection,
+    conn: ClusterConnection, audit: AuditLog
 ) -> None:
     bundle, ns, group = unique("crdkeep"), unique("ns"), group_name()
     crd = crd_manifest(group)
@@ -228,8 +239,11 @@ def test_a_crd_that_left_the_bundle_is_kept_with_every_object_of_its_kind(
     crd_ref = ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", None,
                         f"widgets.{group}")  # fmt: skip
 
+    mark = audit.mark()
     result = sync_unit(conn, bundle, ID2, "c2", [configmap("cfg", ns, v="1")], options())
     assert result.state is BundleState.READY, result.message
+    deleted = [d.resource for d in audit.deletes(mark)]
+    assert deleted == ["widgets"]  # the bundle's own Widget; never the CRD
     outcome = {o.ref.kind: o for o in result.objects}
     assert outcome["Widget"].action is Action.PRUNED  # the bundle's own object goes
     kept = outcome["CustomResourceDefinition"]

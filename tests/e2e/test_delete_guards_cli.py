@@ -20,6 +20,7 @@ from fleet.cli import main
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import apps_api, core_api
 from tests.e2e.sync_support import deployed, fleet_env, suffix
+from tests.support.audit import AuditLog
 from tests.support.servers import GitServer, GitWorkTree
 
 __all__ = ["fleet_env"]
@@ -141,6 +142,8 @@ def test_mass_deletes_stop_until_allowed(
     # 1. most of the fleet's objects leave in one commit
     shutil.rmtree(tree.path / "apps" / "big")
     tree.commit_and_push("drop big")
+    audits = [AuditLog(local_fleet.clusters[c].kubeconfig, c) for c in clusters]
+    marks = [a.mark() for a in audits]
     code, out, err = run(capsys, "sync", url)
     assert code == 1
     assert err.splitlines()[-1] == (
@@ -153,6 +156,7 @@ def test_mass_deletes_stop_until_allowed(
     # a dry run deletes nothing either way, and says so
     code, out, err = run(capsys, "sync", url, "--dry-run")
     assert "warning: mass delete stopped" in err
+    assert [a.deletes(m) for a, m in zip(audits, marks, strict=True)] == [[], []]
 
     code, out, err = run(capsys, "sync", url, "--allow-mass-delete")
     assert code == 0, out + err
@@ -164,12 +168,14 @@ def test_mass_deletes_stop_until_allowed(
     typo = {"targetCustomizations": [{"doNotDeploy": True, "clusterSelector": not_prdo}]}
     bundle(tree, "small", ns, {}, **typo)
     tree.commit_and_push("typo")
+    marks = [a.mark() for a in audits]
     code, out, err = run(capsys, "sync", url)
     assert code == 1
     assert "would remove every bundle of fleet " + name + " from cluster dev-eu" in err
     assert "from cluster prod-eu" in err and "nothing was deleted" in err
     assert all(configmaps(local_fleet, c, ns) == {"small"} for c in clusters)
     assert all(f"small-{ns}" in deployed(local_fleet, c) for c in clusters)
+    assert [a.deletes(m) for a, m in zip(audits, marks, strict=True)] == [[], []]
     code, out, err = run(capsys, "sync", url, "--allow-mass-delete")
     assert code == 0, out + err
     assert all(configmaps(local_fleet, c, ns) == set() for c in clusters)
