@@ -270,7 +270,7 @@ def test_dropping_a_namespace_manifest_keeps_the_namespace_its_objects_live_in(
     fleet.commit("the config map moves elsewhere")
     mark = fleet.audit.mark()
     assert fleet.sync().ok
-    assert [d.name for d in fleet.deletes(mark) if d.resource == "namespaces"] == [pay]
+    assert [d.name for d in fleet.deletes(mark, pay) if d.resource == "namespaces"] == [pay]
 
 
 def test_a_namespace_another_bundle_uses_survives_its_bundles_removal(fleet: SafeFleet) -> None:
@@ -396,7 +396,7 @@ def test_two_fleets_with_a_same_named_bundle_share_a_cluster(
         report = fleet.sync()
         assert report.ok, describe(report)
         assert fleet.uid(cm(mine, "web")) is None  # its own object is removed
-        assert [d.name for d in fleet.deletes(mark)] == ["web"]
+        assert [d.name for d in fleet.deletes(mark, mine, theirs)] == ["web"]
         assert other.uid(cm(theirs, "web")) == their_uid
         assert read_inventory(fleet.conn, "apps-web", other.name).exists
         assert other.sync().writes == 0
