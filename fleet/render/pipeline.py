@@ -24,12 +24,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.errors import FleetError
+from fleet.errors import FleetError, Problem
 from fleet.manifest import Manifest
 from fleet.render.api import Renderer, RendererSource, RenderRequest
 from fleet.render.cache import RenderCache, dir_content_hash
-from fleet.render.manifests import apply_namespaces, canonical_json, sort_manifests
+from fleet.render.manifests import (
+    apply_namespaces,
+    canonical_json,
+    check_manifest,
+    sort_manifests,
+)
 from fleet.spec.bundle_options import BundleOptions
+from fleet.spec.yamlload import YamlDocument
 
 
 @dataclass
@@ -81,10 +87,10 @@ def render_bundle(
     version = renderer.version
 
     def produce() -> list[Manifest]:
-        manifests = _checked(renderer.render(request), stages.name)
+        manifests = _checked(renderer.render(request), stages.name, request)
         if post is not None:
             staged = dataclasses.replace(request, input_manifests=tuple(manifests))
-            manifests = _checked(post.render(staged), post.name)
+            manifests = _checked(post.render(staged), post.name, request)
         return manifests
 
     key = _cache_key(request, renderer, post, cache)
@@ -119,11 +125,33 @@ def _remote_chart(options: BundleOptions) -> bool:
     return helm is not None and bool(helm.repo or (helm.chart or "").startswith("oci://"))
 
 
-def _checked(manifests: object, renderer: str) -> list[Manifest]:
-    if not isinstance(manifests, list) or not all(
-        isinstance(m, dict) and m.get("apiVersion") and m.get("kind") for m in manifests
-    ):
-        raise FleetError(f"renderer {renderer!r} returned something that is not a manifest list")
+def _checked(manifests: object, renderer: str, request: RenderRequest) -> list[Manifest]:
+    """A renderer's output, held to the rules of manifests fleet parses itself.
+
+    Built-in renderers parse YAML with `load_manifests`, which checks every object's
+    envelope (`check_manifest`) with file and line; a third-party renderer hands back dicts,
+    so the same check runs here, naming the renderer and the bundle (there is no line).
+    """
+    where = request.options_file or request.bundle_dir
+    if not isinstance(manifests, list):
+        raise FleetError(
+            f"renderer {renderer!r} returned something that is not a manifest list "
+            f"for bundle {request.name!r}",
+            file=where,
+        )
+    problems: list[Problem] = []
+    for index, manifest in enumerate(manifests):
+        doc = YamlDocument(manifest, Path(f"renderer {renderer}"))
+        for found in check_manifest(manifest, doc):
+            problems.append(
+                Problem(
+                    f"renderer {renderer!r} returned, for bundle {request.name!r}, an object "
+                    f"(item {index}) that is not a valid manifest: {found.message}",
+                    str(where),
+                )
+            )
+    if problems:
+        raise FleetError(problems=problems)
     return manifests
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -82,6 +82,45 @@ class HelmOptions(StrictModel):
     disable_dependency_update: bool = Field(default=False, alias="disableDependencyUpdate")
     # fleet extension: `template` (default, `helm template`) or `release` (real release, hooks)
     mode: Literal["template", "release"] = "template"
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        return helm_values_with_string_keys(value) if isinstance(value, dict) else value
+
+
+def helm_key(key: Any) -> str:
+    """A values key as Helm sees it: its YAML parser (sigs.k8s.io/yaml) turns the keys of
+    every mapping into JSON strings, `1` -> "1", `true` -> "true", `1.5` -> "1.5"."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(repr(key), repr(key))
+    raise ValueError(f"a values key must be a string, a number or a boolean, not {key!r}")
+
+
+def helm_values_with_string_keys(value: Any) -> Any:
+    """`value` with every mapping key a string (`helm_key`), at every depth.
+
+    Helm never sees a non-string key, and mixed `1`/`"b"` keys would break the sorted JSON
+    that deployment ids hash. Two keys that become the same string (`1` and `"1"`) are an
+    error: Helm would keep one of them at random.
+    """
+    if isinstance(value, list):
+        return [helm_values_with_string_keys(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        text = helm_key(key)
+        if text in out:
+            raise ValueError(f"values key {text!r} is given twice (once not as a string)")
+        out[text] = helm_values_with_string_keys(item)
+    return out
 
 
 class KustomizeOptions(StrictModel):

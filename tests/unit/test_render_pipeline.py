@@ -257,8 +257,40 @@ def test_renderer_output_is_checked(tmp_path: Path) -> None:
     plugins = FleetPlugins.load(entry_points=False)
     plugin = CountingPlugin(CountingRenderer([{"kind": "NoApiVersion"}]))
     plugins.register(plugin)
-    with pytest.raises(FleetError, match="renderer 'counting' returned something"):
+    with pytest.raises(FleetError, match="renderer 'counting' returned"):
         render_bundle(request_for(tmp_path), plugins)
+
+
+def test_third_party_output_gets_the_full_manifest_check(tmp_path: Path) -> None:
+    """A plugin's dicts are held to `check_manifest` like parsed YAML (not only
+    apiVersion/kind): `metadata: oops` is one error naming the renderer and the bundle."""
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": "oops"}
+    labels = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": [1]}}
+    plugins = FleetPlugins.load(entry_points=False)
+    plugins.register(CountingPlugin(CountingRenderer([MIXED[0], bad, labels])))
+    request = RenderRequest(
+        tmp_path,
+        tmp_path,
+        BundleOptions(renderer="counting"),
+        ClusterContext("c"),
+        options_file=tmp_path / "fleet.yaml",
+        bundle_name="shop",
+    )
+    with pytest.raises(FleetError) as err:
+        render_bundle(request, plugins)
+    messages = [(p.file, p.message) for p in err.value.problems]
+    assert messages == [
+        (
+            str(tmp_path / "fleet.yaml"),
+            "renderer 'counting' returned, for bundle 'shop', an object (item 1) that is not "
+            "a valid manifest: metadata must be a mapping, not a string ('oops')",
+        ),
+        (
+            str(tmp_path / "fleet.yaml"),
+            "renderer 'counting' returned, for bundle 'shop', an object (item 2) that is not "
+            "a valid manifest: metadata.labels must be a mapping, not a list",
+        ),
+    ]
 
 
 def test_detection_is_used_without_explicit_renderer(tmp_path: Path) -> None:
