@@ -179,11 +179,8 @@ def merged_values(request: RenderRequest, helm: HelmOptions) -> dict[str, Any]:
         if not path.is_file():
             raise FleetError(f"values file {relpath!r} not found", file=request.options_file)
         display = request.display(path)
-        docs = [
-            d
-            for d in parse_yaml_documents(path.read_text(encoding="utf-8"), file=display)
-            if d is not None
-        ]
+        text = request.read_text(relpath, what="values file")
+        docs = [d for d in parse_yaml_documents(text, file=display) if d is not None]
         data = docs[0] if docs else {}
         if not isinstance(data, dict):
             raise FleetError("values file is not a mapping", file=display)
@@ -211,7 +208,7 @@ def _templated_values_files(request: RenderRequest) -> bool:
         return False
     for relpath in helm.values_files:
         path = request.resolve(relpath, what="values file")
-        if path.is_file() and "${" in path.read_text(encoding="utf-8"):
+        if path.is_file() and "${" in request.read_text(relpath, what="values file"):
             return True
     return False
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -165,7 +166,10 @@ def _staged_copy(request: RenderRequest, kdir: Path, kfile: Path, tmp: Path) -> 
     shutil.copytree(source, copy_root, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     build_dir = copy_root / rel
     (build_dir / MANIFESTS_FILE).write_text(dump_manifests(request.input_manifests or ()))
-    docs = parse_yaml_documents(kfile.read_text(encoding="utf-8"), file=request.display(kfile))
+    text = request.read_text(
+        os.path.relpath(kfile, request.resolve(".", what="bundle directory")), what="kustomization"
+    )
+    docs = parse_yaml_documents(text, file=request.display(kfile))
     kustomization = docs[0] if docs and isinstance(docs[0], dict) else {}
     resources = list(kustomization.get("resources") or [])
     if MANIFESTS_FILE not in resources:

@@ -60,7 +60,7 @@ class YamlRenderer:
     def render(self, request: RenderRequest) -> list[Manifest]:
         root = request.resolve(".", what="bundle directory")
         files = {
-            rel: (request.resolve(rel, what="manifest file").read_text(encoding="utf-8"), path)
+            rel: (request.read_text(rel, what="manifest file", file=request.display(path)), path)
             for rel, path in _files(root)
         }
         overlays = request.options.yaml.overlays if request.options.yaml else []
@@ -124,8 +124,10 @@ def _apply_overlay(
     patches = [(rel, path) for rel, path in entries if "_patch." in rel.rsplit("/", 1)[-1]]
     for rel, path in entries:  # replacements first, then patches: deterministic
         if (rel, path) not in patches:
-            checked = request.resolve(os.path.relpath(path, root), what="overlay file")
-            files[rel] = (checked.read_text(encoding="utf-8"), path)
+            text = request.read_text(
+                os.path.relpath(path, root), what="overlay file", file=request.display(path)
+            )
+            files[rel] = (text, path)
     for rel, path in patches:
         head, _, name = rel.rpartition("/")
         target = f"{head}/" if head else ""
@@ -133,7 +135,10 @@ def _apply_overlay(
         if target not in files:
             raise FleetError(f"no file {target} in the bundle to patch", file=request.display(path))
         text, source = files[target]
-        files[target] = (_patched(request, text, source, path), source)
+        patch_text = request.read_text(
+            os.path.relpath(path, root), what="overlay patch", file=request.display(path)
+        )
+        files[target] = (_patched(request, text, source, path, patch_text), source)
 
 
 def _patch_target(target: str, files: dict[str, tuple[str, Path]]) -> str:
@@ -145,10 +150,12 @@ def _patch_target(target: str, files: dict[str, tuple[str, Path]]) -> str:
     return others[0] if len(others) == 1 else target
 
 
-def _patched(request: RenderRequest, text: str, source: Path, patch_path: Path) -> str:
+def _patched(
+    request: RenderRequest, text: str, source: Path, patch_path: Path, patch_text: str
+) -> str:
     where = request.display(patch_path)
     docs = [d for d in parse_yaml_documents(text, file=request.display(source)) if d is not None]
-    for patch in parse_yaml_documents(patch_path.read_text(encoding="utf-8"), file=where):
+    for patch in parse_yaml_documents(patch_text, file=where):
         if patch is None:
             continue
         index = _target_document(docs, patch, where)

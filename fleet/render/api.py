@@ -18,14 +18,15 @@ from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
-from fleet.spec.pathsafety import resolve_inside
+from fleet.spec.pathsafety import read_inside, resolve_inside
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """Everything a renderer may look at. Renderers read files only through `resolve`.
+    """Everything a renderer may look at. Renderers read files only through `read_text` /
+    `read_bytes` (or `resolve`, for a path handed to a tool).
 
     `options` are already merged for `cluster` and templated. `cache_key`, when targeting
     supplies it (the deployment id), replaces the key `render_bundle` would compute.
@@ -56,6 +57,31 @@ class RenderRequest:
         return resolve_inside(
             self.repo_root, self.bundle_dir, relpath, what=what, file=self.options_file
         )
+
+    def read_bytes(self, relpath: str, *, what: str, file: Path | str | None = None) -> bytes:
+        """The content of `relpath` (relative to the bundle dir), checked before it is opened.
+
+        The path check of `resolve`, then: a regular file of at most 8 MiB
+        (`fleet.spec.pathsafety.MAX_READ_BYTES`). Every file a renderer reads goes through
+        here (or `read_text`). The error names `file` (where the path came from; default
+        the bundle's fleet.yaml).
+        """
+        return read_inside(
+            self.repo_root,
+            self.bundle_dir,
+            relpath,
+            what=what,
+            file=file if file is not None else self.options_file,
+        )
+
+    def read_text(self, relpath: str, *, what: str, file: Path | str | None = None) -> str:
+        """`read_bytes` decoded as UTF-8 (anything else is a FleetError naming the file)."""
+        data = self.read_bytes(relpath, what=what, file=file)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            where = file if file is not None else self.resolve(relpath, what=what)
+            raise FleetError(f"{what} '{relpath}' is not valid UTF-8 text", file=where) from None
 
     def display(self, path: Path) -> str:
         """`path` relative to the repository root, for messages (absolute if outside)."""

@@ -9,9 +9,11 @@ through `resolve_inside`, and every directory walk through `walk_files`.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from fleet.errors import FleetError, Problem
+from fleet.spec.yamlload import MAX_YAML_BYTES
 
 
 def resolve_inside(
@@ -40,6 +42,54 @@ def resolve_inside(
     if not target.is_relative_to(root):
         raise FleetError(f"{what} '{relpath}' is outside the repository", file=file, line=line)
     return target
+
+
+MAX_READ_BYTES = MAX_YAML_BYTES  # no file a renderer reads may be larger than a YAML file
+
+
+def read_inside(
+    repo_root: Path,
+    base_dir: Path,
+    relpath: str,
+    *,
+    what: str,
+    file: Path | str | None = None,
+    line: int | None = None,
+    limit: int = MAX_READ_BYTES,
+) -> bytes:
+    """The bytes of `relpath` (relative to `base_dir`), checked before anything is opened.
+
+    `resolve_inside` first (so a symlink out of the repository is refused unread), then the
+    file must be a regular file (a FIFO or a device would block or never end) of at most
+    `limit` bytes. Errors name `file`/`line`, where the path was written, or the path
+    itself; they never contain the file's content.
+    """
+    real = resolve_inside(repo_root, base_dir, relpath, what=what, file=file, line=line)
+    where: Path | str = file if file is not None else real
+    try:
+        info = real.stat()
+    except OSError as err:
+        raise FleetError(
+            f"{what} '{relpath}' cannot be read: {err.strerror or err}", file=where, line=line
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise FleetError(f"{what} '{relpath}' is not a regular file", file=where, line=line)
+    if info.st_size > limit:
+        raise FleetError(
+            f"{what} '{relpath}' is larger than {limit // (1024 * 1024)} MiB and is not read",
+            file=where,
+            line=line,
+        )
+    try:
+        with real.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise FleetError(
+            f"{what} '{relpath}' cannot be read: {err.strerror or err}", file=where, line=line
+        ) from None
+    if len(data) > limit:  # grew since the stat
+        raise FleetError(f"{what} '{relpath}' is larger than the limit", file=where, line=line)
+    return data
 
 
 def walk_files(directory: Path, repo_root: Path) -> list[tuple[str, Path]]:

@@ -22,7 +22,7 @@ class ExampleRenderer:
 
     def render(self, request: RenderRequest) -> list[dict[str, Any]]:
         data = {
-            path.name: path.read_text(encoding="utf-8")
+            path.name: request.read_text(path.name, what="text file")
             for path in sorted(request.bundle_dir.glob("*.txt"))
         }
         return [
