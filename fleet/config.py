@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ DEFAULT_VISIBILITY_TIMEOUT = 1800.0  # longer than the longest task: health wait
 DEFAULT_LOCK_TTL = 30.0
 DEFAULT_RETRY_BASE = 2.0
 DEFAULT_FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
+DEFAULT_RENDER_TIMEOUT = 120.0  # one helm/kustomize/git run of a renderer, chart download included
 TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility timeout
 DEFAULT_MAX_WAIT = 600.0  # longest health wait a bundle's waitTimeoutSeconds may ask for
 DEFAULT_HTTP_TIMEOUT = 10.0  # seconds a `fleet serve` client may take per socket operation
@@ -53,6 +55,7 @@ class Settings:
     cache_dir: Path = Path("~/.cache/fleet")  # FLEET_CACHE_DIR, else $XDG_CACHE_HOME/fleet
     helm: str | None = None  # FLEET_HELM
     kustomize: str | None = None  # FLEET_KUSTOMIZE
+    render_timeout: float = DEFAULT_RENDER_TIMEOUT  # FLEET_RENDER_TIMEOUT
     webhook_secret: str = ""  # FLEET_WEBHOOK_SECRET
     repo_url: str | None = None  # FLEET_REPO_URL
     credentials_dir: Path | None = None  # FLEET_CREDENTIALS_DIR
@@ -85,6 +88,7 @@ class Settings:
             cache_dir=Path(root).expanduser() if root else Path(xdg) / "fleet",
             helm=env.get("FLEET_HELM") or None,
             kustomize=env.get("FLEET_KUSTOMIZE") or None,
+            render_timeout=_positive(env, "FLEET_RENDER_TIMEOUT", DEFAULT_RENDER_TIMEOUT),
             webhook_secret=env.get("FLEET_WEBHOOK_SECRET", ""),
             repo_url=env.get("FLEET_REPO_URL") or None,
             credentials_dir=Path(credentials) if credentials else None,
@@ -151,6 +155,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise UserError(f"{name} must be 1/true/yes or 0/false/no, not {raw!r}")
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"{name} must be a positive number of seconds, not {env.get(name)!r}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -1,4 +1,8 @@
-"""Built-in renderer `helm`: `helm template` through pyhelm3's command layer.
+"""Built-in renderer `helm`: `helm template`, run by fleet (`fleet.plugin.run_tool`).
+
+pyhelm3 runs helm through a shell without a timeout; fleet runs the binary itself, without
+a shell, in its own process group, killed whole after `FLEET_RENDER_TIMEOUT` seconds (a hung
+chart server must not block the load of a commit).
 
 Choices, where Rancher Fleet leaves room:
 - chart source: no `helm.chart` -> the bundle directory itself (it has a Chart.yaml);
@@ -21,24 +25,20 @@ Choices, where Rancher Fleet leaves room:
   are rendered as plain objects (use `helm.mode: release` for charts that need hooks).
 - helm's executable: `$FLEET_HELM`, else `helm` on PATH, else `helm` next to the Python
   interpreter (where `make testbin` links it; see `fleet.plugin.find_tool`).
+- no value from Git becomes a flag: chart, repo, version, releaseName and the namespaces
+  are refused when they start with `-` (by the options model, with file:line, and again
+  here), every flag is passed as `--flag=value`, and `--` ends the flags before the release
+  name and the chart.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import hashlib
 import json
-import logging
 import re
-import subprocess
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pyhelm3 import Command
-from pyhelm3 import errors as helm_errors
+from typing import Any
 
 from fleet.plugin import (
     BundleOptions,
@@ -59,15 +59,11 @@ from fleet.plugin import (
     load_manifests,
     parse_yaml_documents,
     render_values,
+    run_tool,
 )
 
 PLUGIN_VERSION = "1"
 RELEASE_NAME_MAX = 53
-T = TypeVar("T")
-
-# pyhelm3 logs every failed command as a warning; fleet re-raises the failure as one
-# FleetError line with helm's own message, so that warning would only repeat it.
-logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 
 
 def helm_tool() -> Tool:
@@ -88,10 +84,12 @@ def helm_executable() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _helm_version(executable: str) -> str:
-    try:
-        return f"v{Command(executable=executable).client_version()}"
-    except (subprocess.CalledProcessError, ValueError, OSError) as err:
-        raise FleetError(f"cannot run {executable} version: {err}") from None
+    what = f"{executable} version"
+    done = run_tool([executable, "version", "--template={{ .Version }}"], what=what)
+    version = done.stdout.decode(errors="replace").strip()
+    if done.returncode != 0 or not version:
+        raise FleetError(f"cannot run {what}: {_helm_message(done.stderr.decode())}")
+    return version if version.startswith("v") else f"v{version}"
 
 
 class HelmRenderer:
@@ -104,7 +102,7 @@ class HelmRenderer:
     def describe(self) -> str:
         try:
             tool = helm_tool()
-            return f"helm template via pyhelm3 ({tool.path} {tool.source}, {self.version})"
+            return f"helm template ({tool.path} {tool.source}, {self.version})"
         except FleetError as err:
             return f"unavailable: {err}"
 
@@ -118,37 +116,45 @@ class HelmRenderer:
         options = request.options
         helm = options.helm or HelmOptions()
         chart_ref, display, remote = _chart_source(request, helm)
-        args: list[str] = [
-            "template",
-            release_name(helm.release_name or request.name),
-            chart_ref,
-            "--include-crds",
-            "--skip-tests",
-            "--values",
-            "-",
-            "--namespace",
-            options.namespace or options.default_namespace or "default",
-        ]
+        release = release_name(helm.release_name or request.name)
+        namespace = options.namespace or options.default_namespace or "default"
+        flags = ["--include-crds", "--skip-tests", "--values=-", f"--namespace={namespace}"]
         if remote and helm.repo:
-            args += ["--repo", helm.repo]
+            flags.append(f"--repo={helm.repo}")
         if remote and helm.version:
-            args += ["--version", helm.version]
+            flags.append(f"--version={helm.version}")
         if request.cluster.kube_version:
-            args += ["--kube-version", request.cluster.kube_version]
+            flags.append(f"--kube-version={request.cluster.kube_version}")
         if helm.skip_schema_validation:
-            args.append("--skip-schema-validation")
+            flags.append("--skip-schema-validation")
+        for what, value in (("release name", release), ("chart", chart_ref)):
+            _refuse_flag(what, value, request)
         values = json.dumps(merged_values(request, helm)).encode()
-        command = Command(executable=helm_executable())
-        try:
-            output = run_sync(command.run(args, values))
-        except helm_errors.Error as err:
-            message = _helm_message(err.stderr.decode(errors="replace"))
+        what = f"helm template of bundle {request.name!r} (chart {display})"
+        done = run_tool(
+            [helm_executable(), "template", *flags, "--", release, chart_ref],
+            what=what,
+            stdin=values,
+            file=request.options_file,
+        )
+        if done.returncode != 0:
+            message = _helm_message(done.stderr.decode(errors="replace"))
             # a chart server that cannot be reached may answer later: never remembered
             failed = TransientError if remote and _FETCH_FAILED.search(message) else FleetError
             raise failed(
                 f"helm template failed for chart {display}: {message}", file=request.options_file
-            ) from None
-        return load_manifests(output.decode(), file=f"helm template {display}")
+            )
+        return load_manifests(done.stdout.decode(errors="replace"), file=f"helm template {display}")
+
+
+def _refuse_flag(what: str, value: str, request: RenderRequest) -> None:
+    """A value from Git that helm would read as a flag (the options model refuses these
+    first, with file:line; this is the last line of defence for a request built in code)."""
+    if value.startswith("-"):
+        raise FleetError(
+            f"helm {what} {value!r} starts with '-' and would be read as a flag",
+            file=request.options_file,
+        )
 
 
 def _chart_source(request: RenderRequest, helm: HelmOptions) -> tuple[str, str, bool]:
@@ -220,16 +226,6 @@ def release_name(name: str) -> str:
         return safe
     digest = hashlib.sha256(safe.encode()).hexdigest()[:8]
     return f"{safe[:44].rstrip('-')}-{digest}"
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run pyhelm3's async call to completion, also from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 # helm's words for "the chart could not be downloaded" (as opposed to "it does not exist")

@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -43,11 +42,11 @@ from fleet.plugin import (
     hookimpl,
     load_manifests,
     parse_yaml_documents,
+    run_tool,
 )
 
 PLUGIN_VERSION = "1"
 MANIFESTS_FILE = "fleet-manifests.yaml"
-TIMEOUT_SECONDS = 300
 
 
 def kustomize_tool() -> Tool:
@@ -91,16 +90,13 @@ def _kubectl_version(exe: str) -> str:
         return "unknown"
 
 
-def _run(argv: list[str], *, what: str) -> str:
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise FleetError(f"{what} failed: {err}") from None
+def _run(argv: list[str], *, what: str, file: Path | None = None) -> str:
+    """Run kustomize (or kubectl) with fleet's tool runner: no shell, its own process
+    group, killed after `FLEET_RENDER_TIMEOUT` seconds (`ToolTimeout` says so)."""
+    done = run_tool(argv, what=what, file=file)
     if done.returncode != 0:
-        raise FleetError(f"{what} failed: {_one_line(done.stderr)}")
-    return done.stdout
+        raise FleetError(f"{what} failed: {_one_line(done.stderr.decode(errors='replace'))}")
+    return done.stdout.decode(errors="replace")
 
 
 def _one_line(stderr: str) -> str:
@@ -135,12 +131,14 @@ class KustomizeRenderer:
         kdir, kfile = _kustomization(request)
         display = request.display(kdir)
         argv, _ = kustomize_command()
+        what = f"kustomize build {display} (bundle {request.name!r})"
+        file = request.options_file
         if request.input_manifests is None:
-            output = _run([*argv, str(kdir)], what=f"kustomize build {display}")
+            output = _run([*argv, "--", str(kdir)], what=what, file=file)
             return load_manifests(output, file=f"kustomize build {display}")
         with tempfile.TemporaryDirectory(prefix="fleet-kustomize-") as tmp:
             build_dir = _staged_copy(request, kdir, kfile, Path(tmp))
-            output = _run([*argv, str(build_dir)], what=f"kustomize build {display}")
+            output = _run([*argv, "--", str(build_dir)], what=what, file=file)
         return load_manifests(output, file=f"kustomize build {display}")
 
 

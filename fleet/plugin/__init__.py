@@ -18,7 +18,9 @@ releases. The names below are the contract.
   (Helm's values rule), `PatchError`/`apply_patch` (the overlay patch types), and the
   Helm values templating of Rancher Fleet (`build_context`, `has_template`,
   `render_values`, `TemplateError`), and `find_tool` (`Tool`, `ToolNotConfigured`): an
-  external binary from its `FLEET_*` variable, `PATH` or the interpreter's directory.
+  external binary from its `FLEET_*` variable, `PATH` or the interpreter's directory;
+  `run_tool` (`ToolResult`, `ToolTimeout`) runs it without a shell, in its own process
+  group, killed whole after `FLEET_RENDER_TIMEOUT` seconds.
 - Testing a plugin: `FleetPlugins` (load the built-ins, `register` yours), `render_bundle`,
   `RenderCache`, `RenderResult`.
 
@@ -43,7 +45,14 @@ from fleet.render.cache import RenderCache
 from fleet.render.manifests import dump_manifests, load_manifests, parse_yaml_documents
 from fleet.render.patching import PatchError, apply_patch
 from fleet.render.pipeline import RenderResult, render_bundle
-from fleet.render.tools import Tool, ToolNotConfigured, find_tool
+from fleet.render.tools import (
+    Tool,
+    ToolNotConfigured,
+    ToolResult,
+    ToolTimeout,
+    find_tool,
+    run_tool,
+)
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
 from fleet.spec.cluster import ClusterContext
 from fleet.spec.merge import deep_merge
@@ -72,6 +81,8 @@ __all__ = [
     "TemplateError",
     "Tool",
     "ToolNotConfigured",
+    "ToolResult",
+    "ToolTimeout",
     "TransientError",
     "YamlOptions",
     "apply_patch",
@@ -85,4 +96,5 @@ __all__ = [
     "parse_yaml_documents",
     "render_bundle",
     "render_values",
+    "run_tool",
 ]

@@ -49,6 +49,37 @@ class LabelSelector(StrictModel):
     )
 
 
+def not_a_flag(value: str | None) -> str | None:
+    """Refuse a value that helm, kustomize or git would read as a flag (`--post-renderer=sh`).
+
+    Values from Git that become command-line arguments must not start with `-`; renderers
+    also pass them as `--flag=value` and after `--`, but the commit is refused here, with
+    file:line, before anything runs.
+    """
+    if value is not None and value.startswith("-"):
+        raise ValueError(f"{value!r} starts with '-': a tool would read it as a flag")
+    return value
+
+
+_CHART_URL_SCHEMES = ("https://", "oci://")
+
+
+def chart_url_problem(url: str, *, what: str) -> str | None:
+    """Why `url` is not an acceptable chart location, or None (https or oci, with a host)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if f"{scheme.lower()}://" not in _CHART_URL_SCHEMES:
+        return (
+            f"{what} {url!r}: only https:// and oci:// chart sources are accepted "
+            "(plain http is refused: anyone on the path could change the chart)"
+        )
+    if not host or host.startswith("-"):
+        return f"{what} {url!r} has no host"
+    return None
+
+
 class ValuesFrom(StrictModel):
     """Rancher's `helm.valuesFrom`: values read from a ConfigMap or Secret at deploy time."""
 
@@ -82,6 +113,41 @@ class HelmOptions(StrictModel):
     disable_dependency_update: bool = Field(default=False, alias="disableDependencyUpdate")
     # fleet extension: `template` (default, `helm template`) or `release` (real release, hooks)
     mode: Literal["template", "release"] = "template"
+
+    @field_validator("chart", "repo", "version", "release_name")
+    @classmethod
+    def _not_a_flag(cls, value: str | None) -> str | None:
+        return not_a_flag(value)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.lower().startswith("https://"):
+            raise ValueError(
+                f"{value!r}: a chart repository must be an https:// URL (for OCI, write the "
+                "oci:// reference as the chart; plain http is refused)"
+            )
+        problem = chart_url_problem(value, what="repository")
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("chart")
+    @classmethod
+    def _chart_source(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("git::", "git@", "file:")):
+            raise ValueError(
+                f"{value!r}: helm fetches charts over https or oci only (or give a path "
+                "inside the repository)"
+            )
+        problem = chart_url_problem(value, what="chart")
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("values", mode="before")
     @classmethod
@@ -125,6 +191,11 @@ def helm_values_with_string_keys(value: Any) -> Any:
 
 class KustomizeOptions(StrictModel):
     dir: str | None = None
+
+    @field_validator("dir")
+    @classmethod
+    def _not_a_flag(cls, value: str | None) -> str | None:
+        return not_a_flag(value)
 
 
 class YamlOptions(StrictModel):
@@ -213,6 +284,11 @@ class TargetCustomization(StrictModel):
     namespace_labels: dict[str, str] | None = Field(default=None, alias="namespaceLabels")
     namespace_annotations: dict[str, str] | None = Field(default=None, alias="namespaceAnnotations")
 
+    @field_validator("namespace", "default_namespace")
+    @classmethod
+    def _not_a_flag(cls, value: str | None) -> str | None:
+        return not_a_flag(value)
+
 
 class BundleOptions(StrictModel):
     """Everything a bundle's `fleet.yaml` may say (Rancher Fleet's format)."""
@@ -255,6 +331,11 @@ class BundleOptions(StrictModel):
     # fleet extension: seconds to wait for health after apply (capped by the operator,
     # FLEET_MAX_WAIT_SECONDS: see fleet.runtime.waits)
     wait_timeout_seconds: int | None = Field(default=None, alias="waitTimeoutSeconds")
+
+    @field_validator("namespace", "default_namespace")
+    @classmethod
+    def _not_a_flag(cls, value: str | None) -> str | None:
+        return not_a_flag(value)
 
     @property
     def target_namespace(self) -> str:

@@ -1,5 +1,5 @@
 """The built-in helm renderer with the real helm binary: local charts and a chart repository
-served over HTTP from a local directory (helm package + helm repo index)."""
+served over HTTPS from a local directory (helm package + helm repo index)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from fleet.render.pipeline import render_bundle
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
 from tests.support.servers import free_port
+from tests.support.tls import https_server, make_tls
 
 
 def write(path: Path, text: str) -> None:
@@ -254,33 +255,38 @@ def test_missing_helm_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         render(tmp_path, tmp_path, {})
 
 
-@pytest.fixture
-def chart_repo(tmp_path: Path, helm_env: str) -> Iterator[str]:
-    """A real chart repository: `helm package` + `helm repo index`, served over HTTP."""
+@contextmanager
+def chart_repository(
+    tmp_path: Path, helm: str, charts: dict[str, tuple[str, ...]]
+) -> Iterator[str]:
+    """A real chart repository: `helm package` + `helm repo index`, served over HTTPS with a
+    self-signed certificate that helm (SSL_CERT_FILE) is told to trust. Yields its URL."""
     served = tmp_path / "served"
     served.mkdir()
-    for version in ("0.1.0", "0.2.0", "1.0.0"):
-        chart = tmp_path / "src" / version
-        make_chart(chart)
-        chart_yaml = (chart / "Chart.yaml").read_text().replace("0.1.0", version)
-        (chart / "Chart.yaml").write_text(chart_yaml)
-        (chart / "values.yaml").write_text(f"replicas: 1\nimage: nginx:1\ncolor: v{version}\n")
-        subprocess.run(
-            [helm_env, "package", str(chart), "-d", str(served)], check=True, capture_output=True
-        )
+    for name, versions in charts.items():
+        for version in versions:
+            chart = tmp_path / "src" / name / version
+            make_chart(chart)
+            chart_yaml = (chart / "Chart.yaml").read_text().replace("0.1.0", version)
+            (chart / "Chart.yaml").write_text(chart_yaml.replace("name: demo", f"name: {name}"))
+            (chart / "values.yaml").write_text(f"replicas: 1\nimage: nginx:1\ncolor: v{version}\n")
+            subprocess.run(
+                [helm, "package", str(chart), "-d", str(served)], check=True, capture_output=True
+            )
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    subprocess.run(
-        [helm_env, "repo", "index", str(served), "--url", url], check=True, capture_output=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with https_server(handler, make_tls(tmp_path / "tls")) as url:
+        subprocess.run(
+            [helm, "repo", "index", str(served), "--url", url], check=True, capture_output=True
+        )
         yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+@pytest.fixture
+def chart_repo(tmp_path: Path, helm_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Chart `demo` in versions 0.1.0, 0.2.0 and 1.0.0, over HTTPS."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "tls" / "server.crt"))
+    with chart_repository(tmp_path, helm_env, {"demo": ("0.1.0", "0.2.0", "1.0.0")}) as url:
+        yield url
 
 
 def test_chart_from_a_repository_with_a_semver_range(tmp_path: Path, chart_repo: str) -> None:
@@ -308,7 +314,7 @@ def test_a_chart_server_down_is_transient_and_not_remembered(
     One cache across both calls: the outage must not fail the unit once the server is back."""
     bundle = tmp_path / "remote"
     bundle.mkdir()
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"https://127.0.0.1:{free_port()}"
     request = RenderRequest(
         bundle_dir=bundle,
         repo_root=tmp_path,

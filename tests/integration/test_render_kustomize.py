@@ -96,7 +96,7 @@ def test_load_restrictor_keeps_files_inside_the_kustomization_root(repo: Path) -
     with pytest.raises(FleetError) as err:
         render(repo / "guestbook", repo, {"kustomize": {"dir": "sneaky"}})
     message = str(err.value)
-    assert message.startswith("kustomize build guestbook/sneaky failed:")
+    assert message.startswith("kustomize build guestbook/sneaky (bundle 'guestbook') failed:")
     assert "\n" not in message
     assert "security" in message or "outside" in message or "not in or below" in message
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from plugins.render_helm import _helm_message, deep_merge, release_name, run_sync
+from plugins.render_helm import _helm_message, deep_merge, release_name
 
 
 def test_release_name_is_dns_safe_and_at_most_53_characters() -> None:
@@ -25,14 +23,3 @@ def test_helm_message_is_one_line() -> None:
 def test_deep_merge_maps_merge_lists_replace() -> None:
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert deep_merge(base, {"a": {"c": [3], "e": 2}}) == {"a": {"b": 1, "c": [3], "e": 2}, "d": 1}
-
-
-def test_run_sync_works_inside_a_running_event_loop() -> None:
-    async def value() -> int:
-        return 42
-
-    async def outer() -> int:
-        return run_sync(value())
-
-    assert run_sync(value()) == 42
-    assert asyncio.run(outer()) == 42
