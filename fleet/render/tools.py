@@ -11,25 +11,33 @@ The order, the same for every tool:
    `.venv/bin/fleet` finds them without the virtualenv being activated.
 
 Renderer plugins call `find_tool` (re-exported by `fleet.plugin`) and show the answer's
-`source` in `fleet plugins`, and run the tool with `run_tool`: no shell, its own process
-group, killed whole after `FLEET_RENDER_TIMEOUT` seconds (a hung chart download must not
-block the scheduler's load of a commit).
+`source` in `fleet plugins`, and run the tool with `run_tool` (from `fleet.process`): no
+shell, its own process group, killed whole after `FLEET_RENDER_TIMEOUT` seconds (a hung
+chart download must not block the scheduler's load of a commit).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
-import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleet import config
-from fleet.errors import FleetError, TransientError
+from fleet.process import ToolResult, ToolTimeout, run_tool
+
+__all__ = [
+    "FROM_INTERPRETER",
+    "FROM_PATH",
+    "FROM_VARIABLE",
+    "Tool",
+    "ToolNotConfigured",
+    "ToolResult",
+    "ToolTimeout",
+    "configured_tool",
+    "find_tool",
+    "run_tool",
+]
 
 FROM_VARIABLE = "from {variable}"
 FROM_PATH = "on PATH"
@@ -94,81 +102,3 @@ def find_tool(
         if local is not None:
             return Tool(local, FROM_INTERPRETER)
     return None
-
-
-class ToolTimeout(TransientError):
-    """A tool ran longer than its timeout and was killed with its whole process group.
-
-    Transient: a hung chart server may answer later, so the failure is never cached.
-    """
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """What a finished tool run left: exit code, stdout, stderr."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-
-def run_tool(
-    argv: Sequence[str],
-    *,
-    what: str,
-    stdin: bytes | None = None,
-    timeout: float | None = None,
-    settings: config.Settings | None = None,
-    file: str | Path | None = None,
-) -> ToolResult:
-    """Run an external tool (helm, kustomize, git) the one way fleet runs them.
-
-    No shell: `argv` is passed as is. The tool gets its own session (process group), so
-    on expiry of `timeout` (default `Settings.render_timeout`, `FLEET_RENDER_TIMEOUT`)
-    the tool and everything it started (helm plugins, kustomize's git) are killed
-    together, and `ToolTimeout` says `what` timed out. Its environment is the settings'.
-    A tool that cannot start is a FleetError naming `what`. Errors name `file` (the
-    bundle's fleet.yaml) when given.
-    """
-    settings = settings or config.current()
-    limit = settings.render_timeout if timeout is None else timeout
-    try:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(settings.env),
-            start_new_session=True,
-        )
-    except OSError as err:
-        raise FleetError(
-            f"{what}: cannot run {argv[0]}: {err.strerror or err}", file=file
-        ) from None
-    try:
-        stdout, stderr = process.communicate(stdin, timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        raise ToolTimeout(
-            f"{what} timed out after {limit:g} s (FLEET_RENDER_TIMEOUT) and was stopped",
-            retry_after=limit,
-            file=file,
-        ) from None
-    except BaseException:
-        _kill_group(process)
-        raise
-    return ToolResult(process.returncode, stdout, stderr)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the tool's process group, then reap it (pipes a stray child keeps open are
-    closed rather than waited for)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    try:
-        process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
-        process.wait()

@@ -20,11 +20,12 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from fleet.errors import FleetError, Problem
+from fleet.errors import FleetError, Problem, TransientError
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
 from fleet.spec.definition import NAME_PATTERN, BundleTarget, has_criterion, undefined_group
 from fleet.spec.hashing import hash_files, hash_path
 from fleet.spec.kustomize_refs import external_kustomize_refs
+from fleet.spec.kustomize_remote import RemoteRef, pin
 from fleet.spec.merge import deep_merge
 from fleet.spec.pathsafety import resolve_inside, walk_files
 from fleet.spec.validation import validate_document
@@ -109,8 +110,14 @@ def build_bundle(
     explicit_name: str | None = None,
     targets: Sequence[BundleTarget] = (),
     groups: set[str] | None = None,
+    remote_hosts: Sequence[str] = (),
 ) -> Bundle:
-    """Merge the layers, check names and paths, hash the content. Raises all problems."""
+    """Merge the layers, check names and paths, hash the content. Raises all problems.
+
+    `remote_hosts` are the hosts kustomize remote references may name (the definition's
+    `kustomizeRemoteHosts`); what those references resolve to is part of the content hash.
+    A remote that cannot be resolved now is a `TransientError`.
+    """
     root = repo_root.resolve()
     rel_path = bundle_dir.relative_to(root).as_posix()
     options_file = bundle_dir / BUNDLE_FILE
@@ -137,7 +144,7 @@ def build_bundle(
         file, line = bundle.where(("name",))
         problems.append(Problem(f"bundle name '{bundle.name}' is not a DNS-1123 label", file, line))
     _check_customizations(bundle, groups, problems)
-    refs = _check_paths(bundle, root, problems)
+    refs = _check_paths(bundle, root, problems, remote_hosts)
     if problems:
         raise FleetError(problems=problems)
     _hash(bundle, root, refs)
@@ -168,9 +175,12 @@ class _Refs:
     external: dict[str, Path] = field(default_factory=dict)
     kustomize_dirs: list[Path] = field(default_factory=list)
     kustomize_external: list[Path] = field(default_factory=list)
+    kustomize_remotes: list[RemoteRef] = field(default_factory=list)
 
 
-def _check_paths(bundle: Bundle, root: Path, out: list[Problem]) -> _Refs:
+def _check_paths(
+    bundle: Bundle, root: Path, out: list[Problem], remote_hosts: Sequence[str] = ()
+) -> _Refs:
     """Check every path in base options and customizations; collect hashed inputs."""
     refs = _Refs()
     opts = bundle.options
@@ -213,7 +223,9 @@ def _check_paths(bundle: Bundle, root: Path, out: list[Problem]) -> _Refs:
             for j, name in enumerate(yaml_opts.overlays):
                 check((*loc, "yaml", "overlays", j), f"overlays/{name}", "overlay", "dir")
     starts = [bundle.path, *refs.kustomize_dirs]
-    refs.kustomize_external = external_kustomize_refs(starts, bundle.path, root, out)
+    refs.kustomize_external = external_kustomize_refs(
+        starts, bundle.path, root, out, remote_hosts=remote_hosts, remotes=refs.kustomize_remotes
+    )
     return refs
 
 
@@ -246,6 +258,9 @@ def _hash(bundle: Bundle, root: Path, refs: _Refs) -> None:
         for real in refs.kustomize_external:
             parts.append(f"{real.relative_to(root).as_posix()}={hash_path(real, root)}")
         content = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    if refs.kustomize_remotes:  # what each allowed remote reference is right now
+        pins = sorted(_pins(refs.kustomize_remotes))
+        content = hashlib.sha256("\n".join([content, *pins]).encode()).hexdigest()
     bundle.content_hash = content
     hashes: dict[str, str] = {}
     templated: set[str] = set()
@@ -257,6 +272,23 @@ def _hash(bundle: Bundle, root: Path, refs: _Refs) -> None:
         hashes[raw] = hash_path(real, root)
     bundle.input_hashes = hashes
     bundle.templated_inputs = frozenset(templated)
+
+
+def _pins(remotes: Sequence[RemoteRef]) -> list[str]:
+    """`pin` of every remote; all failures at once, transient if any of them is."""
+    pins: list[str] = []
+    problems: list[Problem] = []
+    transient = False
+    for remote in remotes:
+        try:
+            pins.append(pin(remote))
+        except FleetError as err:
+            transient = transient or isinstance(err, TransientError)
+            for problem in err.problems:
+                problems.append(Problem(problem.message, remote.file, remote.line))
+    if problems:
+        raise (TransientError if transient else FleetError)(problems=problems)
+    return pins
 
 
 def _has(data: Any, loc: Loc) -> bool:

@@ -73,6 +73,15 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[int | str, BeforeValidator(_duration)]
 
 
+RemoteHost = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]{1,5})?$",
+        description="a host name or IP, optionally with :port (no scheme, no path)",
+    ),
+]
+
+
 class KubeconfigRef(StrictModel):
     """A kubeconfig file on the worker's disk, inside the operator's `FLEET_KUBECONFIG_DIR`.
 
@@ -297,6 +306,11 @@ class FleetDefinition(StrictModel):
     source: SourceSpec | None = None
     registries: list[RegistrySpec] = Field(default_factory=list)
     notifiers: list[NotifierSpec] = Field(default_factory=list)
+    # hosts whose kustomize remote references (https, git over https/ssh) bundles may use;
+    # anything else remote is refused, file:// always (fleet.spec.kustomize_remote)
+    kustomize_remote_hosts: list[RemoteHost] = Field(
+        default_factory=list, alias="kustomizeRemoteHosts"
+    )
 
 
 @dataclass(frozen=True)

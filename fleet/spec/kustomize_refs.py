@@ -8,34 +8,47 @@
 - deployment ids: a shared base outside the bundle directory is part of what the bundle
   deploys, so its content goes into the bundle's hash.
 
-Remote references (URLs, `github.com/...`, `git@...`) are left to the renderer. Only the
-reference graph is parsed; a kustomization that is not valid YAML is ignored here (the
-renderer reports it).
+Remote references (URLs, `github.com/...`, `git@...`) are checked against the definition's
+allow-list here too, with file and line, and collected so that loading can pin them (see
+`fleet.spec.kustomize_remote`). Only the reference graph is parsed; a kustomization that is
+not valid YAML is ignored here (the renderer reports it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 
 from fleet.errors import FleetError, Problem
+from fleet.spec.kustomize_remote import (
+    RemoteRef,
+    host_allowed,
+    is_remote,
+    parse_remote,
+    remote_entries,
+)
 from fleet.spec.pathsafety import resolve_inside
-from fleet.spec.yamlload import load_yaml_file
+from fleet.spec.yamlload import YamlDocument, load_yaml_file
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _REFERENCE_KEYS = ("resources", "bases", "components")
 
 
-def _is_remote(ref: str) -> bool:
-    return "://" in ref or ref.startswith(("github.com/", "git@", "git::", "gitlab.com/"))
-
-
 def external_kustomize_refs(
-    start_dirs: list[Path], bundle_dir: Path, repo_root: Path, out: list[Problem]
+    start_dirs: list[Path],
+    bundle_dir: Path,
+    repo_root: Path,
+    out: list[Problem],
+    *,
+    remote_hosts: Collection[str] = (),
+    remotes: list[RemoteRef] | None = None,
 ) -> list[Path]:
     """Directories and files outside `bundle_dir` reached from kustomizations in `start_dirs`.
 
     Follows references transitively (each directory once). Problems (references leaving
-    the repository) are appended to `out`.
+    the repository, remote references refused or not allowed by `remote_hosts`) are
+    appended to `out`; the allowed remote references to `remotes`.
     """
     bundle = bundle_dir.resolve()
     pending = [d.resolve() for d in start_dirs]
@@ -55,12 +68,13 @@ def external_kustomize_refs(
             continue
         if not isinstance(doc.data, dict):
             continue
+        _check_remotes(doc, file, remote_hosts, out, remotes)
         for key in _REFERENCE_KEYS:
             refs = doc.data.get(key)
             if not isinstance(refs, list):
                 continue
             for index, ref in enumerate(refs):
-                if not isinstance(ref, str) or not ref or _is_remote(ref):
+                if not isinstance(ref, str) or not ref or is_remote(ref):
                     continue
                 line = doc.line_of((key, index))
                 try:
@@ -80,3 +94,31 @@ def external_kustomize_refs(
                 if real.exists() and not real.is_relative_to(bundle) and real not in external:
                     external.append(real)
     return sorted(external)
+
+
+def _check_remotes(
+    doc: YamlDocument,
+    file: Path,
+    remote_hosts: Collection[str],
+    out: list[Problem],
+    remotes: list[RemoteRef] | None,
+) -> None:
+    for loc, ref, files_only in remote_entries(doc.data):
+        line = doc.line_of(loc)
+        try:
+            remote = parse_remote(ref, files_only=files_only)
+        except ValueError as err:
+            out.append(Problem(f"kustomize remote reference {err}", str(file), line))
+            continue
+        if not host_allowed(remote.host, remote_hosts):
+            allowed = ", ".join(remote_hosts) or "none"
+            out.append(
+                Problem(
+                    f"kustomize remote reference '{ref}': host {remote.host} is not in the "
+                    f"definition's kustomizeRemoteHosts (allowed: {allowed})",
+                    str(file),
+                    line,
+                )
+            )
+        elif remotes is not None and remote not in remotes:
+            remotes.append(dataclasses.replace(remote, file=str(file), line=line))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet.errors import FleetError, Problem
+from fleet.errors import FleetError, Problem, TransientError
 from fleet.spec.bundles import Bundle, OptionSource, build_bundle, read_bundle_file
 from fleet.spec.definition import (
     BundleTarget,
@@ -95,7 +95,8 @@ def load_repository(repo_dir: Path) -> FleetRepo:
         if cluster.kubeconfig is not None:
             where = doc.line_of(("clusters", index, "kubeconfig", "path"))
             cluster.kubeconfig.locate(str(def_file), where)
-    bundles = _load_bundles(root, definition, doc, problems)
+    transient: list[TransientError] = []  # remote references that could not be resolved now
+    bundles = _load_bundles(root, definition, doc, problems, transient)
     seen: dict[str, Bundle] = {}
     for bundle in bundles:
         if bundle.name in seen:
@@ -110,7 +111,7 @@ def load_repository(repo_dir: Path) -> FleetRepo:
             )
         seen[bundle.name] = bundle
     if problems:
-        raise FleetError(problems=_unique(problems))
+        raise (TransientError if transient else FleetError)(problems=_unique(problems))
     return FleetRepo(root, definition, bundles, def_file, doc)
 
 
@@ -132,7 +133,11 @@ def load_bundle(bundle_dir: Path, repo_root: Path | None = None) -> Bundle:
 
 
 def _load_bundles(
-    root: Path, definition: FleetDefinition, doc: YamlDocument, problems: list[Problem]
+    root: Path,
+    definition: FleetDefinition,
+    doc: YamlDocument,
+    problems: list[Problem],
+    transient_out: list[TransientError],
 ) -> list[Bundle]:
     def_file = doc.file
     groups = {g.name for g in definition.groups}
@@ -142,6 +147,7 @@ def _load_bundles(
         defaults.append(OptionSource(doc, ("defaults",), doc.data["defaults"]))
     claimed: set[Path] = set()
     found: list[Bundle] = []
+    transient = transient_out
 
     def add(
         bundle_dir: Path,
@@ -164,8 +170,12 @@ def _load_bundles(
                     explicit_name=name,
                     targets=targets,
                     groups=groups,
+                    remote_hosts=definition.kustomize_remote_hosts,
                 )
             )
+        except TransientError as err:
+            transient.append(err)
+            problems.extend(err.problems)
         except FleetError as err:
             problems.extend(err.problems)
 

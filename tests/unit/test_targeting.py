@@ -276,7 +276,7 @@ def test_shared_kustomize_base_outside_bundle_is_hashed(tmp_path: Path) -> None:
         {
             "shared/base/kustomization.yaml": "resources: [cm.yaml]\n",
             "shared/base/cm.yaml": "kind: ConfigMap\n",
-            "app/kustomization.yaml": "resources:\n  - ../shared/base\n  - https://example.com/x\n",
+            "app/kustomization.yaml": "resources:\n  - ../shared/base\n",
         },
     )
     first = compute_units(load_repository(tmp_path))[0].deployment_id
