@@ -309,7 +309,11 @@ class FleetDefinition(StrictModel):
     # hosts whose kustomize remote references (https, git over https/ssh) bundles may use;
     # anything else remote is refused, file:// always (fleet.spec.kustomize_remote)
     kustomize_remote_hosts: list[RemoteHost] = Field(
-        default_factory=list, alias="kustomizeRemoteHosts"
+        default_factory=list,
+        alias="kustomizeRemoteHosts",
+        description="Hosts (`host` or `host:port`) whose kustomize remote references "
+        "(https files, git over https or ssh) bundles may use; what they resolve to is part "
+        "of the deployment id. Anything else remote, and file:// always, is refused.",
     )
 
 
