@@ -17,9 +17,12 @@ from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
 from fleet.spec.loader import load_repository
 from fleet.targeting.units import compute_units
+from tests.integration.test_render_helm_untrusted import silent_server
 from tests.support.git_http import GitHttpServer
 from tests.support.servers import run_git
 from tests.support.tls import https_server, make_tls
+
+__all__ = ["silent_server"]  # a fixture: a TCP server that never answers
 
 
 @pytest.fixture(autouse=True)
@@ -185,3 +188,20 @@ def test_an_allowed_https_file_is_pinned_by_its_content(
     with pytest.raises(TransientError) as err:  # the server is gone: retry later
         load_repository(repo)
     assert err.value.problems[0].line == 2
+
+
+def test_a_hung_remote_times_out_with_file_and_line(
+    tmp_path: Path, silent_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_RENDER_TIMEOUT", "1")
+    for resource in (f"{silent_server}/cm.yaml", f"{silent_server}/base.git//app?ref=main"):
+        repo = make_repo(
+            tmp_path / str(abs(hash(resource))),
+            f"resources:\n  - {resource}\n",
+            "kustomizeRemoteHosts: ['127.0.0.1']\n",
+        )
+        with pytest.raises(TransientError) as err:
+            load_repository(repo)
+        (problem,) = err.value.problems
+        assert (problem.file, problem.line) == (str(repo / "app" / "kustomization.yaml"), 2)
+        assert "timed out" in problem.message, problem.message
