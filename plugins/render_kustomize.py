@@ -95,7 +95,8 @@ def _run(argv: list[str], *, what: str, file: Path | None = None) -> str:
     group, killed after `FLEET_RENDER_TIMEOUT` seconds (`ToolTimeout` says so)."""
     done = run_tool(argv, what=what, file=file)
     if done.returncode != 0:
-        raise FleetError(f"{what} failed: {_one_line(done.stderr.decode(errors='replace'))}")
+        message = f"{what} failed: {_one_line(done.stderr.decode(errors='replace'))}"
+        raise FleetError(message, file=file)
     return done.stdout.decode(errors="replace")
 
 
@@ -132,7 +133,7 @@ class KustomizeRenderer:
         display = request.display(kdir)
         argv, _ = kustomize_command()
         what = f"kustomize build {display} (bundle {request.name!r})"
-        file = request.options_file
+        file = Path(request.display(kfile))  # kustomize's errors are about what it says
         if request.input_manifests is None:
             output = _run([*argv, "--", str(kdir)], what=what, file=file)
             return load_manifests(output, file=f"kustomize build {display}")

@@ -95,7 +95,9 @@ def test_load_restrictor_keeps_files_inside_the_kustomization_root(repo: Path) -
     write(repo / "guestbook" / "sneaky" / "kustomization.yaml", "resources: [../../secret.yaml]\n")
     with pytest.raises(FleetError) as err:
         render(repo / "guestbook", repo, {"kustomize": {"dir": "sneaky"}})
-    message = str(err.value)
+    (problem,) = err.value.problems
+    assert problem.file == "guestbook/sneaky/kustomization.yaml"
+    message = problem.message
     assert message.startswith("kustomize build guestbook/sneaky (bundle 'guestbook') failed:")
     assert "\n" not in message
     assert "security" in message or "outside" in message or "not in or below" in message

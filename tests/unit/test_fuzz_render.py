@@ -1,11 +1,12 @@
 """Fuzz harness: generated and mutated repository files through validate *and* render.
 
 A repository is untrusted input (README "Security"). Whatever the definition, a bundle's
-fleet.yaml, a values file or a manifest says, loading, targeting and rendering a commit
-must end in success or in a `FleetError` whose every problem names a file; never another
-exception (a traceback, or a commit `fleet serve` neither applies nor reports), never a read
-outside the repository (a Python audit hook watches `open` and directory listings), and
-every case within a hypothesis deadline (a YAML bomb or a hang fails it).
+fleet.yaml, a values file, a kustomization or a manifest says, loading, targeting and
+rendering a commit must end in success or in a `FleetError` whose every problem names a
+file; never another exception (a traceback, or a commit `fleet serve` neither applies nor
+reports), never a read outside the repository (a Python audit hook watches `open` and
+directory listings), and every case within a hypothesis deadline (a YAML bomb or a hang
+fails it).
 
 `make test` runs a few examples per property; `make fuzz` runs many more
 (`FLEET_FUZZ_EXAMPLES`, and `FLEET_FUZZ_DEADLINE_MS` for the per-case bound).
@@ -128,6 +129,10 @@ manifest = st.fixed_dictionaries(
     },
 )
 documents = st.lists(manifest | junk, min_size=1, max_size=3)
+charts = st.sampled_from(
+    ["./chart", "chart", "../escape", "/etc", "--post-renderer=/bin/sh",
+     "http://127.0.0.1:1/c.tgz", "file:///etc", "oci://", "git::x"]
+)  # fmt: skip
 bundle_options = st.fixed_dictionaries(
     {},
     optional={
@@ -135,8 +140,10 @@ bundle_options = st.fixed_dictionaries(
         "defaultNamespace": texts | junk,
         "labels": st.dictionaries(texts, texts | junk, max_size=2),
         "helm": st.fixed_dictionaries(
-            {"chart": st.sampled_from(["./chart", "chart", "../escape", "/etc"])},
+            {"chart": charts},
             optional={
+                "repo": st.sampled_from(["https://", "http://127.0.0.1:1", "-x", "file:///"]),
+                "version": st.sampled_from(["1.0.0", "--devel", ">=1 <2"]),
                 "valuesFiles": st.lists(
                     st.sampled_from(["values.yaml", "../escape/secret.yaml", "missing.yaml"]),
                     max_size=2,
@@ -220,6 +227,37 @@ def test_fuzz_values_files(data: st.DataObject, values: Any) -> None:
 def test_fuzz_bundle_fleet_yaml(data: st.DataObject, options: dict[str, Any], bundle: str) -> None:
     with sandbox() as (repo, outside):
         (repo / bundle / "fleet.yaml").write_text(mutate(data, dump(options)))
+        check(repo, outside)
+
+
+kustomize_refs = st.sampled_from(
+    ["cm.yaml", "../escape", "https://127.0.0.1:1/x.yaml", "github.com/o/r//b?ref=-x",
+     "git@127.0.0.1:o/r.git", "file:///etc", "http://x/y", "gh:o/r", "git::https://h/r.git",
+     "ssh://", "https://", "//", "?ref=", "/etc/passwd"]
+)  # fmt: skip
+kustomization = st.fixed_dictionaries(
+    {},
+    optional={
+        key: st.lists(kustomize_refs | junk, max_size=3)
+        for key in ("resources", "bases", "components", "crds", "patchesStrategicMerge")
+    }
+    | {
+        "patches": st.lists(st.fixed_dictionaries({"path": kustomize_refs | junk}), max_size=2),
+        "configMapGenerator": st.lists(
+            st.fixed_dictionaries({"name": texts, "files": st.lists(kustomize_refs | junk)}),
+            max_size=2,
+        ),
+        "openapi": st.fixed_dictionaries({"path": kustomize_refs}) | junk,
+    },
+)
+
+
+@SETTINGS
+@given(data=st.data(), doc=kustomization)
+def test_fuzz_kustomization(data: st.DataObject, doc: dict[str, Any]) -> None:
+    """Remote references (none allowed here, so nothing is fetched), odd shapes, escapes."""
+    with sandbox() as (repo, outside):
+        (repo / "app" / "kustomization.yaml").write_text(mutate(data, dump(doc)))
         check(repo, outside)
 
 
