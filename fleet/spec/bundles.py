@@ -83,12 +83,19 @@ def derive_name(rel_path: str, fallback: str) -> str:
     return name[:63].rstrip("-") or "bundle"
 
 
-def read_bundle_file(bundle_dir: Path) -> tuple[OptionSource | None, list[Problem]]:
-    """The bundle directory's own `fleet.yaml` as a validated layer (None when absent)."""
+def read_bundle_file(
+    bundle_dir: Path, repo_root: Path | None = None
+) -> tuple[OptionSource | None, list[Problem]]:
+    """The bundle directory's own `fleet.yaml` as a validated layer (None when absent).
+
+    With `repo_root`, a fleet.yaml that links out of the repository is refused unread.
+    """
     file = bundle_dir / BUNDLE_FILE
     if not file.is_file():
         return None, []
     try:
+        if repo_root is not None:
+            resolve_inside(repo_root, bundle_dir, BUNDLE_FILE, what="bundle file", file=file)
         doc = load_yaml_file(file)
     except FleetError as err:
         return None, err.problems

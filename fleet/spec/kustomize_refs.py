@@ -62,6 +62,11 @@ def external_kustomize_refs(
         file = next((directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()), None)
         if file is None:
             continue
+        try:  # a kustomization that links out of the repository is refused unread
+            resolve_inside(repo_root, directory, file.name, what="kustomization", file=file)
+        except FleetError as err:
+            out.extend(err.problems)
+            continue
         try:
             doc = load_yaml_file(file)
         except FleetError:

@@ -76,6 +76,7 @@ def load_repository(repo_dir: Path) -> FleetRepo:
         raise FleetError(
             f"no {DEFINITION_FILE} with 'kind: Fleet' at the repository root", file=root
         )
+    resolve_inside(root, root, DEFINITION_FILE, what="fleet definition", file=def_file)
     doc = load_yaml_file(def_file)
     if not isinstance(doc.data, dict):
         raise FleetError(
@@ -126,7 +127,7 @@ def load_bundle(bundle_dir: Path, repo_root: Path | None = None) -> Bundle:
         raise FleetError(f"bundle directory not found: {bundle_dir}")
     if not path.is_relative_to(root):
         raise FleetError(f"bundle directory {bundle_dir} is outside the repository {repo_root}")
-    layer, problems = read_bundle_file(path)
+    layer, problems = read_bundle_file(path, root)
     if problems:
         raise FleetError(problems=problems)
     return build_bundle(repo_root=root, bundle_dir=path, layers=[layer] if layer else [])
@@ -156,7 +157,7 @@ def _load_bundles(
         targets: list[BundleTarget],
     ) -> None:
         claimed.add(bundle_dir)
-        own, own_problems = read_bundle_file(bundle_dir)
+        own, own_problems = read_bundle_file(bundle_dir, root)
         problems.extend(own_problems)
         if own_problems:
             return

@@ -205,3 +205,19 @@ def test_a_hung_remote_times_out_with_file_and_line(
         (problem,) = err.value.problems
         assert (problem.file, problem.line) == (str(repo / "app" / "kustomization.yaml"), 2)
         assert "timed out" in problem.message, problem.message
+
+
+def test_a_kustomization_linking_outside_is_refused_unread(tmp_path: Path) -> None:
+    """Its references are never parsed, so nothing of the outside file reaches a message."""
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("resources: [https://leak.example/hunter2]\n")
+    repo = make_repo(tmp_path / "repo", "resources: []\n")
+    (repo / "app" / "kustomization.yaml").unlink()
+    (repo / "app" / "kustomization.yaml").symlink_to(secret)
+    with pytest.raises(FleetError) as err:
+        load_repository(repo)
+    assert "hunter2" not in str(err.value)
+    assert str(err.value) == (
+        f"{repo}/app/kustomization.yaml: kustomization 'kustomization.yaml' is outside the "
+        "repository"
+    )

@@ -193,3 +193,33 @@ def test_resolve_inside_contract(tmp_path: Path) -> None:
     with pytest.raises(FleetError) as info:
         resolve_inside(tmp_path, tmp_path / "b", "../../z", what="chart", file="f.yaml", line=3)
     assert str(info.value) == "f.yaml:3: chart '../../z' is outside the repository"
+
+
+def test_a_bundle_fleet_yaml_linking_outside_is_refused_unread(
+    tmp_path: Path, opened: list[str]
+) -> None:
+    secret = write(tmp_path / "outside" / "secret.yaml", "helm: {values: {token: hunter2}}\n")
+    repo = tmp_path / "repo"
+    write(repo / "fleet.yaml", HEADER + "bundles: {paths: [app]}\n")
+    (repo / "app").mkdir()
+    (repo / "app" / "fleet.yaml").symlink_to(secret)
+    opened.clear()  # the set-up wrote the secret
+    with pytest.raises(FleetError) as err:
+        load_repository(repo)
+    assert str(err.value) == (
+        f"{repo}/app/fleet.yaml: bundle file 'fleet.yaml' is outside the repository"
+    )
+    assert not [p for p in opened if p and Path(p).resolve() == secret.resolve()]
+
+
+def test_a_root_definition_linking_outside_is_refused_unread(
+    tmp_path: Path, opened: list[str]
+) -> None:
+    secret = write(tmp_path / "outside" / "fleet.yaml", HEADER)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "fleet.yaml").symlink_to(secret)
+    opened.clear()  # the set-up wrote the secret
+    with pytest.raises(FleetError, match=r"fleet definition 'fleet\.yaml' is outside the repo"):
+        load_repository(repo)
+    assert not [p for p in opened if p and Path(p).resolve() == secret.resolve()]
