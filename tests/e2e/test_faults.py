@@ -89,7 +89,9 @@ def test_a_worker_killed_mid_apply_is_redelivered_and_converges(
     lock_key = f"fleet:faults-{sfx}:lock:app-{sfx}:dev-eu"
     with distributed(
         tree.remote_url, tmp_path / "logs", url, local_fleet.dir,
-        FLEET_CELERY_VISIBILITY_TIMEOUT="12", FLEET_LOCK_TTL="6",
+        # the wait for health is capped at half the visibility timeout (10 s): longer than
+        # the app's minReadySeconds, so the one apply task ends Ready, not NotReady
+        FLEET_CELERY_VISIBILITY_TIMEOUT="20", FLEET_LOCK_TTL="6",
     ) as dist:  # fmt: skip
         first = dist.start_worker("eu-a", "eu")
         dist.start_serve("--poll-interval", "3600")
