@@ -31,6 +31,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_VISIBILITY_TIMEOUT = 1800.0  # longer than the longest task: health wait + retries
 DEFAULT_LOCK_TTL = 30.0
 DEFAULT_RETRY_BASE = 2.0
+DEFAULT_LEADER_TTL = 15.0  # seconds a `fleet serve` leader lease lives between renewals
 DEFAULT_FAILURE_COOLDOWN = 30.0  # seconds before a failed unit may be dispatched again
 DEFAULT_RENDER_TIMEOUT = 120.0  # one helm/kustomize/git run of a renderer, chart download included
 TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility timeout
@@ -47,9 +48,11 @@ class Settings:
     """The process's configuration; see the README table for who uses each field."""
 
     redis_url: str = DEFAULT_REDIS_URL  # FLEET_REDIS_URL (broker, results, state cache)
+    redis_configured: bool = False  # FLEET_REDIS_URL (or --redis) given: fleet sync locks there
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # FLEET_CELERY_VISIBILITY_TIMEOUT
     task_ttl: float = DEFAULT_VISIBILITY_TIMEOUT + TASK_TTL_MARGIN  # FLEET_TASK_TTL
-    lock_ttl: float = DEFAULT_LOCK_TTL  # FLEET_LOCK_TTL
+    lock_ttl: float = DEFAULT_LOCK_TTL  # FLEET_LOCK_TTL (Redis locks and in-cluster Leases)
+    leader_ttl: float = DEFAULT_LEADER_TTL  # FLEET_LEADER_TTL
     retry_base: float = DEFAULT_RETRY_BASE  # FLEET_RETRY_BASE
     failure_cooldown: float = DEFAULT_FAILURE_COOLDOWN  # FLEET_FAILURE_COOLDOWN
     cache_dir: Path = Path("~/.cache/fleet")  # FLEET_CACHE_DIR, else $XDG_CACHE_HOME/fleet
@@ -80,9 +83,11 @@ class Settings:
         clients = DEFAULT_HTTP_MAX_CLIENTS
         return cls(
             redis_url=env.get("FLEET_REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_configured=bool(env.get("FLEET_REDIS_URL")),
             visibility_timeout=visibility,
             task_ttl=_number(env, "FLEET_TASK_TTL", visibility + TASK_TTL_MARGIN),
             lock_ttl=_number(env, "FLEET_LOCK_TTL", DEFAULT_LOCK_TTL),
+            leader_ttl=_number(env, "FLEET_LEADER_TTL", DEFAULT_LEADER_TTL),
             retry_base=_number(env, "FLEET_RETRY_BASE", DEFAULT_RETRY_BASE),
             failure_cooldown=_number(env, "FLEET_FAILURE_COOLDOWN", DEFAULT_FAILURE_COOLDOWN),
             cache_dir=Path(root).expanduser() if root else Path(xdg) / "fleet",
@@ -107,7 +112,7 @@ class Settings:
 
     def with_redis_url(self, url: str | None) -> Settings:
         """These settings with `--redis` taking the place of FLEET_REDIS_URL (None: as is)."""
-        return dataclasses.replace(self, redis_url=url) if url else self
+        return dataclasses.replace(self, redis_url=url, redis_configured=True) if url else self
 
     @property
     def retry_cap(self) -> float:

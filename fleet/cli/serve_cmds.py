@@ -95,6 +95,9 @@ def serve_command(
     -o json`). FLEET_HTTP_MAX_CLIENTS connections at once (default 16), each with
     FLEET_HTTP_TIMEOUT seconds (default 10) to send its request.
     The scheduler needs no cluster credential: the workers of each region hold them.
+    Several `fleet serve` for one fleet may run: only the holder of the leader lease in
+    Redis dispatches (renewed; FLEET_LEADER_TTL, default 15s); the others stand by, say
+    so in /status ("scheduler": {"leader": false, ...}) and take over when it expires.
     """
     from fleet.config import configure_logging, current
     from fleet.rollout.mass_delete import MassDeleteRule
@@ -125,6 +128,7 @@ def serve_command(
         tick_interval=tick,
         client_timeout=settings.http_timeout,
         max_clients=settings.http_max_clients,
+        leader_ttl=settings.leader_ttl,
     )
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -125,6 +125,15 @@ def sync_command(
             "than FLEET_MASS_DELETE_SHARE of the fleet's objects (stopped otherwise).",
         ),
     ] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="Lock units in this Redis, the one `fleet serve`'s workers use "
+            "(default $FLEET_REDIS_URL; unset: a Lease in each cluster).",
+        ),
+    ] = None,
 ) -> None:
     """Make every cluster run what the repository says: one full pass in this process.
 
@@ -137,6 +146,11 @@ def sync_command(
     before anything is written unless --allow-mass-delete. Cluster credentials come from
     the environment (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR; a kubeconfig.path
     must lie in FLEET_KUBECONFIG_DIR, default ~/.kube). Exit 0 only if every unit is Ready.
+
+    Each unit written is locked first: in Redis when FLEET_REDIS_URL (or --redis) is set,
+    the lock `fleet serve`'s workers take; otherwise a Lease in the cluster's fleet-system
+    namespace. A unit another run or worker holds is not touched: it is reported
+    "locked by <holder>" (WaitApplied) and the exit code is 1.
     """
     from fleet.runtime.embedded import sync_fleet
 
@@ -150,6 +164,7 @@ def sync_command(
             clusters=cluster or (),
             progress=progress,
             allow_mass_delete=allow_mass_delete,
+            redis_url=redis,
         )
     if dry_run and output == "table":
         _print_diffs(report)

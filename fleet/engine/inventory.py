@@ -16,6 +16,14 @@ limit for bundles of thousands of objects. The current deployment id, commit and
 also annotations, so a metadata-only LIST over `fleet-system` tells the scheduler what every
 bundle on a cluster runs without parsing anything.
 
+Writing: every write of an existing inventory carries the `resourceVersion` read at the
+start of the sync (server-side apply honours it as a precondition), so a write by anyone
+else in between is a 409, never a silent overwrite: `store_inventory` then reads the
+inventory again, keeps every object either record names (a forgotten object would never
+be pruned; one listed too many is found "already gone" by the next prune) and tries again,
+`STORE_ATTEMPTS` times in all, before the conflict is the sync's error. The first write of
+a new inventory has nothing to compare with; the (bundle, cluster) lock covers that one.
+
 Reading: no ConfigMap -> empty inventory (first deploy). Any other failure (forbidden,
 corrupt data) -> `InventoryUnreadable`, and the caller must not prune.
 
@@ -40,7 +48,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.engine.identity import Owner, dns_label, short_name
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
+from fleet.engine.kube import (
+    ClusterConnection,
+    ClusterUnreachable,
+    Conflict,
+    KubeError,
+    NotFound,
+    ObjectRef,
+)
 from fleet.engine.labels import (
     ANN_BUNDLE,
     ANN_COMMIT,
@@ -66,6 +81,7 @@ INVENTORY_NAMESPACE = "fleet-system"
 MAX_REVISIONS = 10
 COMPRESS_ABOVE = 512 * 1024
 MERGE_PATCH = "application/merge-patch+json"
+STORE_ATTEMPTS = 3  # inventory writes refused with 409 (changed since read): re-read, retry
 _KEY, _GZ_KEY = "inventory.json", "inventory.json.gz"
 _CM = ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, "")
 
@@ -127,6 +143,7 @@ class Inventory:
     owner: OwnerStamp | None = None  # read from the ConfigMap; not part of the JSON
     fleet: str | None = None  # whose inventory: part of its name, not of the JSON
     legacy: bool = False  # read from its name before fleets named inventories: move it
+    resource_version: str = ""  # as read: the precondition of the next write
 
     @property
     def current(self) -> DeployedRevision | None:
@@ -239,7 +256,9 @@ def _read_inventory(
             f"{bundle} is corrupt ({type(err).__name__}); nothing is pruned. Delete it to "
             "start over: the next sync re-adopts the bundle's objects"
         ) from None
-    inv.owner = OwnerStamp.of((cm.get("metadata") or {}).get("annotations") or {})
+    meta = cm.get("metadata") or {}
+    inv.owner = OwnerStamp.of(meta.get("annotations") or {})
+    inv.resource_version = str(meta.get("resourceVersion") or "")
     return inv
 
 
@@ -270,7 +289,15 @@ def record(
     revision = DeployedRevision(commit, deployment_id, now, state, message[:300])
     history = old.revisions[:-1] if same_deploy else list(old.revisions)
     history = [*history, revision][-MAX_REVISIONS:]
-    return Inventory(old.bundle, objects, history, exists=True, owner=old.owner, fleet=old.fleet)
+    return Inventory(
+        old.bundle,
+        objects,
+        history,
+        exists=True,
+        owner=old.owner,
+        fleet=old.fleet,
+        resource_version="" if old.legacy else old.resource_version,  # legacy: a new name
+    )
 
 
 def _body(inv: Inventory) -> dict[str, Any]:
@@ -297,6 +324,8 @@ def _body(inv: Inventory) -> dict[str, Any]:
             "annotations": annotations,
         },
     }
+    if inv.resource_version and not inv.legacy:  # a precondition: changed since read -> 409
+        body["metadata"]["resourceVersion"] = inv.resource_version
     if len(text) > COMPRESS_ABOVE:
         packed = base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
         body["binaryData"], body["data"] = {_GZ_KEY: packed}, {}
@@ -306,13 +335,56 @@ def _body(inv: Inventory) -> dict[str, Any]:
 
 
 def write_inventory(conn: ClusterConnection, inv: Inventory) -> None:
-    """Store the inventory (one apply); creates `fleet-system` the first time it is needed."""
+    """Store the inventory (one apply); creates `fleet-system` the first time it is needed.
+
+    With `inv.resource_version` (the inventory as read) a concurrent write is a `Conflict`."""
     body = _body(inv)
     try:
         conn.apply(body, force=True, field_manager=FIELD_MANAGER)
     except NotFound:
         ensure_system_namespace(conn)
         conn.apply(body, force=True, field_manager=FIELD_MANAGER)
+
+
+def store_inventory(conn: ClusterConnection, new: Inventory) -> None:
+    """`write_inventory`, and on 409 (written by someone else since it was read) read it
+    again, merge (`merge_into`) and retry; the last Conflict propagates."""
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            write_inventory(conn, new)
+            return
+        except Conflict:
+            if attempt == STORE_ATTEMPTS:
+                raise
+            log.warning(
+                "%s: inventory of bundle %s changed since it was read; merging, attempt %d of %d",
+                conn.name,
+                new.bundle,
+                attempt + 1,
+                STORE_ATTEMPTS,
+            )
+            merged = merge_into(read_inventory(conn, new.bundle, new.fleet), new)
+            if merged is None:
+                return
+            new = merged
+
+
+def merge_into(fresh: Inventory, ours: Inventory) -> Inventory | None:
+    """Our record on top of the inventory as it is now: every object either names, our
+    revision last; None when that is what `fresh` already says."""
+    mine = {e.ref for e in ours.objects}
+    objects = [*ours.objects, *(e for e in fresh.objects if e.ref not in mine)]
+    current = ours.current
+    if current is None:
+        return None
+    return record(
+        fresh,
+        objects,
+        commit=current.commit,
+        deployment_id=current.deployment_id,
+        state=current.state,
+        message=current.message,
+    )
 
 
 def ensure_system_namespace(conn: ClusterConnection) -> None:
@@ -325,9 +397,13 @@ def ensure_system_namespace(conn: ClusterConnection) -> None:
     log.info("%s: created namespace %s to hold inventories", conn.name, INVENTORY_NAMESPACE)
 
 
-def delete_inventory(conn: ClusterConnection, bundle: str, fleet: str | None = None) -> bool:
-    """Drop the bundle's inventory record; False if there was none."""
-    return conn.delete(replace(_CM, name=inventory_name(bundle, fleet)))
+def delete_inventory(
+    conn: ClusterConnection, bundle: str, fleet: str | None = None, resource_version: str = ""
+) -> bool:
+    """Drop the bundle's inventory record; False if there was none. With the
+    `resource_version` it was read at, a concurrent write is a `Conflict`, not lost."""
+    ref = replace(_CM, name=inventory_name(bundle, fleet))
+    return conn.delete(ref, resource_version=resource_version or None)
 
 
 @dataclass(frozen=True)

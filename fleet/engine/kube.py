@@ -299,6 +299,12 @@ class ClusterConnection:
         decoded = json.loads(raw)
         return decoded if isinstance(decoded, dict) else {"items": decoded}
 
+    def sibling(self) -> ClusterConnection:
+        """A connection to the same cluster with its own counters and discovery cache,
+        sharing the (thread-safe) HTTP pool: for a lock's heartbeat thread, whose
+        requests are coordination, not writes of the sync."""
+        return ClusterConnection(self.name, self._api, timeout=self._timeout)
+
     # ------------------------------------------------------------------ discovery
 
     def resource(self, api_version: str, kind: str) -> ResourceType:
@@ -403,15 +409,19 @@ class ClusterConnection:
             kind=ref.kind,
         )
 
-    def delete(self, ref: ObjectRef, *, uid: str | None = None) -> bool:
+    def delete(
+        self, ref: ObjectRef, *, uid: str | None = None, resource_version: str | None = None
+    ) -> bool:
         """Delete in the background (dependents garbage-collected); False if already gone.
 
-        `uid` is a precondition: an object recreated since we read it is not deleted.
+        `uid` is a precondition: an object recreated since we read it is not deleted;
+        `resource_version` one too: an object changed since we read it is a `Conflict`.
         """
         res = self.resource(ref.api_version, ref.kind)
         options: dict[str, Any] = {"propagationPolicy": "Background"}
-        if uid:
-            options["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if uid or resource_version:
+            options["preconditions"] = {k: v for k, v in preconditions.items() if v}
         try:
             self.request(
                 "DELETE",

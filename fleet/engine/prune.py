@@ -32,7 +32,7 @@ render failure, an apply error, or an unreadable inventory (see `fleet.engine.un
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fleet.engine.apply import CRD_KEY, Action, ObjectResult
@@ -54,6 +54,8 @@ from fleet.manifest import Manifest
 from fleet.states import BundleState
 
 log = logging.getLogger(__name__)
+
+LOST_LOCK_REMOVAL = "lost the lock of the unit; stopped, the inventory is kept for a retry"
 
 KEEP_ANNOTATIONS = {
     ANN_PRUNE: "disabled",
@@ -254,21 +256,33 @@ def remove(
     claims: ClaimsSource | None = None,
     keep_resources: bool = False,
     dry_run: bool = False,
+    still_owner: Callable[[], bool] | None = None,
 ) -> RemovalResult:
     """`remove_bundle` as a result: an unreadable inventory is a failed removal, not an
     exception (nothing was deleted). `ClusterUnreachable` propagates (retry later).
 
     `claims`: what the commit being rolled out wants on this cluster; an object another
     bundle renders is handed over to it, not deleted, and so is a namespace its objects
-    live in (the runtimes always pass it)."""
+    live in (the runtimes always pass it).
+
+    `still_owner` (the runtime's lock) is asked before anything is deleted and again
+    before the inventory is rewritten or deleted: a lost lock stops the removal there."""
     try:
         inv = read_inventory(conn, bundle, fleet=fleet)
     except InventoryUnreadable as err:
         return RemovalResult.not_removed(bundle, err)
     current = inv.current
+    commit = current.commit if current else ""
+    owner = still_owner or (lambda: True)
+    if not dry_run and inv.exists and not owner():
+        return RemovalResult(bundle, error=f"not removed: {LOST_LOCK_REMOVAL}", commit=commit)
     policy = PrunePolicy(Owner(bundle, fleet), claims, removing=True)
-    objects = _remove(conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run)
-    return RemovalResult(bundle, objects, dry_run, commit=current.commit if current else "")
+    objects = _remove(
+        conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run, owner=owner
+    )
+    if objects is None:
+        return RemovalResult(bundle, error=f"partly removed: {LOST_LOCK_REMOVAL}", commit=commit)
+    return RemovalResult(bundle, objects, dry_run, commit=commit)
 
 
 def remove_bundle(
@@ -291,7 +305,7 @@ def remove_bundle(
     """
     inv = read_inventory(conn, bundle, fleet=fleet)
     policy = PrunePolicy(Owner(bundle, fleet), claims, removing=True)
-    return _remove(conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run)
+    return _remove(conn, inv, policy, keep_resources=keep_resources, dry_run=dry_run) or []
 
 
 def _remove(
@@ -301,7 +315,9 @@ def _remove(
     *,
     keep_resources: bool,
     dry_run: bool,
-) -> list[ObjectResult]:
+    owner: Callable[[], bool] = lambda: True,
+) -> list[ObjectResult] | None:
+    """The removal's results; None when the lock was lost before the inventory step."""
     bundle = inv.bundle
     if not inv.exists:
         return []
@@ -314,13 +330,17 @@ def _remove(
         results, left = prune(conn, policy, prune_candidates(inv, []), dry_run=dry_run)
     if dry_run:
         return results
+    if not owner():
+        log.warning("%s: lost the lock while removing %s; inventory kept", conn.name, bundle)
+        return None
     if left:
         inv.objects = left
         write_inventory(conn, inv)
         drop_legacy(conn, inv)
         log.warning("%s: bundle %s partly removed; will retry the rest", conn.name, bundle)
     else:
-        delete_inventory(conn, bundle, fleet=inv.fleet)
+        version = "" if inv.legacy else inv.resource_version
+        delete_inventory(conn, bundle, fleet=inv.fleet, resource_version=version)
         drop_legacy(conn, inv)
         log.info("%s: bundle %s removed (%d objects)", conn.name, bundle, len(results))
     return results

@@ -11,7 +11,11 @@ order on one `SyncPass` (what is known so far about each object), each a functio
   when the inventory cannot be read;
 - `dry_run` writes nothing: server-side dry-run applies and a YAML diff per object;
 - `ClusterUnreachable` propagates (the caller retries the whole unit with backoff); every
-  other API error is reported on its object and in the unit's state (ErrApplied).
+  other API error is reported on its object and in the unit's state (ErrApplied);
+- with `still_owner` (the runtime's lock: a Redis key or a Lease), the sync stops right
+  before prune and right before the inventory write when the lock was lost: another
+  writer has the unit now, so this one deletes nothing and records nothing (ErrApplied,
+  `LOST_LOCK`); the engine knows only the callable, not the lock.
 
 `inspect` (`fleet status`, the workers' drift checks) looks at a deployed unit with the
 same preparation as a sync and writes nothing.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleet.engine.apply import (
@@ -48,7 +53,7 @@ from fleet.engine.inventory import (
     read_inventory,
     record,
     stamp_owner,
-    write_inventory,
+    store_inventory,
 )
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.ownership import Claim, decide, release_previous
@@ -61,6 +66,9 @@ from fleet.states import BundleState, worst_state
 log = logging.getLogger(__name__)
 
 CRD_WAIT_SECONDS = 60
+
+OwnerCheck = Callable[[], bool]  # True while this run still holds the unit's lock
+LOST_LOCK = "lost the lock of the unit before {step}: stopped, nothing pruned or recorded"
 
 
 @dataclass
@@ -82,6 +90,7 @@ class UnitResult:
     inventory_written: bool = False
     inventory_objects: int | None = None  # how many objects the inventory lists afterwards
     owner_stamped: bool = False
+    lost_lock: bool = False  # stopped before prune or the inventory write (`still_owner`)
     dry_run: bool = False
     seconds: float = 0.0
 
@@ -115,6 +124,7 @@ def sync_unit(
     render_error: str | None = None,
     fleet: str | None = None,
     claims: ClaimsSource | None = None,
+    still_owner: OwnerCheck | None = None,
 ) -> UnitResult:
     """Make one cluster run `manifests` for `bundle`; see the module docstring.
 
@@ -129,9 +139,10 @@ def sync_unit(
     result.dry_run = dry_run
     read: list[Inventory] = []  # the inventory as read, once it was
     owner = Owner(bundle, fleet)
+    mine = still_owner or (lambda: True)
     _sync(conn, result, owner, claims, manifests, options, wait=wait,
-          render_error=render_error, read=read)  # fmt: skip
-    if fleet is not None and not dry_run and read:
+          render_error=render_error, read=read, still_owner=mine)  # fmt: skip
+    if fleet is not None and not dry_run and read and not result.lost_lock:
         result.owner_stamped = _stamp(conn, result, read[0], fleet, options)
     return result
 
@@ -245,6 +256,7 @@ def _sync(
     wait: bool,
     render_error: str | None,
     read: list[Inventory],
+    still_owner: OwnerCheck,
 ) -> UnitResult:
     """The phases of one sync, in order; each hands data to the next."""
     started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
@@ -275,6 +287,8 @@ def _sync(
         result.created_namespaces = apply_rest(run, desired, crds)
         if run.drift_on:
             result.drift = correct_drift(run, desired)
+        if not run.dry_run and not still_owner():
+            return _lost(result, done, "prune")
         entries, pruned = prune_leftovers(run, old, result.created_namespaces)
         result.objects = [run.outcome[d.ref] for d in desired if d.ref in run.outcome] + pruned
         if run.dry_run:
@@ -284,7 +298,9 @@ def _sync(
         new = record(old, entries, commit=commit, deployment_id=deployment_id,
                      state=state.value, message=message)  # fmt: skip
         if new is not None:  # at most one write, none when nothing changed
-            write_inventory(conn, new)
+            if not still_owner():
+                return _lost(result, done, "the inventory write")
+            store_inventory(conn, new)
             drop_legacy(conn, old)
             result.inventory_written = True
         result.inventory_objects = len(new.objects if new is not None else old.objects)
@@ -295,6 +311,14 @@ def _sync(
     except KubeError as err:  # forbidden LIST, inventory write refused, ...
         log.error("%s; the unit is ErrApplied and retried at the next sync", err)
         return done(BundleState.ERR_APPLIED, str(err))
+
+
+def _lost(
+    result: UnitResult, done: Callable[[BundleState, str], UnitResult], step: str
+) -> UnitResult:
+    result.lost_lock = True
+    log.warning("%s/%s: lost the lock before %s; stopping", result.cluster, result.bundle, step)
+    return done(BundleState.ERR_APPLIED, LOST_LOCK.format(step=step))
 
 
 def apply_crds(run: SyncPass, desired: list[Desired]) -> list[Desired]:

@@ -22,6 +22,17 @@ The steps, each a separate module handing data to the next (Flux's split):
    a cluster, or more than FLEET_MASS_DELETE_SHARE of the fleet's objects): then the pass
    stops before anything is written, unless `allow_mass_delete`.
 
+Every unit written to (synced or removed) is locked first (`fleet.runtime.unit_guard`:
+the workers' Redis lock when Redis is configured, else a Lease in the cluster), so two
+runs, or a run and `fleet serve`'s workers, never interleave on one unit: a unit locked
+by another writer is reported "locked by <holder>" (WaitApplied) and nothing is written
+for it. A lock lost mid-sync stops the engine before prune and the inventory write.
+
+A remove cannot be delayed past a newer commit here, unlike a worker's task: the run
+plans from one commit and removes within the same call (retries included), so a later
+commit is the next run's business; a run of an older commit next to a newer one takes
+turns with it through the lock, and is the user asking for that older commit.
+
 `dry_run` does step 4 once without the rollout order (everything that would change, as
 server-side dry runs and a diff per object; Secret data redacted) and writes nothing.
 """
@@ -34,18 +45,23 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import redis
 
 from fleet import config, engine
 from fleet.desired import DesiredState, load_desired
 from fleet.engine import RemovalResult, UnitResult
-from fleet.engine.kube import ClusterUnreachable
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError
 from fleet.errors import UserError
 from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.mass_delete import SYNC_ALLOW, MassDeleteRule
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
+from fleet.runtime.locks import LockBusy
 from fleet.runtime.removal_guard import embedded_verdict
+from fleet.runtime.unit_guard import UnitLocks
 from fleet.runtime.waits import deploy_options
 from fleet.source.local import resolve_source
 from fleet.spec.bundle_options import BundleOptions
@@ -56,6 +72,19 @@ from fleet.targeting.dependencies import dependency_order
 from fleet.targeting.units import DeploymentUnit, UnitKey
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
+OwnerCheck = Callable[[], bool]
+
+
+def locked_message(holder: str) -> str:
+    return f"locked by {holder} (another fleet sync or a worker is writing it); nothing applied"
+
+
+def lock_failed_message(err: Exception) -> str:
+    return (
+        f"the unit's lock could not be taken ({err}); nothing applied. A Lease needs "
+        "get/create/update/delete on leases.coordination.k8s.io in fleet-system"
+    )
 
 
 @dataclass
@@ -111,13 +140,17 @@ def sync_fleet(
     backoff: float = 1.0,
     concurrency: int = 4,
     allow_mass_delete: bool = False,
+    locks: UnitLocks | None = None,
+    redis_url: str | None = None,
 ) -> SyncReport:
     """One full pass: make every cluster run what the source's commit says (see module doc).
 
     Raises FleetError (nothing applied) when the source, definition, a bundle or a render
-    is broken, or no cluster has a credential, and a `UserError` (nothing written) when
-    the commit's removals trip the mass-delete guard (`fleet.rollout.mass_delete`) and
-    `allow_mass_delete` is not set. Cluster problems are in the report.
+    is broken, no cluster has a credential, or Redis is configured and does not answer,
+    and a `UserError` (nothing written) when the commit's removals trip the mass-delete
+    guard (`fleet.rollout.mass_delete`) and `allow_mass_delete` is not set. Cluster
+    problems are in the report. `locks` default: `UnitLocks.from_settings` (`redis_url`,
+    `fleet sync --redis`, in place of FLEET_REDIS_URL).
     """
     started = time.monotonic()
     say = progress or (lambda line: None)
@@ -131,6 +164,10 @@ def sync_fleet(
         f"{desired.renders} renders ({desired.cache_hits} from cache)"
     )
     settings = config.current() if env is None else config.Settings.from_env(env)
+    settings = settings.with_redis_url(redis_url)
+    own_locks = locks is None and not dry_run
+    if locks is None and not dry_run:
+        locks = UnitLocks.from_settings(desired.fleet_name, settings)
     run = SyncRun(
         desired,
         say,
@@ -138,6 +175,7 @@ def sync_fleet(
         backoff=backoff,
         concurrency=concurrency,
         wait_cap=settings.wait_cap,
+        locks=locks,
     )
     try:
         run.connect(settings.env)
@@ -147,6 +185,8 @@ def sync_fleet(
         report = run.report(final, dry_run=dry_run)
     finally:
         run.close()
+        if own_locks and locks is not None:
+            locks.close()
     report.source, report.seconds = checkout.source, time.monotonic() - started
     return report
 
@@ -163,8 +203,10 @@ class SyncRun:
         backoff: float = 1.0,
         concurrency: int = 4,
         wait_cap: float = config.DEFAULT_MAX_WAIT,
+        locks: UnitLocks | None = None,
     ) -> None:
         self.desired = desired
+        self.locks = locks  # None: no lock (dry runs, which write nothing)
         self.say = say
         self.concurrency = max(1, concurrency)
         self.wait_cap = wait_cap  # the longest health wait of a unit (fleet.runtime.waits)
@@ -291,21 +333,34 @@ class SyncRun:
                 f"{unit.cluster}/{unit.bundle}: syncing {unit.short_id} ({item.reason}; "
                 f"wave {item.wave})"
             )
+
+        def deploy(conn: ClusterConnection, still_owner: OwnerCheck | None) -> UnitResult:
+            return engine.deploy(
+                conn,
+                unit.bundle,
+                unit.deployment_id,
+                commit,
+                manifests,
+                options,
+                dry_run=dry_run,
+                wait=wait,
+                fleet=self.desired.fleet_name,
+                claims=lambda: self.desired.claims(unit.cluster),
+                still_owner=still_owner,
+            )
+
+        locked: str | None = None
         try:
-            result = link.call(
-                f"sync {unit.bundle}",
-                lambda conn: engine.deploy(
-                    conn,
-                    unit.bundle,
-                    unit.deployment_id,
-                    commit,
-                    manifests,
-                    options,
-                    dry_run=dry_run,
-                    wait=wait,
-                    fleet=self.desired.fleet_name,
-                    claims=lambda: self.desired.claims(unit.cluster),
-                ),
+            result = link.call(f"sync {unit.bundle}", self._locked(unit.bundle, dry_run, deploy))
+        except LockBusy as busy:
+            locked = busy.holder
+            result = UnitResult(
+                unit.bundle,
+                unit.cluster,
+                unit.deployment_id,
+                commit,
+                BundleState.WAIT_APPLIED,
+                locked_message(busy.holder),
             )
             if note is not None and wait and not dry_run:
                 result.message = f"{result.message} ({note})"
@@ -318,9 +373,13 @@ class SyncRun:
                 BundleState.ERR_APPLIED,
                 f"cluster unreachable: {err.reason}",
             )
+        except (KubeError, redis.RedisError) as err:  # the engine reports its own: the lock's
+            locked = str(err)
+            result = UnitResult(unit.bundle, unit.cluster, unit.deployment_id, commit,
+                                BundleState.ERR_APPLIED, lock_failed_message(err))  # fmt: skip
         with self._lock:
             self.results[key] = result
-            if not dry_run and link.down is None:
+            if not dry_run and link.down is None and locked is None:
                 self.actual[key] = ActualUnit(
                     unit.deployment_id,
                     result.state,
@@ -343,26 +402,52 @@ class SyncRun:
     def _remove(self, link: ClusterLink, removal: Removal, dry_run: bool) -> None:
         key = (removal.bundle, removal.cluster)
         record = self.actual.get(key)
+
+        def remove(conn: ClusterConnection, still_owner: OwnerCheck | None) -> RemovalResult:
+            return engine.remove(
+                conn,
+                removal.bundle,
+                fleet=self.desired.fleet_name,
+                claims=lambda: self.desired.claims(removal.cluster),
+                keep_resources=removal.keep_resources,
+                dry_run=dry_run,
+                still_owner=still_owner,
+            )
+
         try:
             outcome = link.call(
-                f"remove {removal.bundle}",
-                lambda conn: engine.remove(
-                    conn,
-                    removal.bundle,
-                    fleet=self.desired.fleet_name,
-                    claims=lambda: self.desired.claims(removal.cluster),
-                    keep_resources=removal.keep_resources,
-                    dry_run=dry_run,
-                ),
+                f"remove {removal.bundle}", self._locked(removal.bundle, dry_run, remove)
+            )
+        except LockBusy as busy:
+            outcome = RemovalResult(
+                removal.bundle, error=f"not removed: {locked_message(busy.holder)}"
             )
         except ClusterUnreachable as err:
             outcome = RemovalResult.not_removed(removal.bundle, err)
+        except (KubeError, redis.RedisError) as err:  # the engine reports its own: the lock's
+            outcome = RemovalResult(
+                removal.bundle, error=f"not removed: {lock_failed_message(err)}"
+            )
         outcome.commit = record.commit if record is not None else ""
         with self._lock:
             self.removed[key] = outcome
             if outcome.state is BundleState.READY:
                 self.actual.pop(key, None)
         self.say(f"{removal.cluster}/{removal.bundle}: {outcome.message}")
+
+    def _locked(
+        self, bundle: str, dry_run: bool, work: Callable[[ClusterConnection, OwnerCheck | None], T]
+    ) -> Callable[[ClusterConnection], T]:
+        """`work(conn, still_owner)` under the unit's lock (none for a dry run)."""
+
+        def call(conn: ClusterConnection) -> T:
+            if dry_run or self.locks is None:
+                return work(conn, None)
+            guard = self.locks.guard(bundle, conn.name, conn)
+            with guard.hold():
+                return work(conn, guard.still_owner)
+
+        return call
 
     # ------------------------------------------------------------------ the report
 

@@ -9,12 +9,21 @@ Redis SET documentation), so a worker whose lock expired cannot release its succ
 The TTL is short and a holder renews it from a heartbeat thread while it works
 (`UnitLock.hold()`), so a worker killed with SIGKILL blocks its unit for at most one TTL,
 while a long health wait keeps its lock. If Redis loses the key (restart), the next
-renewal notices and logs it; the work continues, because a sync is idempotent.
+renewal notices and takes the key back. If another holder has the key by then (our
+renewals failed for a whole TTL), the lock is lost: `still_owner()` turns False, and the
+engine stops before it prunes or writes the inventory (`fleet.engine.deploy(still_owner=)`).
+
+The value of the key names its holder (`<holder>#<random token>`), so a unit that is busy
+is reported as "locked by <holder>" (a worker's name, or `fleet sync on <host> pid <n>`).
+The embedded `fleet sync` takes this same lock when Redis is configured
+(`fleet.runtime.unit_guard`), so a CLI run and `fleet serve`'s workers take turns too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -40,27 +49,49 @@ return 0
 """
 
 
-class LockBusy(Exception):
-    """Another worker holds the (bundle, cluster) lock; try again later."""
+def default_holder() -> str:
+    """Who this process is, for "locked by ..." messages: host and pid."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
-    def __init__(self, bundle: str, cluster: str) -> None:
-        super().__init__(f"bundle {bundle} on cluster {cluster} is being applied by another worker")
+
+def holder_of(value: str | None) -> str:
+    """The holder part of a lock value (`<holder>#<token>`); "unknown" when there is none."""
+    if not value:
+        return "unknown"
+    return value.rpartition("#")[0] or value
+
+
+class LockBusy(Exception):
+    """Another worker (or `fleet sync`) holds the (bundle, cluster) lock; try again later."""
+
+    def __init__(self, bundle: str, cluster: str, holder: str = "another worker") -> None:
+        super().__init__(f"bundle {bundle} on cluster {cluster} is locked by {holder}")
         self.bundle = bundle
         self.cluster = cluster
+        self.holder = holder
 
 
 class UnitLock:
     """The lock of one (bundle, cluster): `acquire`, `extend`, `release`, or `hold()`."""
 
     def __init__(
-        self, client: redis.Redis[str], ns: str, bundle: str, cluster: str, ttl: float = DEFAULT_TTL
+        self,
+        client: redis.Redis[str],
+        ns: str,
+        bundle: str,
+        cluster: str,
+        ttl: float = DEFAULT_TTL,
+        *,
+        holder: str | None = None,
     ) -> None:
         self.redis = client
         self.key = f"fleet:{ns}:lock:{bundle}:{cluster}"
         self.bundle = bundle
         self.cluster = cluster
         self.ttl = ttl
-        self.token = uuid.uuid4().hex
+        self.holder = holder or default_holder()
+        self.token = f"{self.holder}#{uuid.uuid4().hex}"
+        self.lost = False  # another holder took the key while we held it
 
     def acquire(self) -> bool:
         return bool(self.redis.set(self.key, self.token, nx=True, px=self._ttl_ms()))
@@ -82,8 +113,19 @@ class UnitLock:
         )
 
     def owner(self) -> str | None:
+        """The key's value (`<holder>#<token>`), None when nobody holds the lock."""
         value = self.redis.get(self.key)
         return str(value) if value is not None else None
+
+    def still_owner(self) -> bool:
+        """True while the key is ours: one GET. A Redis error counts as lost (stop safely)."""
+        if self.lost:
+            return False
+        try:
+            return self.owner() == self.token
+        except redis.RedisError as err:
+            log.warning("lock %s cannot be checked (%s); treating it as lost", self.key, err)
+            return False
 
     def _ttl_ms(self) -> int:
         return max(1, int(self.ttl * 1000))
@@ -92,7 +134,7 @@ class UnitLock:
     def hold(self) -> Iterator[UnitLock]:
         """Acquire (or raise LockBusy), renew every TTL/3 while the body runs, release."""
         if not self.acquire():
-            raise LockBusy(self.bundle, self.cluster)
+            raise LockBusy(self.bundle, self.cluster, holder_of(self.owner()))
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
         beat.start()
@@ -109,10 +151,18 @@ class UnitLock:
                 )
 
     def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(self.ttl / 3):
+        while not stop.wait(self.ttl / 3) and not self.lost:
             try:
-                if not self.extend():
-                    log.warning("lock %s was lost (Redis restarted?); finishing anyway", self.key)
-                    self.acquire()
+                if self.extend():
+                    continue
+                if self.acquire():  # the key was gone (Redis restarted): ours again
+                    log.warning("lock %s had vanished (Redis restarted?); taken back", self.key)
+                    continue
+                self.lost = True
+                log.warning(
+                    "lock %s was taken by %s; stopping before prune and the inventory write",
+                    self.key,
+                    holder_of(self.owner()),
+                )
             except redis.RedisError as err:
                 log.warning("lock %s not renewed (%s); will try again", self.key, err)

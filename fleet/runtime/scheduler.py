@@ -22,6 +22,10 @@ Each tick (DESIGN.md item 11):
    (`massDelete`), until `--allow-mass-delete` or a commit with the trailer
    `Fleet-Allow-Mass-Delete: true`.
 
+Only the leader acts: with a `LeaderLease` (`fleet serve` always gives one) a tick of a
+scheduler that does not hold its fleet's lease only reads the cache and plans, for
+`/status`, and writes nothing to Redis (see `fleet.runtime.leader`).
+
 Nothing is enqueued twice: each (kind, bundle, cluster, deployment id) is claimed in Redis
 with a TTL (`StateCache.claim`) and released by the worker when done. Everything here is
 recomputed from Git and Redis each tick, so a restarted `fleet serve` just carries on.
@@ -49,6 +53,7 @@ from fleet.rollout.mass_delete import (
     commit_allows,
 )
 from fleet.rollout.planner import Plan, Removal, plan
+from fleet.runtime.leader import LeaderLease
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.tasks import (
     APPLY_TASK,
@@ -105,8 +110,10 @@ class Scheduler:
         plugins: FleetPlugins | None = None,
         config: SchedulerConfig | None = None,
         clock: Callable[[], float] = time.time,
+        leader: LeaderLease | None = None,
     ) -> None:
         self.source = source
+        self.leader = leader  # None: always act (a single scheduler, the tests' default)
         self.redis = client
         self.dispatcher = dispatcher
         self.plugins = plugins or FleetPlugins.load()
@@ -179,6 +186,8 @@ class Scheduler:
             self.stats = stats
             return stats
         cache = StateCache(self.redis, desired.fleet_name)
+        if self.leader is not None and not self.leader.ensure(desired.fleet_name):
+            return self._follow(cache, desired, stats, started)
         if cache.ensure_epoch():
             if self.ticks:
                 self.redis_lost += 1
@@ -188,7 +197,9 @@ class Scheduler:
                 )
             self._desired_written = None
         if self._desired_written != (revision.sha, self.redis_lost):
-            cache.set_desired({(u.bundle, u.cluster): u.deployment_id for u in desired.units})
+            cache.set_desired(
+                {(u.bundle, u.cluster): u.deployment_id for u in desired.units}, commit=revision.sha
+            )
             self._desired_written = (revision.sha, self.redis_lost)
 
         now = self.clock()
@@ -254,6 +265,20 @@ class Scheduler:
             log.error("%s", verdict.message(SERVE_ALLOW))
         self.mass_delete = verdict
         return []
+
+    def _follow(
+        self, cache: StateCache, desired: DesiredState, stats: TickStats, started: float
+    ) -> TickStats:
+        """Another scheduler leads: read the cache and plan for /status, write nothing."""
+        self.known = cache.known(desired.clusters)
+        self.cached = cache.actual(desired.clusters)
+        rollout = desired.repo.definition.rollout
+        self.plan = plan(desired.units, self.cached, rollout, now=self.clock())
+        self._desired_written = None  # when we lead again, write the desired map at once
+        self.ticks += 1
+        stats.seconds = self.clock() - started
+        self.stats = stats
+        return stats
 
     def _send(
         self,

@@ -9,6 +9,11 @@ a fixed pool of `FLEET_HTTP_MAX_CLIENTS` threads, `FLEET_HTTP_TIMEOUT` seconds p
     GET  /status      the FleetStatus JSON `fleet status -o json` prints, plus the source
     GET  /healthz     200 "ok" while the loop runs
 
+Several `fleet serve` for one fleet may run (a rolling update, a standby): only the holder
+of the fleet's leader lease in Redis dispatches (`fleet.runtime.leader`); the others poll,
+show `/status` with `"scheduler": {"leader": false, "leaderId": ...}` and take over when
+the lease expires (`FLEET_LEADER_TTL`) or is released by a clean stop.
+
 Without `FLEET_WEBHOOK_SECRET` the webhook answers 404 and polling alone drives the loop
 (the receiver never accepts unsigned requests). A tick that fails because Redis or the
 broker is down is logged with what happens next and retried; nothing is lost, because the
@@ -24,9 +29,10 @@ from dataclasses import dataclass
 
 import redis
 
-from fleet.config import DEFAULT_HTTP_MAX_CLIENTS, DEFAULT_HTTP_TIMEOUT
+from fleet.config import DEFAULT_HTTP_MAX_CLIENTS, DEFAULT_HTTP_TIMEOUT, DEFAULT_LEADER_TTL
 from fleet.errors import FleetError
 from fleet.runtime.http import BoundedHTTPServer, GuardedHandler, make_webhook_handler
+from fleet.runtime.leader import LeaderLease
 from fleet.runtime.scheduler import Scheduler, SchedulerConfig
 from fleet.runtime.serve_view import CONTENT_TYPE_METRICS, metrics_text, status_json
 from fleet.runtime.state_cache import connect_redis
@@ -107,6 +113,8 @@ class Server:
         self.http.shutdown()
         for thread in self.threads:
             thread.join(timeout=30)
+        if self.scheduler.leader is not None:
+            self.scheduler.leader.stop()  # a standby takes over at its next tick
         self.http.server_close()
 
 
@@ -140,17 +148,22 @@ def start_server(
     tick_interval: float = 2.0,
     client_timeout: float = DEFAULT_HTTP_TIMEOUT,
     max_clients: int = DEFAULT_HTTP_MAX_CLIENTS,
+    leader_ttl: float = DEFAULT_LEADER_TTL,
 ) -> Server:
-    """Bind the port, build the scheduler and start the loop and the HTTP server."""
+    """Bind the port, build the scheduler (with its leader lease) and start the loop and
+    the HTTP server."""
     host, port = parse_listen(listen)
     secret = env.get(SECRET_ENV, "").strip() or None
     client = connect_redis(redis_url)
+    leader = LeaderLease(client, ttl=leader_ttl)
     scheduler = Scheduler(
         GitSource(repo_url, branch),
         client,
         dispatcher or CeleryDispatcher(redis_url),
         config=config,
+        leader=leader,
     )
+    leader.start()
     http = BoundedHTTPServer(
         (host, port),
         make_handler(scheduler, secret),

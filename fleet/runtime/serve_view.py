@@ -78,6 +78,7 @@ def status_json(scheduler: Scheduler) -> str:
         "massDelete": (
             scheduler.mass_delete.to_json(SERVE_ALLOW) if scheduler.mass_delete else None
         ),
+        "scheduler": scheduler.leader.status() if scheduler.leader else {"leader": True},
         "converged": bool(scheduler.plan and scheduler.plan.converged) and status.ready,
     }
     return json.dumps(body, indent=2) + "\n"
@@ -108,6 +109,13 @@ def metrics_text(scheduler: Scheduler) -> str:
         [(f'{{task="{t}"}}', n) for t, n in sorted(scheduler.totals.items())],
     )
     family("fleet_ticks_total", "counter", "Scheduler ticks since start.", [("", scheduler.ticks)])
+    leading = scheduler.leader is None or scheduler.leader.leader
+    family(
+        "fleet_scheduler_leader",
+        "gauge",
+        "1 while this fleet serve holds the fleet's leader lease and dispatches, else 0.",
+        [("", 1 if leading else 0)],
+    )
     family(
         "fleet_tick_duration_seconds",
         "gauge",

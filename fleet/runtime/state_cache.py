@@ -14,6 +14,8 @@ Keys (`ns` is the fleet's name, so several fleets can share one Redis):
                                    was last lost (missing -> this cluster's view is unknown)
     fleet:<ns>:epoch               string written by the scheduler; gone -> Redis lost data
     fleet:<ns>:desired             hash  "bundle/cluster" -> the deployment id Git wants now
+    fleet:<ns>:desired-commit      string the commit that `desired` was written for (gone ->
+                                   the desired state is unknown: workers remove nothing)
     fleet:<ns>:queued:<kind>:<bundle>:<cluster>:<id>   dedupe marker with a TTL
     fleet:<ns>:drift-checked       hash  "bundle/cluster" -> time of the last drift check
 
@@ -168,13 +170,21 @@ class StateCache:
 
     # ----------------------------------------------------------- desired and dedupe
 
-    def set_desired(self, ids: Mapping[UnitKey, str]) -> None:
-        """What Git wants now; a worker skips a task whose id is no longer wanted."""
+    def set_desired(self, ids: Mapping[UnitKey, str], *, commit: str | None = None) -> None:
+        """What Git wants now (at `commit`); a worker skips a task whose id is no longer
+        wanted, and a removal of a unit that is wanted again."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(f"{self.prefix}desired")
         if ids:
             pipe.hset(f"{self.prefix}desired", mapping={f"{b}/{c}": i for (b, c), i in ids.items()})
+        if commit is not None:
+            pipe.set(f"{self.prefix}desired-commit", commit)
         pipe.execute()
+
+    def desired_commit(self) -> str | None:
+        """The commit the `desired` map is for; None when unknown (Redis lost its data)."""
+        value = self.redis.get(f"{self.prefix}desired-commit")
+        return str(value) if value is not None else None
 
     def desired_id(self, bundle: str, cluster: str) -> str | None:
         value = self.redis.hget(f"{self.prefix}desired", f"{bundle}/{cluster}")

@@ -10,6 +10,13 @@ Every method is idempotent and keyed by (bundle, cluster, deployment id):
 - a task whose id is not what its commit produces, or no longer what the scheduler wants
   (`StateCache.desired_id`), is skipped as superseded, so a late or redelivered task can
   never roll a cluster back;
+- a remove task (retried while its cluster was unreachable, or redelivered after a worker
+  died) is checked against the desired state *now* (the scheduler's `desired` map and the
+  commit it was written for), before it takes the lock and again under the lock: when a
+  later commit deploys the bundle to that cluster again, or the desired state is unknown
+  (Redis lost it), the removal is skipped as superseded: logged, reported, nothing deleted;
+- the lock's `still_owner` goes to the engine, which stops before prune and before the
+  inventory write if another writer took the lock meanwhile;
 - the (bundle, cluster) lock (`fleet.runtime.locks`) makes duplicates take turns; a sync of the
   same id again is a no-op (no writes), so a redelivered apply changes nothing;
 - the outcome is written to the state cache (what the scheduler plans with) and the
@@ -126,7 +133,7 @@ class UnitWorker:
             return current
         rev, cache, unit, manifests = current
         options, note = self.deploy_options(unit)
-        lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
+        lock = self._lock(job)
         log.info(
             "%s/%s: applying %s (%s)",
             job.cluster,
@@ -148,8 +155,12 @@ class UnitWorker:
                     options,
                     fleet=rev.fleet_name,
                     claims=lambda: rev.claims(job.cluster),
+                    still_owner=lock.still_owner,
                 ),
             )
+        if result.lost_lock:  # the new holder reports the unit; do not overwrite its record
+            cache.release("apply", job.bundle, job.cluster, job.deployment_id)
+            return self._outcome(job, result.state, result.message, writes=result.writes)
         message = result.message if note is None else f"{result.message} ({note})"
         record = CachedUnit(
             job.deployment_id,
@@ -177,13 +188,14 @@ class UnitWorker:
         """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""
         rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
-        if (job.bundle, job.cluster) in rev.by_key:
-            cache.release("remove", job.bundle, job.cluster, "")
-            return self._outcome(
-                job, BundleState.PENDING, "wanted again; not removed", skipped=True
-            )
-        lock = UnitLock(self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl)
+        wanted = self._still_wanted(rev, cache, job)
+        if wanted is not None:
+            return self._superseded_removal(cache, job, wanted)
+        lock = self._lock(job)
         with lock.hold():
+            wanted = self._still_wanted(rev, cache, job)  # again, right before deleting
+            if wanted is not None:
+                return self._superseded_removal(cache, job, wanted)
             removed = self._call(
                 rev,
                 job.cluster,
@@ -194,6 +206,7 @@ class UnitWorker:
                     fleet=rev.fleet_name,
                     claims=lambda: rev.claims(job.cluster),
                     keep_resources=keep_resources,
+                    still_owner=lock.still_owner,
                 ),
             )
         if removed.state is BundleState.ERR_APPLIED:
@@ -299,6 +312,35 @@ class UnitWorker:
         return self._outcome(job, BundleState.ERR_APPLIED, message)
 
     # ---------------------------------------------------------------- helpers
+
+    def _lock(self, job: UnitJob) -> UnitLock:
+        return UnitLock(
+            self.redis, job.fleet, job.bundle, job.cluster, self.lock_ttl, holder=self.name
+        )
+
+    def _still_wanted(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
+        """Why a removal must not happen now (the bundle is wanted on the cluster again, or
+        the desired state is unknown), or None when it may."""
+        if (job.bundle, job.cluster) in rev.by_key:
+            return f"commit {job.commit[:12]} deploys {job.bundle} to {job.cluster}"
+        current = cache.desired_commit()
+        if current is None:
+            return "the desired state is unknown (Redis lost it?); the scheduler decides again"
+        if cache.desired_id(job.bundle, job.cluster) is not None:
+            return f"commit {current[:12]} deploys {job.bundle} to {job.cluster} again"
+        return None
+
+    def _superseded_removal(self, cache: StateCache, job: UnitJob, why: str) -> TaskOutcome:
+        message = f"remove superseded: {why}; nothing deleted"
+        previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+        if previous is not None:
+            cache.record(
+                job.bundle,
+                job.cluster,
+                replace(previous, message=message, updated_at=0.0, by=self.name),
+            )
+        cache.release("remove", job.bundle, job.cluster, "")
+        return self._outcome(job, BundleState.PENDING, message, skipped=True)
 
     def _current(
         self, job: UnitJob, kind: str

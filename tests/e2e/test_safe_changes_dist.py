@@ -49,9 +49,15 @@ class Bed:
             self.fleet.name, self.fleet.tree.remote_url, commit, bundle, CLUSTER, unit_id
         )
 
+    def desire(self, commit: str) -> None:
+        """What the scheduler writes for the commit in force (workers check it)."""
+        rev = self.worker.loader.load(self.fleet.tree.remote_url, commit)
+        ids = {key: unit.deployment_id for key, unit in rev.by_key.items()}
+        self.cache.set_desired(ids, commit=commit)
+
     def apply(self, commit: str, bundle: str) -> str:
         job = self.job(commit, bundle)
-        self.cache.set_desired({(bundle, CLUSTER): job.deployment_id})
+        self.desire(commit)
         return self.worker.apply(job).state
 
 
@@ -96,6 +102,7 @@ def test_a_renamed_bundle_is_handed_over_whatever_order_the_tasks_run(bed: Bed, 
 
     fleet.move("apps/data", "apps/store")
     second = fleet.commit("rename")
+    bed.desire(second)
     mark = fleet.audit.mark()
     if order == "remove-first":
         removed = bed.worker.remove(bed.job(second, "apps-data", with_id=False), False)

@@ -169,7 +169,10 @@ def test_refresh_reads_the_inventories_and_removal_deletes_what_left_git(bed: Be
     bed.worker.apply(bed.job(commit, unit_id))
 
     still = bed.worker.remove(bed.job(commit), keep_resources=False)  # still in Git
-    assert still.skipped and still.message == "wanted again; not removed"
+    assert still.skipped
+    assert still.message == (
+        f"remove superseded: commit {commit[:12]} deploys apps-cfg to dev-eu; nothing deleted"
+    )
     assert bed.live_value() == "one"
 
     refreshed = bed.worker.refresh(bed.job(commit, bundle="*"))
@@ -182,6 +185,10 @@ def test_refresh_reads_the_inventories_and_removal_deletes_what_left_git(bed: Be
     bed.work.write("apps/other/cm.yaml", CONFIGMAP.format(ns=bed.ns, value="x").replace(
         "name: cfg", "name: other"))  # fmt: skip
     gone = bed.work.commit_and_push("cfg leaves Git")
+    unknown = bed.worker.remove(bed.job(gone), keep_resources=False)  # no desired map yet
+    assert unknown.skipped and "desired state is unknown" in unknown.message
+    assert bed.live_value() == "one"
+    bed.cache.set_desired({}, commit=gone)  # what the scheduler writes for that commit
     removed = bed.worker.remove(bed.job(gone), keep_resources=False)
     assert removed.state == "Ready", removed.message
     assert "deleted" in removed.message
