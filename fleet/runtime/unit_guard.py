@@ -64,16 +64,18 @@ class UnitLocks:
         """Redis locks when Redis is configured (and answers), else in-cluster Leases."""
         if not settings.redis_configured:
             return cls(fleet, ttl=settings.lock_ttl)
-        client = connect_redis(settings.redis_url)
-        try:
-            client.ping()
+        probe = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+        try:  # one quick try: a Redis that is not there is an error at once, not after retries
+            probe.ping()
         except redis.RedisError as err:
             raise FleetError(
                 f"Redis at FLEET_REDIS_URL does not answer ({type(err).__name__}); fleet sync "
                 "takes its (bundle, cluster) locks there. Start it, or unset FLEET_REDIS_URL "
                 "to lock with a Lease in each cluster instead"
             ) from None
-        return cls(fleet, client=client, ttl=settings.lock_ttl)
+        finally:
+            probe.close()
+        return cls(fleet, client=connect_redis(settings.redis_url), ttl=settings.lock_ttl)
 
     @property
     def kind(self) -> str:
