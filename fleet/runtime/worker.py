@@ -196,6 +196,7 @@ class UnitWorker:
             wanted = self._still_wanted(rev, cache, job)  # again, right before deleting
             if wanted is not None:
                 return self._superseded_removal(cache, job, wanted)
+            now = self._revision_in_force(rev, cache, job)
             removed = self._call(
                 rev,
                 job.cluster,
@@ -204,7 +205,7 @@ class UnitWorker:
                     conn,
                     job.bundle,
                     fleet=rev.fleet_name,
-                    claims=lambda: rev.claims(job.cluster),
+                    claims=lambda: now.claims(job.cluster),
                     keep_resources=keep_resources,
                     still_owner=lock.still_owner,
                 ),
@@ -329,6 +330,16 @@ class UnitWorker:
         if cache.desired_id(job.bundle, job.cluster) is not None:
             return f"commit {current[:12]} deploys {job.bundle} to {job.cluster} again"
         return None
+
+    def _revision_in_force(
+        self, rev: DesiredState, cache: StateCache, job: UnitJob
+    ) -> DesiredState:
+        """The revision the scheduler plans with now (a late removal hands objects over to
+        the bundles that want them *now*, not at the task's older commit)."""
+        current = cache.desired_commit()
+        if current is None or current == job.commit:
+            return rev
+        return self.loader.load(job.repo_url, current)
 
     def _superseded_removal(self, cache: StateCache, job: UnitJob, why: str) -> TaskOutcome:
         message = f"remove superseded: {why}; nothing deleted"

@@ -210,3 +210,56 @@ def test_a_remove_retried_while_the_cluster_was_down_keeps_a_bundle_that_came_ba
             for x in lines
         ), lines
         print("\n" + "\n".join(x[-160:] for x in lines))
+
+
+def test_a_late_remove_hands_objects_over_to_the_bundle_that_wants_them_now(
+    local_fleet: LocalFleet,
+    git_server: GitServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    fleet_env: None,  # noqa: F811
+) -> None:
+    """The bundle stays gone, but a later commit moved its object to another bundle: the
+    late removal judges by the claims of the commit in force, so it hands the object over
+    instead of deleting it (judged by its own older commit, nobody claimed it)."""
+    sfx = uuid.uuid4().hex[:6]
+    tree = _repo(git_server, tmp_path / "repo", sfx, "dev-eu", "eu")
+    first = tree.commit_and_push("app deployed")
+    redis = connect_redis(redis_server.url)
+    worker = UnitWorker(redis, name="test-worker",
+                        loader=RevisionLoader(FleetPlugins.load(entry_points=False)),
+                        env={"FLEET_CREDENTIALS_DIR": str(local_fleet.dir)})  # fmt: skip
+    cache = StateCache(redis, f"delayed-{sfx}")
+    fleet, bundle, ns = f"delayed-{sfx}", f"app-{sfx}", f"app-{sfx}"
+
+    def desire(commit: str) -> None:
+        rev = worker.loader.load(tree.remote_url, commit)
+        cache.set_desired({k: u.deployment_id for k, u in rev.by_key.items()}, commit=commit)
+
+    def job(commit: str, name: str, with_id: bool = True) -> UnitJob:
+        rev = worker.loader.load(tree.remote_url, commit)
+        unit_id = rev.by_key[(name, "dev-eu")].deployment_id if with_id else ""
+        return UnitJob(fleet, tree.remote_url, commit, name, "dev-eu", unit_id)
+
+    desire(first)
+    assert worker.apply(job(first, bundle)).state == "Ready"
+    api = core_api(local_fleet, "dev-eu")
+    before = _uid(api, ns)
+    assert before is not None
+
+    _drop_app(tree)
+    dropped = tree.commit_and_push("app leaves Git")
+    tree.write("bundles/store/fleet.yaml", yaml.safe_dump({"name": f"store-{sfx}"}))
+    tree.write("bundles/store/cm.yaml", _configmap("data", ns))  # the same object, new owner
+    moved = tree.commit_and_push("its ConfigMap moves to a new bundle")
+    desire(moved)
+    audit = AuditLog(local_fleet.clusters["dev-eu"].kubeconfig, "dev-eu")
+    mark = audit.mark()
+
+    late = worker.remove(job(dropped, bundle, with_id=False), False)
+    assert late.state == "Ready" and not late.skipped, late.message
+    assert _uid(api, ns) == before
+    assert audit.deletes(mark, namespace=ns) == []
+    assert worker.apply(job(moved, f"store-{sfx}")).state == "Ready"
+    assert _uid(api, ns) == before  # handed over: same object, same uid
+    api.delete_namespace(ns)
