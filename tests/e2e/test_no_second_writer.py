@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -37,11 +40,12 @@ from fleet.runtime.locks import UnitLock
 from fleet.runtime.state_cache import connect_redis
 from fleet.runtime.unit_guard import UnitGuard, UnitLocks
 from fleet.states import BundleState
-from tests.conftest import LocalFleet
+from tests.conftest import ROOT, LocalFleet
+from tests.e2e.dist_support import distributed, wait_until
 from tests.e2e.engine_support import core_api
 from tests.e2e.sync_support import fleet_env  # noqa: F401  (fixture)
 from tests.support.audit import AuditLog
-from tests.support.servers import RedisServer
+from tests.support.servers import GitServer, RedisServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -307,3 +311,41 @@ def test_an_inventory_changed_since_it_was_read_is_merged_not_overwritten(
     assert {e.ref.name for e in final.objects} >= {"cfg", "elsewhere", "ours"}
     assert final.current is not None and final.current.message == "ours"
     assert [r.message for r in final.revisions][-2:] == ["elsewhere", "ours"]
+
+
+def test_a_fleet_sync_next_to_a_busy_worker_reports_the_unit_locked_and_exits_1(
+    local_fleet: LocalFleet, git_server: GitServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The real thing: `fleet serve` and a worker applying a slow unit, and the `fleet sync`
+    CLI with the same Redis: the unit is "locked by" the worker, the CLI exits 1 and
+    writes nothing; once the worker is done, the same command is a no-op."""
+    sfx = uuid.uuid4().hex[:6]
+    tree = git_server.create_repo(f"busy-{sfx}", tmp_path / "repo")
+    repo = Repo(tree.path, sfx)  # the same files, in the Git work tree
+    repo.configmap("cfg", "one")
+    repo.slow_deployment("nginx:1.27", min_ready=20)
+    commit = tree.commit_and_push("a slow unit")
+    url = redis_server.url.rsplit("/", 1)[0] + "/11"
+    lock_key = f"fleet:{repo.fleet}:lock:{repo.bundle}:dev-eu"
+    client_ = connect_redis(url)
+    with distributed(tree.remote_url, tmp_path / "logs", url, local_fleet.dir) as dist:
+        dist.start_worker("eu")  # dev-eu has no region: the default queue
+        dist.start_serve("--poll-interval", "3600")
+        wait_until(lambda: client_.exists(lock_key), 90, "the worker to take the lock", dist)
+        env = {**dist.env, "FLEET_CACHE_DIR": str(tmp_path / "cache-cli")}
+        busy = subprocess.run(
+            [sys.executable, "-m", "fleet", "sync", tree.remote_url, "-o", "json"],
+            env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+        assert busy.returncode == 1, busy.stderr
+        report = json.loads(busy.stdout)
+        row = next(u for u in report["units"] if u["bundle"] == repo.bundle)
+        assert row["state"] == "WaitApplied" and report["writes"] == 0
+        assert row["message"].startswith("locked by eu@test"), row
+        dist.wait_converged(commit, timeout=150)
+        again = subprocess.run(
+            [sys.executable, "-m", "fleet", "sync", tree.remote_url, "-o", "json"],
+            env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads(again.stdout)["writes"] == 0
