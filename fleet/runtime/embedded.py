@@ -352,6 +352,8 @@ class SyncRun:
         locked: str | None = None
         try:
             result = link.call(f"sync {unit.bundle}", self._locked(unit.bundle, dry_run, deploy))
+            if note is not None and wait and not dry_run:
+                result.message = f"{result.message} ({note})"
         except LockBusy as busy:
             locked = busy.holder
             result = UnitResult(
