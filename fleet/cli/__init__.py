@@ -83,7 +83,13 @@ def print_problems(err: FleetError) -> None:
 
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from fleet.cli import definition_cmds, render_cmds, serve_cmds, sync_cmds  # noqa: F401
+    from fleet.cli import (  # noqa: F401
+        definition_cmds,
+        plan_cmds,
+        render_cmds,
+        serve_cmds,
+        sync_cmds,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,36 +242,7 @@ class GitSource:
 
     def checkout(self, sha: str) -> Path:
         """A read-only directory with the files of commit `sha` (reused when it exists)."""
-        if not re.fullmatch(r"[0-9a-f]{40}", sha):
-            raise ValueError(f"checkout needs a full commit sha, not {sha!r}")
-        target = self.checkouts_dir / sha
-        if target.is_dir():
-            return target
-        self.checkouts_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.checkouts_dir))
-        index = tmp / "index"
-        try:
-            files = tmp / "tree"
-            files.mkdir()
-            g = git.Git(str(self.mirror_path))
-            env = {"GIT_INDEX_FILE": str(index)}
-            base = ["--git-dir", str(self.mirror_path), "--work-tree", str(files)]
-            g.execute(["git", *base, "read-tree", sha], env=env)
-            g.execute(["git", *base, "checkout-index", "--all", "--force"], env=env)
-            try:
-                files.rename(target)
-            except OSError:
-                if not target.is_dir():  # not a lost race with another process
-                    raise
-            else:
-                _make_read_only(target)
-        except git.GitCommandError as err:
-            raise FleetError(
-                f"{self.display_url}: cannot check out {sha[:12]}: {str(err.stderr).strip()}"
-            ) from None
-        finally:
-            _remove_tree(tmp)
-        return target
+        return export_commit(self.mirror_path, sha, self.checkouts_dir, self.display_url)
 
     # ----------------------------------------------------------------- update
 
@@ -298,6 +269,41 @@ class GitSource:
             author=author,
             full_message=full,
         )
+
+
+def export_commit(git_dir: Path, sha: str, checkouts_dir: Path, display: str) -> Path:
+    """A read-only directory `checkouts_dir/<sha>` with the files of commit `sha` of the
+    repository at `git_dir` (a mirror, or a local clone's .git); reused when it exists."""
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise ValueError(f"checkout needs a full commit sha, not {sha!r}")
+    target = checkouts_dir / sha
+    if target.is_dir():
+        return target
+    checkouts_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=checkouts_dir))
+    index = tmp / "index"
+    try:
+        files = tmp / "tree"
+        files.mkdir()
+        g = git.Git(str(git_dir))
+        env = {"GIT_INDEX_FILE": str(index)}
+        base = ["--git-dir", str(git_dir), "--work-tree", str(files)]
+        g.execute(["git", *base, "read-tree", sha], env=env)
+        g.execute(["git", *base, "checkout-index", "--all", "--force"], env=env)
+        try:
+            files.rename(target)
+        except OSError:
+            if not target.is_dir():  # not a lost race with another process
+                raise
+        else:
+            _make_read_only(target)
+    except git.GitCommandError as err:
+        raise FleetError(
+            f"{display}: cannot check out {sha[:12]}: {str(err.stderr).strip()}"
+        ) from None
+    finally:
+        _remove_tree(tmp)
+    return target
 
 
 def remove_checkout(path: Path) -> None:
