@@ -39,7 +39,7 @@ def plan_command(
     ] = "",
     head: Annotated[
         str,
-        typer.Option("--head", metavar="REF", help="The commit to plan (default: HEAD)."),
+        typer.Option("--head", metavar="REF", help="The commit to plan, e.g. the pull request's."),
     ] = "HEAD",
     output: Annotated[
         str,
@@ -75,7 +75,7 @@ def plan_command(
         ),
     ] = 60_000,
 ) -> None:
-    """What merging HEAD into BASE changes on every cluster, without touching a cluster.
+    """What going from commit BASE to commit HEAD changes on every cluster, no cluster needed.
 
     Renders both commits completely (the render cache makes unchanged units free) and
     prints, per group of clusters with the same change: the bundle added, removed or

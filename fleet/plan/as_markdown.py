@@ -37,7 +37,7 @@ def _fence(text: str) -> str:
 def _table(plan: FleetPlan) -> list[str]:
     rows = ["| bundle | change | where | waves |", "|---|---|---|---|"]
     for group in plan.groups:
-        waves = waves_of(group, plan).removeprefix("waves: ")
+        waves = waves_of(group, plan).removeprefix("waves: ") if group.waves else "-"
         where = headline(group).split(" on ", 1)[1]
         rows.append(f"| `{group.bundle}` | {group.change.value} | {where} | {waves} |")
     return rows

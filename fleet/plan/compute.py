@@ -125,7 +125,7 @@ def compute_plan(
         renders=head.cache.misses - misses,
         filters=scope.as_dict(),
     )
-    _name_groups(plan.groups, head, labels)
+    _name_groups(plan.groups, head, labels, set() if plan.filters else in_scope.clusters)
     return plan
 
 
@@ -271,7 +271,10 @@ def _wave_moves(
 
 
 def _name_groups(
-    groups: Sequence[ChangeGroup], head: DesiredState, labels: Mapping[str, Mapping[str, str]]
+    groups: Sequence[ChangeGroup],
+    head: DesiredState,
+    labels: Mapping[str, Mapping[str, str]],
+    scoped: set[str],
 ) -> None:
     """Each group's shared labels as a selector, whether it picks exactly those clusters,
     and the definition group with exactly those clusters."""
@@ -290,3 +293,4 @@ def _name_groups(
         picked = {n for n, own in labels.items() if all(own.get(k) == v for k, v in shared.items())}
         group.selector_exact = bool(shared) and picked == clusters
         group.group_name = members.get(frozenset(clusters))
+        group.everywhere = len(clusters) == len(scoped) and clusters == scoped

@@ -20,6 +20,8 @@ def cluster_list(clusters: list[str], limit: int = SHOWN_CLUSTERS) -> str:
 def where(group: ChangeGroup) -> str:
     """`group prod (env=prod): 40 clusters`, `env=prod: 40 clusters`, `3 clusters`..."""
     count = f"{len(group.clusters)} cluster{'' if len(group.clusters) == 1 else 's'}"
+    if group.everywhere and len(group.clusters) > 1:
+        return f"every cluster, {count}"
     if group.group_name and group.selector_exact:
         return f"group {group.group_name} ({group.selector}), {count}"
     if group.group_name:

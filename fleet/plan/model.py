@@ -39,6 +39,7 @@ class ChangeGroup:
     selector: str = ""  # the labels these clusters share, "env=prod,region=eu" ("" if none)
     selector_exact: bool = False  # that selector picks exactly these clusters of the fleet
     group_name: str | None = None  # a definition group with exactly these clusters
+    everywhere: bool = False  # every cluster of the fleet (in scope)
     note: str = ""  # e.g. "did not render at base"
 
     @property

@@ -14,6 +14,10 @@ echo "== render dedupe: 1,000 clusters, renders performed vs. units"
 $py tests/bench/bench_render.py
 
 echo
+echo "== fleet plan: 1,000 clusters x 50 bundles, one values file changes"
+$py tests/bench/bench_plan.py
+
+echo
 echo "== local fleet start-up: 5 clusters"
 $py tests/bench/bench_localfleet.py --clusters 5
 

@@ -91,3 +91,21 @@ def test_a_plugin_importing_fleet_internals_breaks_the_public_api_contract(
     assert done.returncode != 0, output
     assert contract_names()["plugins-public-api"] in " ".join(output.split())
     assert "plugins.render_yaml -> fleet.render.pipeline" in output
+
+
+def test_only_the_cli_may_import_the_plan(tmp_path: Path) -> None:
+    # fleet.plan sits beside fleet.runtime (`fleet.runtime | fleet.plan`): the CLI uses it,
+    # nothing below does, and it does not reach into the runtime either.
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    embedded = tmp_path / "fleet" / "runtime" / "embedded.py"
+    embedded.write_text(
+        embedded.read_text(encoding="utf-8") + "\nimport fleet.plan.compute  # noqa\n"
+    )
+    done = lint_imports(tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "fleet.runtime.embedded -> fleet.plan.compute" in output

@@ -53,7 +53,7 @@ COMMANDS = list(commands())
 
 def test_the_tree_has_every_command() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
-    assert {"", "version", "validate", "render", "sync", "serve", "worker"} <= names
+    assert {"", "version", "validate", "render", "sync", "plan", "serve", "worker"} <= names
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,8 @@ def test_help_shows_every_docstring_and_option_text_as_written(
         (["sync"], "kubeconfig.path must lie in FLEET_KUBECONFIG_DIR"),
         (["render"], "-l, --label KEY=VALUE Bundle mode: a cluster label KEY=VALUE"),
         (["schema"], "`fleet schema > fleet.schema.json`"),
+        (["plan"], "--exit-code Exit 1 when something changes, 2 on error, 0 if not."),
+        (["plan"], "Needs no kubeconfig or cluster credential"),
     ],
 )
 def test_specific_help_texts(
