@@ -160,6 +160,19 @@ def test_a_broken_head_commit_reports_file_and_line_and_exits_2(repo: PlanRepo) 
     assert plain.returncode == 1 and plain.stderr == done.stderr
 
 
+def test_a_broken_head_definition_names_its_line_relative_to_the_repository(
+    repo: PlanRepo,
+) -> None:
+    done = fleet(repo, "plan", "--base", "main", "--head", "broken-definition", "--exit-code")
+    assert done.returncode == 2
+    lines = (repo.tree.path / "fleet.yaml").read_text().splitlines()
+    line = len(lines) + 1  # the typo is the line broken_definition appends
+    assert done.stderr.startswith(f"fleet.yaml:{line}: unknown key 'rollouts'"), done.stderr
+    back = fleet(repo, "plan", "--base", "broken-definition", "--head", "main", "--exit-code")
+    assert back.returncode == 2
+    assert f"fleet.yaml:{line}: base " in back.stderr
+
+
 def test_exit_codes_no_change_and_change(repo: PlanRepo) -> None:
     same = fleet(repo, "plan", ".", "--base", "main", "--head", "main", "--exit-code")
     assert same.returncode == 0, same.stderr

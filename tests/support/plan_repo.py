@@ -197,10 +197,17 @@ def broken_head(root: Path) -> None:
     )
 
 
+def broken_definition(root: Path) -> None:
+    """A typo in the root fleet.yaml (line 2 of the appended text: `rollouts:`)."""
+    text = (root / "fleet.yaml").read_text()
+    (root / "fleet.yaml").write_text(text + "rollouts: {}\n")
+
+
 CHANGES: dict[str, Callable[[Path], None]] = {
     "values": values_change,
     "new-bundle": new_bundle,
     "removed-bundle": removed_bundle,
     "moved-bundle": moved_bundle,
     "broken": broken_head,
+    "broken-definition": broken_definition,
 }
