@@ -38,6 +38,7 @@ TASK_TTL_MARGIN = 100.0  # a dispatch claim outlives its message's visibility ti
 DEFAULT_MAX_WAIT = 600.0  # longest health wait a bundle's waitTimeoutSeconds may ask for
 DEFAULT_HTTP_TIMEOUT = 10.0  # seconds a `fleet serve` client may take per socket operation
 DEFAULT_HTTP_MAX_CLIENTS = 16  # connections `fleet serve` handles at once
+DEFAULT_REGISTRY_TIMEOUT = 30.0  # seconds of one registry API call (connect, read, write)
 DEFAULT_MASS_DELETE_SHARE = 0.5  # a commit deleting more of a fleet's objects stops first
 DEFAULT_MASS_DELETE_MIN = 10  # ... when it deletes at least this many
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,6 +71,7 @@ class Settings:
     git_allow_http: bool = False  # FLEET_GIT_ALLOW_HTTP: a token may go over plain http://
     mass_delete_share: float = DEFAULT_MASS_DELETE_SHARE  # FLEET_MASS_DELETE_SHARE
     mass_delete_min_objects: int = DEFAULT_MASS_DELETE_MIN  # FLEET_MASS_DELETE_MIN_OBJECTS
+    registry_timeout: float = DEFAULT_REGISTRY_TIMEOUT  # FLEET_REGISTRY_TIMEOUT
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -107,6 +109,7 @@ class Settings:
             mass_delete_min_objects=_count(
                 env, "FLEET_MASS_DELETE_MIN_OBJECTS", DEFAULT_MASS_DELETE_MIN
             ),
+            registry_timeout=_positive(env, "FLEET_REGISTRY_TIMEOUT", DEFAULT_REGISTRY_TIMEOUT),
             env=copy,
         )
 

@@ -11,6 +11,9 @@ releases. The names below are the contract.
 - Bundle options as renderers see them: `BundleOptions`, `HelmOptions`,
   `KustomizeOptions`, `YamlOptions`; the target: `ClusterContext`.
 - Types other hooks receive or return: `FleetEvent`, `HealthVerdict`, `ImageRegistry`.
+- Registries (`fleet_registry`): `RegistryProvider` (subclass it), `RegistrySpec` (the
+  definition's entry), `ImageReference`/`parse_reference`, `RateLimit`/`parse_quota`,
+  `RegistryClient` (the OCI distribution client a provider's `list_tags` receives).
 - Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
   `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
@@ -33,6 +36,9 @@ from fleet.errors import FleetError, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
+from fleet.registry.client import RegistryClient
+from fleet.registry.provider import RateLimit, RegistryProvider, parse_quota
+from fleet.registry.reference import ImageReference, parse_reference
 from fleet.render.api import (
     KUSTOMIZATION_FILES,
     RegisteredRenderer,
@@ -55,6 +61,7 @@ from fleet.render.tools import (
 )
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.definition import RegistrySpec
 from fleet.spec.merge import deep_merge
 from fleet.targeting.templating import TemplateError, build_context, has_template, render_values
 
@@ -67,11 +74,16 @@ __all__ = [
     "FleetPlugins",
     "HealthVerdict",
     "HelmOptions",
+    "ImageReference",
     "ImageRegistry",
     "KustomizeOptions",
     "Manifest",
     "PatchError",
+    "RateLimit",
     "RegisteredRenderer",
+    "RegistryClient",
+    "RegistryProvider",
+    "RegistrySpec",
     "RenderCache",
     "RenderRequest",
     "RenderResult",
@@ -93,6 +105,8 @@ __all__ = [
     "has_template",
     "hookimpl",
     "load_manifests",
+    "parse_quota",
+    "parse_reference",
     "parse_yaml_documents",
     "render_bundle",
     "render_values",

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from fleet.registry.provider import RegistryProvider
     from fleet.render.api import RendererRegistry, RenderRequest
     from fleet.spec.bundle_options import BundleOptions
     from fleet.spec.cluster import ClusterContext
+    from fleet.spec.definition import RegistrySpec
 
 PROJECT = "fleet"
 ENTRY_POINT_GROUP = "fleet"
@@ -128,6 +130,21 @@ def fleet_resolve_image(image: str, cluster: ClusterContext) -> ImageRegistry | 
     manifests). `image` is a reference as written in a manifest (`quay.io/org/app:1.2`);
     `cluster` is the target. Return an `ImageRegistry` that can resolve it, or None if this
     plugin does not serve that registry.
+    """
+
+
+@hookspec(firstresult=True)
+def fleet_registry(host: str, spec: RegistrySpec | None) -> RegistryProvider | None:
+    """Which provider serves this registry host? First non-None answer wins.
+
+    Called once per registry host a fleet talks to (chart versions, tags, digests), before
+    a client is made. `host` is `host[:port]` of a reference (`""` when the reference names
+    none, as `nginx:1.27`: the Docker Hub plugin answers for it); `spec` is the
+    definition's `registries` entry for that host, or None. Return a `RegistryProvider`
+    (`fleet.plugin.RegistryProvider`, the generic OCI behaviour, subclassed for what a
+    service does differently), or None. A plugin answers for its own `type` when `spec` is
+    given, else for its well-known hosts; the built-in `oci` plugin (tried last) answers
+    for every host no other plugin claims, and for `type: oci`.
     """
 
 

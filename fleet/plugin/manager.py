@@ -27,15 +27,21 @@ from fleet.errors import FleetError, Problem
 from fleet.manifest import Manifest
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry
+from fleet.registry.provider import RegistryProvider
 from fleet.render.api import Renderer, RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.definition import RegistrySpec
 
 # Module names, not imports: fleet never imports `plugins` by name (layering rule).
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.render_yaml",
     "plugins.render_kustomize",
     "plugins.render_helm",
+    "plugins.registry_oci",
+    "plugins.registry_dockerhub",
+    "plugins.registry_ghcr",
+    "plugins.registry_quay",
 )
 BUILTIN = "builtin"
 RUNTIME = "runtime"
@@ -222,6 +228,12 @@ class FleetPlugins:
         result: ImageRegistry | None = self.pm.hook.fleet_resolve_image(
             image=image, cluster=cluster
         )
+        return result
+
+    def registry_provider(self, host: str, spec: RegistrySpec | None) -> RegistryProvider | None:
+        """The provider of a registry host (`fleet_registry`; implements ProviderSource)."""
+        self.raise_for_failures()
+        result: RegistryProvider | None = self.pm.hook.fleet_registry(host=host, spec=spec)
         return result
 
     def health_check(self, obj: dict[str, Any]) -> HealthVerdict | None:

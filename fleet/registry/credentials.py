@@ -1,0 +1,35 @@
+"""Registry credentials from the worker's environment, by the definition's `credential` name.
+
+`registries[].credential: quay-robot` names `FLEET_REGISTRY_USERNAME_QUAY_ROBOT` and
+`FLEET_REGISTRY_PASSWORD_QUAY_ROBOT` (upper-cased, every character but A-Z and 0-9 as `_`,
+as for kubeconfigs). Git never holds them; `Credential`'s repr hides the password.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fleet.errors import UserError
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str
+    password: str = field(repr=False)
+
+
+def env_suffix(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def credential_from_env(name: str, env: Mapping[str, str]) -> Credential:
+    """The credential called `name`; a UserError naming the variables when one is unset."""
+    suffix = env_suffix(name)
+    user_var = f"FLEET_REGISTRY_USERNAME_{suffix}"
+    password_var = f"FLEET_REGISTRY_PASSWORD_{suffix}"
+    username, password = env.get(user_var), env.get(password_var)
+    if not username or not password:
+        raise UserError(f"registry credential {name!r}: set {user_var} and {password_var}")
+    return Credential(username, password)
