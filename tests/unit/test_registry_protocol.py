@@ -29,9 +29,7 @@ def test_bearer_challenge_with_a_scope_that_holds_commas() -> None:
 
 
 def test_basic_challenge_and_several_challenges_in_one_header() -> None:
-    assert parse_challenges('Basic realm="Registry Realm"')[0].params == {
-        "realm": "Registry Realm"
-    }
+    assert parse_challenges('Basic realm="Registry Realm"')[0].params == {"realm": "Registry Realm"}
     both = parse_challenges('Bearer realm="https://a/t", scope="x:y:pull,push", Basic realm="b"')
     assert [c.scheme for c in both] == ["bearer", "basic"]
     assert both[0].params["scope"] == "x:y:pull,push"
@@ -176,5 +174,5 @@ def test_unreachable_registry_is_transient() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    with pytest.raises(TransientError, match="cannot reach reg.example"):
+    with pytest.raises(TransientError, match=r"cannot reach reg\.example"):
         _client(httpx.MockTransport(handle)).tags("app")
