@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -70,7 +71,9 @@ sys.path.insert(0, str(ROOT))
 
 import localfleet  # noqa: E402
 
+from tests.support.registry import RegistryServer  # noqa: E402
 from tests.support.servers import GitServer, RedisServer  # noqa: E402
+from tests.support.tls import TlsFiles, make_tls  # noqa: E402
 
 # The session fleet: three clusters in two regions, the names fleet.example.yaml uses.
 FLEET_CLUSTERS = [
@@ -99,6 +102,40 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The certificate the test-bed registries serve (trust it with `SSL_CERT_FILE`)."""
+    return make_tls(tmp_path_factory.mktemp("registry-tls"))
+
+
+def _registry(
+    tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles, auth: Literal["htpasswd", "token"]
+) -> Iterator[RegistryServer]:
+    server = RegistryServer(tmp_path_factory.mktemp(f"registry-{auth}"), tls, auth)
+    try:
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def htpasswd_registry(
+    tmp_path_factory: pytest.TempPathFactory, registry_tls: TlsFiles
+) -> Iterator[RegistryServer]:
+    """Debian's docker-registry (distribution 2.8) with htpasswd Basic auth, over TLS."""
+    yield from _registry(tmp_path_factory, registry_tls, "htpasswd")
+
+
+@pytest.fixture(scope="session")
+def token_registry(
+    tmp_path_factory: pytest.TempPathFactory, registry_tls: TlsFiles
+) -> Iterator[RegistryServer]:
+    """The same with token auth, against the test bed's token server."""
+    yield from _registry(tmp_path_factory, registry_tls, "token")
 
 
 @dataclass(frozen=True)
