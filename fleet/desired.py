@@ -16,7 +16,7 @@ status`, the scheduler, via `load_desired`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,17 +30,23 @@ from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.spec.bundles import Bundle
 from fleet.spec.cluster import ClusterContext
-from fleet.spec.definition import ClusterSpec, TargetCluster, cluster_context
+from fleet.spec.definition import ClusterSpec, RegistrySpec, TargetCluster, cluster_context
 from fleet.spec.loader import FleetRepo, load_repository
 from fleet.targeting.dependencies import reject_dependency_cycles
 from fleet.targeting.units import DeploymentUnit, UnitKey, compute_units
 
 
 def render_request(
-    repo_root: Path, bundle: Bundle, unit: DeploymentUnit, cluster: ClusterContext
+    repo_root: Path,
+    bundle: Bundle,
+    unit: DeploymentUnit,
+    cluster: ClusterContext,
+    *,
+    registries: Sequence[RegistrySpec] = (),
 ) -> RenderRequest:
     """The render request of one unit (the deployment id is the render cache key); also
-    `fleet render`'s, for a bundle directory outside any fleet definition."""
+    `fleet render`'s, for a bundle directory outside any fleet definition. `registries`:
+    the definition's, so a renderer finds the credential of a chart's registry."""
     return RenderRequest(
         bundle_dir=bundle.path,
         repo_root=repo_root,
@@ -49,6 +55,7 @@ def render_request(
         options_file=bundle.options_file,
         bundle_name=bundle.name,
         cache_key=unit.deployment_id,
+        registries=tuple(registries),
     )
 
 
@@ -128,7 +135,13 @@ class DesiredState:
         found = self._manifests.get(unit.key)
         if found is None:
             bundle = next(b for b in self.repo.bundles if b.name == unit.bundle)
-            request = render_request(self.repo.root, bundle, unit, self.context(unit.cluster))
+            request = render_request(
+                self.repo.root,
+                bundle,
+                unit,
+                self.context(unit.cluster),
+                registries=self.repo.definition.registries,
+            )
             found = render_bundle(request, self.plugins, self.cache).manifests
             self._manifests[unit.key] = found
         return found

@@ -25,6 +25,11 @@ Choices, where Rancher Fleet leaves room:
   are rendered as plain objects (use `helm.mode: release` for charts that need hooks).
 - helm's executable: `$FLEET_HELM`, else `helm` on PATH, else `helm` next to the Python
   interpreter (where `make testbin` links it; see `fleet.plugin.find_tool`).
+- `oci://` charts: when the definition's `registries` has an entry for the chart's host
+  with a `credential`, helm gets that credential in a registry config file written for
+  this run only (`--registry-config`, a 0600 file in a private temporary directory,
+  removed afterwards), never on its command line. A version range (`helm.version:
+  ">=1.0 <2"`) is resolved by helm from the registry's tags (highest match).
 - no value from Git becomes a flag: chart, repo, version, releaseName and the namespaces
   are refused when they start with `-` (by the options model, with file:line, and again
   here), every flag is passed as `--flag=value`, and `--` ends the flags before the release
@@ -33,10 +38,14 @@ Choices, where Rancher Fleet leaves room:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +62,14 @@ from fleet.plugin import (
     TransientError,
     build_context,
     deep_merge,
+    docker_config,
     find_tool,
     has_template,
     hookimpl,
     load_manifests,
+    parse_reference,
     parse_yaml_documents,
+    registry_credential,
     render_values,
     run_tool,
 )
@@ -131,12 +143,13 @@ class HelmRenderer:
             _refuse_flag(what, value, request)
         values = json.dumps(merged_values(request, helm)).encode()
         what = f"helm template of bundle {request.name!r} (chart {display})"
-        done = run_tool(
-            [helm_executable(), "template", *flags, "--", release, chart_ref],
-            what=what,
-            stdin=values,
-            file=request.options_file,
-        )
+        with _registry_config(request, chart_ref) as config_flags:
+            done = run_tool(
+                [helm_executable(), "template", *flags, *config_flags, "--", release, chart_ref],
+                what=what,
+                stdin=values,
+                file=request.options_file,
+            )
         if done.returncode != 0:
             message = _helm_message(done.stderr.decode(errors="replace"))
             # a chart server that cannot be reached may answer later: never remembered
@@ -145,6 +158,30 @@ class HelmRenderer:
                 f"helm template failed for chart {display}: {message}", file=request.options_file
             )
         return load_manifests(done.stdout.decode(errors="replace"), file=f"helm template {display}")
+
+
+@contextlib.contextmanager
+def _registry_config(request: RenderRequest, chart: str) -> Iterator[list[str]]:
+    """`--registry-config=FILE` for an `oci://` chart whose registry has a credential in
+    the definition's `registries`: a Docker auth file with that one credential, in a
+    private temporary directory that is removed when helm is done. The credential is never
+    on helm's command line (visible to every user in `ps`) or in a log; without one, helm
+    uses its own registry config (`helm registry login` by the operator) or anonymous pulls.
+    """
+    if not chart.startswith("oci://"):
+        yield []
+        return
+    host = parse_reference(chart).host
+    credential = registry_credential(request.registries, host) if host else None
+    if credential is None:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="fleet-helm-registry-") as tmp:
+        path = Path(tmp) / "config.json"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(docker_config(host, credential))
+        yield [f"--registry-config={path}"]
 
 
 def _refuse_flag(what: str, value: str, request: RenderRequest) -> None:

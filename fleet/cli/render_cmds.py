@@ -152,7 +152,13 @@ def _render_repository(
     for unit in units:
         if unit.cluster != cluster or (only and unit.bundle not in only):
             continue
-        request = render_request(repo.root, bundles[unit.bundle], unit, context)
+        request = render_request(
+            repo.root,
+            bundles[unit.bundle],
+            unit,
+            context,
+            registries=repo.definition.registries,
+        )
         result = render_bundle(request, plugins, cache)
         documents.append(f"# bundle: {unit.bundle}\n" + dump_manifests(result.manifests))
     return documents

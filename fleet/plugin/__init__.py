@@ -13,7 +13,10 @@ releases. The names below are the contract.
 - Types other hooks receive or return: `FleetEvent`, `HealthVerdict`, `ImageRegistry`.
 - Registries (`fleet_registry`): `RegistryProvider` (subclass it), `RegistrySpec` (the
   definition's entry), `ImageReference`/`parse_reference`, `RateLimit`/`parse_quota`,
-  `RegistryClient` (the OCI distribution client a provider's `list_tags` receives).
+  `RegistryClient` (the OCI distribution client a provider's `list_tags` receives);
+  for a renderer that pulls from a registry, `registry_credential(request.registries,
+  host)` (a `Credential` from the worker's environment, or None) and `docker_config`
+  (that credential as an auth file for a tool: never on its command line).
 - Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
   `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
@@ -36,7 +39,9 @@ from fleet.errors import FleetError, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
+from fleet.registry.access import registry_credential
 from fleet.registry.client import RegistryClient
+from fleet.registry.credentials import Credential, docker_config
 from fleet.registry.provider import RateLimit, RegistryProvider, parse_quota
 from fleet.registry.reference import ImageReference, parse_reference
 from fleet.render.api import (
@@ -69,6 +74,7 @@ __all__ = [
     "KUSTOMIZATION_FILES",
     "BundleOptions",
     "ClusterContext",
+    "Credential",
     "FleetError",
     "FleetEvent",
     "FleetPlugins",
@@ -100,6 +106,7 @@ __all__ = [
     "apply_patch",
     "build_context",
     "deep_merge",
+    "docker_config",
     "dump_manifests",
     "find_tool",
     "has_template",
@@ -108,6 +115,7 @@ __all__ = [
     "parse_quota",
     "parse_reference",
     "parse_yaml_documents",
+    "registry_credential",
     "render_bundle",
     "render_values",
     "run_tool",

@@ -41,6 +41,17 @@ def spec_host(spec: RegistrySpec) -> str | None:
     return None
 
 
+def registry_credential(
+    specs: Sequence[RegistrySpec], host: str, settings: config.Settings | None = None
+) -> Credential | None:
+    """The credential the definition's `registries` name for `host`, from the environment
+    of `settings` (default: the process's); None when no entry names one for that host."""
+    for spec in specs:
+        if spec_host(spec) == host.lower() and spec.credential:
+            return credential_from_env(spec.credential, (settings or config.current()).env)
+    return None
+
+
 class Registries:
     def __init__(
         self,
@@ -79,10 +90,7 @@ class Registries:
         return self.client(reference.host), reference
 
     def credential(self, host: str) -> Credential | None:
-        spec = self.spec_for(host)
-        if spec is None or not spec.credential:
-            return None
-        return credential_from_env(spec.credential, self.settings.env)
+        return registry_credential(self.specs, host, self.settings)
 
     def client(self, host: str) -> RegistryClient:
         found = self._clients.get(host)

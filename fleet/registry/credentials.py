@@ -7,6 +7,8 @@ as for kubeconfigs). Git never holds them; `Credential`'s repr hides the passwor
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,3 +35,11 @@ def credential_from_env(name: str, env: Mapping[str, str]) -> Credential:
     if not username or not password:
         raise UserError(f"registry credential {name!r}: set {user_var} and {password_var}")
     return Credential(username, password)
+
+
+def docker_config(host: str, credential: Credential) -> bytes:
+    """A Docker/containers auth file (`{"auths": {host: {"auth": ...}}}`) holding one
+    credential, for a tool that reads credentials only from such a file (helm's
+    `--registry-config`): never a credential on a command line."""
+    token = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
+    return json.dumps({"auths": {host: {"auth": token}}}).encode()

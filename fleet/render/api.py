@@ -18,6 +18,7 @@ from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.definition import RegistrySpec
 from fleet.spec.pathsafety import read_inside, resolve_inside
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -30,6 +31,7 @@ class RenderRequest:
 
     `options` are already merged for `cluster` and templated. `cache_key`, when targeting
     supplies it (the deployment id), replaces the key `render_bundle` would compute.
+    `registries` are the definition's registry entries (see `fleet.plugin.registry_credential`).
     `input_manifests` is set only when a renderer runs as a post-renderer (kustomize over a
     Helm chart's output, see `fleet_post_renderer`): the manifests of the previous stage.
     """
@@ -42,6 +44,10 @@ class RenderRequest:
     bundle_name: str | None = None
     cache_key: str | None = None
     input_manifests: tuple[Manifest, ...] | None = None
+    # the definition's `registries` (names and hosts, never secrets): which credential a
+    # renderer uses for a registry host (`fleet.plugin.registry_credential`); not part of
+    # the cache key, since a credential changes whether a chart can be pulled, not what it is
+    registries: tuple[RegistrySpec, ...] = ()
 
     @property
     def name(self) -> str:
