@@ -25,6 +25,8 @@ from fleet.engine.identity import Claims
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
+from fleet.registry.access import Registries
+from fleet.registry.charts import ChartPin, ChartPins
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.pipeline import render_bundle, renderer_identity
@@ -43,6 +45,7 @@ def render_request(
     cluster: ClusterContext,
     *,
     registries: Sequence[RegistrySpec] = (),
+    chart_versions: tuple[tuple[str, str, str], ...] = (),
 ) -> RenderRequest:
     """The render request of one unit (the deployment id is the render cache key); also
     `fleet render`'s, for a bundle directory outside any fleet definition. `registries`:
@@ -56,6 +59,7 @@ def render_request(
         bundle_name=bundle.name,
         cache_key=unit.deployment_id,
         registries=tuple(registries),
+        chart_versions=chart_versions,
     )
 
 
@@ -70,9 +74,27 @@ def check_clusters(repo: FleetRepo, clusters: Collection[str]) -> None:
         )
 
 
-def fleet_units(repo: FleetRepo, plugins: FleetPlugins) -> list[DeploymentUnit]:
-    """Targeting with the renderers' identities in the deployment ids."""
-    return compute_units(repo, renderer_of=lambda b: renderer_identity(plugins, b.path, b.options))
+def chart_pins(
+    repo: FleetRepo, plugins: FleetPlugins, preset: Sequence[ChartPin] = ()
+) -> ChartPins:
+    """The pin set of this commit's OCI charts, through the definition's registries:
+    `preset` (resolved by the scheduler) first, anything else resolved when asked."""
+    return ChartPins.preset(Registries(repo.definition.registries, plugins), preset)
+
+
+def fleet_units(
+    repo: FleetRepo, plugins: FleetPlugins, pins: ChartPins | None = None
+) -> list[DeploymentUnit]:
+    """Targeting with the renderers' identities, and the versions and digests of the OCI
+    charts (resolved once, here: `fleet.registry.charts`), in the deployment ids."""
+    pinned = pins if pins is not None else chart_pins(repo, plugins)
+
+    def identity(bundle: Bundle) -> str:
+        renderer = renderer_identity(plugins, bundle.path, bundle.options)
+        charts = pinned.identity(bundle)
+        return f"{renderer} charts: {charts}" if charts else renderer
+
+    return compute_units(repo, renderer_of=identity)
 
 
 @dataclass
@@ -85,6 +107,7 @@ class DesiredState:
     units: list[DeploymentUnit]
     clusters: list[str]  # the clusters this state covers, in definition order
     cache: RenderCache = field(default_factory=RenderCache)
+    pins: ChartPins | None = None  # the OCI charts' versions, resolved when targeted
     renders: int = 0  # renders done by `render_all` (cache misses) ...
     cache_hits: int = 0  # ... and answered from the render cache
     _manifests: dict[UnitKey, list[Manifest]] = field(default_factory=dict, repr=False)
@@ -99,18 +122,21 @@ class DesiredState:
         *,
         clusters: Collection[str] = (),
         cache: RenderCache | None = None,
+        pins: Sequence[ChartPin] = (),
     ) -> DesiredState:
-        """Target a loaded repository; `clusters` limits it to those clusters.
+        """Target a loaded repository; `clusters` limits it to those clusters; `pins`
+        are OCI chart versions resolved before (by the scheduler, for a worker).
 
         Raises FleetError for an unknown cluster name or a dependsOn cycle. Renders nothing.
         """
         check_clusters(repo, clusters)
-        units = fleet_units(repo, plugins)
+        pinned = chart_pins(repo, plugins, pins)
+        units = fleet_units(repo, plugins, pinned)
         if clusters:
             units = [u for u in units if u.cluster in clusters]
         reject_dependency_cycles(repo, units)
         covered = [c.name for c in repo.definition.clusters if not clusters or c.name in clusters]
-        return cls(repo, commit, plugins, units, covered, cache or RenderCache())
+        return cls(repo, commit, plugins, units, covered, cache or RenderCache(), pinned)
 
     @property
     def fleet_name(self) -> str:
@@ -141,6 +167,7 @@ class DesiredState:
                 unit,
                 self.context(unit.cluster),
                 registries=self.repo.definition.registries,
+                chart_versions=self.pins.versions(bundle) if self.pins else (),
             )
             found = render_bundle(request, self.plugins, self.cache).manifests
             self._manifests[unit.key] = found

@@ -29,7 +29,9 @@ Choices, where Rancher Fleet leaves room:
   with a `credential`, helm gets that credential in a registry config file written for
   this run only (`--registry-config`, a 0600 file in a private temporary directory,
   removed afterwards), never on its command line. A version range (`helm.version:
-  ">=1.0 <2"`) is resolved by helm from the registry's tags (highest match).
+  ">=1.0 <2"`) was resolved when the commit was targeted (`request.chart_version`, also
+  part of the deployment id), and helm gets exactly that version; without a pin (`fleet
+  render` of a bundle directory) helm resolves the range itself.
 - no value from Git becomes a flag: chart, repo, version, releaseName and the namespaces
   are refused when they start with `-` (by the options model, with file:line, and again
   here), every flag is passed as `--flag=value`, and `--` ends the flags before the release
@@ -133,7 +135,10 @@ class HelmRenderer:
         flags = ["--include-crds", "--skip-tests", "--values=-", f"--namespace={namespace}"]
         if remote and helm.repo:
             flags.append(f"--repo={helm.repo}")
-        if remote and helm.version:
+        pinned = request.chart_version(chart_ref, helm.version) if remote else None
+        if pinned:  # resolved once when the commit was targeted: every cluster gets it
+            flags.append(f"--version={pinned}")
+        elif remote and helm.version:
             flags.append(f"--version={helm.version}")
         if request.cluster.kube_version:
             flags.append(f"--kube-version={request.cluster.kube_version}")

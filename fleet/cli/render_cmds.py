@@ -130,7 +130,7 @@ def _render_bundle_dir(
 def _render_repository(
     plugins: FleetPlugins, repo_dir: Path, cluster: str, only: list[str], kube_version: str | None
 ) -> list[str]:
-    from fleet.desired import check_clusters, fleet_units, render_request
+    from fleet.desired import chart_pins, check_clusters, fleet_units, render_request
     from fleet.render.cache import RenderCache
     from fleet.render.manifests import dump_manifests
     from fleet.render.pipeline import render_bundle
@@ -146,7 +146,8 @@ def _render_repository(
     context = cluster_context(next(c for c in repo.definition.clusters if c.name == cluster))
     if kube_version:
         context = type(context)(**{**context.__dict__, "kube_version": kube_version})
-    units = fleet_units(repo, plugins)
+    pins = chart_pins(repo, plugins)
+    units = fleet_units(repo, plugins, pins)
     cache = RenderCache()
     documents = []
     for unit in units:
@@ -158,6 +159,7 @@ def _render_repository(
             unit,
             context,
             registries=repo.definition.registries,
+            chart_versions=pins.versions(bundles[unit.bundle]),
         )
         result = render_bundle(request, plugins, cache)
         documents.append(f"# bundle: {unit.bundle}\n" + dump_manifests(result.manifests))

@@ -200,6 +200,8 @@ class Scheduler:
             cache.set_desired(
                 {(u.bundle, u.cluster): u.deployment_id for u in desired.units}, commit=revision.sha
             )
+            if desired.pins is not None:  # workers render the charts the ids were made of
+                cache.set_chart_pins(revision.sha, desired.pins.all())
             self._desired_written = (revision.sha, self.redis_lost)
 
         now = self.clock()

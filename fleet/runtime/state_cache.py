@@ -36,8 +36,11 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from fleet.registry.charts import ChartPin
 from fleet.states import ActualUnit
 from fleet.targeting.units import UnitKey
+
+CHART_PINS_TTL = 7 * 24 * 3600  # a commit's chart pins outlive any task sent for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,19 @@ class StateCache:
         """The commit the `desired` map is for; None when unknown (Redis lost its data)."""
         value = self.redis.get(f"{self.prefix}desired-commit")
         return str(value) if value is not None else None
+
+    def set_chart_pins(self, commit: str, pins: Iterable[ChartPin]) -> None:
+        """The OCI chart versions the scheduler resolved for `commit`, for its workers."""
+        values = [asdict(pin) for pin in pins]
+        if values:
+            self.redis.set(f"{self.prefix}charts:{commit}", json.dumps(values), ex=CHART_PINS_TTL)
+
+    def chart_pins(self, commit: str) -> list[ChartPin]:
+        """What `set_chart_pins` wrote ([] if nothing: the worker resolves them itself)."""
+        text = self.redis.get(f"{self.prefix}charts:{commit}")
+        if not text:
+            return []
+        return [ChartPin(**value) for value in json.loads(text)]
 
     def desired_id(self, bundle: str, cluster: str) -> str | None:
         value = self.redis.hget(f"{self.prefix}desired", f"{bundle}/{cluster}")

@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -54,6 +54,7 @@ from fleet.engine.unit import check_drift, drift_state
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
+from fleet.registry.charts import ChartPin
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.state_cache import CachedUnit, StateCache
@@ -186,8 +187,8 @@ class UnitWorker:
 
     def remove(self, job: UnitJob, keep_resources: bool) -> TaskOutcome:
         """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""
-        rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
+        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
         wanted = self._still_wanted(rev, cache, job)
         if wanted is not None:
             return self._superseded_removal(cache, job, wanted)
@@ -249,8 +250,8 @@ class UnitWorker:
 
     def refresh(self, job: UnitJob) -> TaskOutcome:
         """One LIST of the cluster's inventories replaces its view in the cache."""
-        rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
+        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
         listed_at = time.time()
         wanted = {bundle for bundle, cluster in rev.by_key if cluster == job.cluster}
         try:
@@ -339,7 +340,7 @@ class UnitWorker:
         current = cache.desired_commit()
         if current is None or current == job.commit:
             return rev
-        return self.loader.load(job.repo_url, current)
+        return self.loader.load(job.repo_url, current, cache.chart_pins(current))
 
     def _superseded_removal(self, cache: StateCache, job: UnitJob, why: str) -> TaskOutcome:
         message = f"remove superseded: {why}; nothing deleted"
@@ -358,8 +359,8 @@ class UnitWorker:
     ) -> tuple[DesiredState, StateCache, DeploymentUnit, list[Manifest]] | TaskOutcome:
         """The job's revision, cache, unit and manifests; or the skip outcome of a stale job
         (one whose deployment id the scheduler no longer wants: it must not roll back)."""
-        rev = self.loader.load(job.repo_url, job.commit)
         cache = StateCache(self.redis, job.fleet)
+        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
         stale = self._stale(rev, cache, job)
         if stale is not None:
             cache.release(kind, job.bundle, job.cluster, job.deployment_id)
@@ -434,24 +435,27 @@ class RevisionLoader:
     def __init__(self, plugins: FleetPlugins | None = None, keep: int = 4) -> None:
         self.plugins = plugins or FleetPlugins.load()
         self.keep = keep
-        self._loaded: OrderedDict[tuple[str, str], DesiredState] = OrderedDict()
+        self._loaded: OrderedDict[tuple[str, str, tuple[ChartPin, ...]], DesiredState] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
-    def load(self, url: str, commit: str) -> DesiredState:
-        """The commit's units; fetches only when the mirror does not have the commit yet."""
-        key = (url, commit)
+    def load(self, url: str, commit: str, pins: Sequence[ChartPin] = ()) -> DesiredState:
+        """The commit's units; fetches only when the mirror does not have the commit yet.
+        `pins`: the scheduler's OCI chart versions for the commit (so the ids agree)."""
+        key = (url, commit, tuple(pins))
         with self._lock:
             found = self._loaded.get(key)
             if found is not None:
                 self._loaded.move_to_end(key)
                 return found
-            revision = self._load(url, commit)
+            revision = self._load(url, commit, pins)
             self._loaded[key] = revision
             while len(self._loaded) > self.keep:
                 self._loaded.popitem(last=False)
             return revision
 
-    def _load(self, url: str, commit: str) -> DesiredState:
+    def _load(self, url: str, commit: str, pins: Sequence[ChartPin]) -> DesiredState:
         source = GitSource(url, commit)
         try:
             path = source.checkout(commit) if source.is_cloned else None
@@ -460,4 +464,4 @@ class RevisionLoader:
         if path is None:
             source.fetch()
             path = source.checkout(commit)
-        return DesiredState.target(load_repository(path), commit, self.plugins)
+        return DesiredState.target(load_repository(path), commit, self.plugins, pins=pins)

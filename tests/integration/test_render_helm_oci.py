@@ -47,15 +47,22 @@ def _chart(base: Path, version: str) -> Path:
     return chart
 
 
-def _push_charts(helm: str, registry: RegistryServer, tls: TlsFiles, base: Path) -> None:
+def _push_charts(
+    helm: str,
+    registry: RegistryServer,
+    tls: TlsFiles,
+    base: Path,
+    versions: tuple[str, ...] = VERSIONS,
+    path: str = "charts",
+) -> None:
     env_flags = [f"--registry-config={registry.auth_file()}", f"--ca-file={tls.cert}"]
-    for version in VERSIONS:
+    for version in versions:
         chart = _chart(base, version)
         subprocess.run(
             [helm, "package", str(chart), f"--destination={base}"], check=True, capture_output=True
         )
         done = subprocess.run(
-            [helm, "push", str(base / f"web-{version}.tgz"), f"oci://{registry.host}/charts",
+            [helm, "push", str(base / f"web-{version}.tgz"), f"oci://{registry.host}/{path}",
              *env_flags],
             capture_output=True,
             text=True,
@@ -156,3 +163,97 @@ def test_oci_chart_with_an_unset_credential_names_the_variables(
     monkeypatch.delenv("FLEET_REGISTRY_PASSWORD_BED", raising=False)
     with pytest.raises(FleetError, match="set FLEET_REGISTRY_USERNAME_BED and FLEET_REG"):
         _render(tmp_path, pushed["token"], "0.1.0")
+
+
+def _fleet_repo(root: Path, registry: RegistryServer, version: str) -> Path:
+    (root / "web").mkdir(parents=True)
+    (root / "fleet.yaml").write_text(
+        "apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: charts\n"
+        "clusters: [{name: c1}, {name: c2}]\nbundles: {paths: [web]}\n"
+        f"registries:\n  - {{name: bed, type: oci, host: '{registry.host}', credential: bed}}\n"
+    )
+    (root / "web" / "fleet.yaml").write_text(
+        f"helm:\n  chart: oci://{registry.host}/pinned/web\n  version: '{version}'\n"
+    )
+    return root
+
+
+def test_a_version_range_is_resolved_once_and_pinned_in_the_deployment_id(
+    pushed: dict[str, RegistryServer],
+    binary: Any,
+    registry_tls: TlsFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every cluster renders the version resolved when the commit was targeted, even when
+    a newer matching version is pushed meanwhile; the next load pins the new one."""
+    from fleet.desired import DesiredState
+    from fleet.spec.loader import load_repository
+
+    registry = pushed["token"]
+    user, password = next(iter(registry.users.items()))
+    monkeypatch.setenv("FLEET_REGISTRY_USERNAME_BED", user)
+    monkeypatch.setenv("FLEET_REGISTRY_PASSWORD_BED", password)
+    monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path / "cache"))
+    helm: str = binary("helm")
+    _push_charts(helm, registry, registry_tls, tmp_path / "first", ("0.1.0", "0.2.0"), "pinned")
+    repo = _fleet_repo(tmp_path / "repo", registry, ">=0.1.0 <0.9.0")
+    plugins = FleetPlugins.load(entry_points=False)
+    state = DesiredState.target(load_repository(repo), "", plugins)
+    ids = {unit.deployment_id for unit in state.units}
+    assert len(ids) == 1  # both clusters: one id, with the pin in it
+    assert state.pins is not None
+    (pin,) = state.pins.pins.values()
+    assert pin.version == "0.2.0" and pin.digest.startswith("sha256:")
+
+    # a newer matching chart appears before the units render
+    _push_charts(helm, registry, registry_tls, tmp_path / "late", ("0.3.0",), "pinned")
+    rendered = [state.manifests(unit)[0]["data"]["chart"] for unit in state.units]
+    assert rendered == ["0.2.0", "0.2.0"]  # what was pinned, not what helm would pick now
+
+    later = DesiredState.target(load_repository(repo), "", plugins)
+    assert {unit.deployment_id for unit in later.units} != ids  # the new version, a new id
+    assert [later.manifests(unit)[0]["data"]["chart"] for unit in later.units] == ["0.3.0"] * 2
+
+
+def test_a_worker_targets_with_the_schedulers_pins_from_redis(
+    pushed: dict[str, RegistryServer],
+    binary: Any,
+    registry_tls: TlsFiles,
+    redis_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scheduler writes a commit's pins to Redis; a worker loading the commit after a
+    newer chart was pushed gets the scheduler's ids and renders the scheduler's version
+    (without them it would compute another id and skip the task as stale)."""
+    from fleet.desired import DesiredState
+    from fleet.runtime.state_cache import StateCache
+    from fleet.spec.loader import load_repository
+
+    registry = pushed["htpasswd"]
+    user, password = next(iter(registry.users.items()))
+    monkeypatch.setenv("FLEET_REGISTRY_USERNAME_BED", user)
+    monkeypatch.setenv("FLEET_REGISTRY_PASSWORD_BED", password)
+    monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path / "cache"))
+    helm: str = binary("helm")
+    _push_charts(helm, registry, registry_tls, tmp_path / "first", ("1.0.0",), "workers")
+    repo = tmp_path / "repo"
+    _fleet_repo(repo, registry, "^1.0.0")
+    (repo / "web" / "fleet.yaml").write_text(
+        f"helm:\n  chart: oci://{registry.host}/workers/web\n  version: '^1.0.0'\n"
+    )
+    plugins = FleetPlugins.load(entry_points=False)
+    scheduler = DesiredState.target(load_repository(repo), "c0ffee", plugins)
+    assert scheduler.pins is not None
+    cache = StateCache.from_url(redis_server.url, f"pins-{tmp_path.name}")
+    cache.set_chart_pins("c0ffee", scheduler.pins.all())
+
+    _push_charts(helm, registry, registry_tls, tmp_path / "late", ("1.1.0",), "workers")
+    pins = cache.chart_pins("c0ffee")
+    assert [(p.version, p.wanted) for p in pins] == [("1.0.0", "^1.0.0")]
+    worker = DesiredState.target(load_repository(repo), "c0ffee", plugins, pins=pins)
+    assert [u.deployment_id for u in worker.units] == [u.deployment_id for u in scheduler.units]
+    assert {worker.manifests(u)[0]["data"]["chart"] for u in worker.units} == {"1.0.0"}
+    unpinned = DesiredState.target(load_repository(repo), "c0ffee", plugins)
+    assert [u.deployment_id for u in unpinned.units] != [u.deployment_id for u in scheduler.units]
