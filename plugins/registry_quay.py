@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fleet.plugin import FleetError, RegistryClient, RegistryProvider, RegistrySpec, hookimpl
+from fleet.plugin import FleetError, RegistryProvider, RegistrySpec, hookimpl
+
+if TYPE_CHECKING:
+    from fleet.plugin import RegistryClient
 
 HOST = "quay.io"
 PAGE_LIMIT = 100

@@ -35,12 +35,13 @@ Importing this module is cheap: no Kubernetes client, no Git, no Celery.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fleet.errors import FleetError, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import registry_credential
-from fleet.registry.client import RegistryClient
 from fleet.registry.credentials import Credential, docker_config
 from fleet.registry.provider import RateLimit, RegistryProvider, parse_quota
 from fleet.registry.reference import ImageReference, parse_reference
@@ -69,6 +70,19 @@ from fleet.spec.cluster import ClusterContext
 from fleet.spec.definition import RegistrySpec
 from fleet.spec.merge import deep_merge
 from fleet.targeting.templating import TemplateError, build_context, has_template, render_values
+
+if TYPE_CHECKING:
+    from fleet.registry.client import RegistryClient
+
+
+def __getattr__(name: str) -> Any:
+    """`RegistryClient` on first use: it brings httpx, which `fleet --help` need not load."""
+    if name == "RegistryClient":
+        from fleet.registry.client import RegistryClient
+
+        return RegistryClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KUSTOMIZATION_FILES",

@@ -10,18 +10,20 @@ scope.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
-
-import httpx
 
 from fleet import config
 from fleet.errors import UserError
-from fleet.registry.client import RegistryClient, TokenCache
 from fleet.registry.credentials import Credential, credential_from_env
 from fleet.registry.provider import RegistryProvider
 from fleet.registry.reference import ImageReference, parse_reference
 from fleet.spec.definition import RegistrySpec
+
+if TYPE_CHECKING:  # httpx is imported when a registry is first asked, not with fleet.desired
+    import httpx
+
+    from fleet.registry.client import RegistryClient, TokenCache
 
 
 class ProviderSource(Protocol):
@@ -65,7 +67,7 @@ class Registries:
         self.specs = list(specs)
         self.providers = providers
         self.settings = settings or config.current()
-        self.tokens = tokens or TokenCache()
+        self._tokens = tokens
         self.transport = transport  # tests replay recorded exchanges through one
         self._clients: dict[str, RegistryClient] = {}
 
@@ -92,7 +94,17 @@ class Registries:
     def credential(self, host: str) -> Credential | None:
         return registry_credential(self.specs, host, self.settings)
 
+    @property
+    def tokens(self) -> TokenCache:
+        if self._tokens is None:
+            from fleet.registry.client import TokenCache
+
+            self._tokens = TokenCache()
+        return self._tokens
+
     def client(self, host: str) -> RegistryClient:
+        from fleet.registry.client import RegistryClient
+
         found = self._clients.get(host)
         if found is None:
             found = RegistryClient(
