@@ -72,9 +72,18 @@ class Registries:
         self._clients: dict[str, RegistryClient] = {}
 
     def spec_for(self, host: str) -> RegistrySpec | None:
+        """The entry for `host`: the one naming it, else one without an address whose
+        `type` is the provider that claims the host (`type: dockerhub` and no `host`
+        serves every Docker Hub reference)."""
         for spec in self.specs:
             if spec_host(spec) == host.lower():
                 return spec
+        unaddressed = [s for s in self.specs if spec_host(s) is None]
+        if unaddressed:
+            claimed = self.providers.registry_provider(host, None)
+            for spec in unaddressed:
+                if claimed is not None and spec.type == claimed.name:
+                    return spec
         return None
 
     def provider(self, host: str) -> RegistryProvider:
@@ -92,7 +101,10 @@ class Registries:
         return self.client(reference.host), reference
 
     def credential(self, host: str) -> Credential | None:
-        return registry_credential(self.specs, host, self.settings)
+        spec = self.spec_for(host)
+        if spec is None or not spec.credential:
+            return None
+        return credential_from_env(spec.credential, self.settings.env)
 
     @property
     def tokens(self) -> TokenCache:

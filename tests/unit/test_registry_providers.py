@@ -109,6 +109,15 @@ def test_docker_hub_library_token_service_and_rate_limit_headers(plugins: FleetP
     assert registries.resolve("docker.io/bitnami/redis")[1].repository == "bitnami/redis"
 
 
+def test_an_entry_without_host_serves_its_providers_hosts(plugins: FleetPlugins) -> None:
+    specs = [RegistrySpec(name="hub", type="dockerhub", credential="hub")]
+    env = {"FLEET_REGISTRY_USERNAME_HUB": "me", "FLEET_REGISTRY_PASSWORD_HUB": "pat"}
+    registries = Registries(specs, plugins, settings=Settings(env=env))
+    assert registries.spec_for("docker.io") == specs[0]
+    assert registries.credential("docker.io") is not None
+    assert registries.spec_for("ghcr.io") is None
+
+
 def test_docker_hub_sends_credentials_only_to_its_token_service(plugins: FleetPlugins) -> None:
     def hub(request: httpx.Request) -> httpx.Response:
         assert request.url.host == "registry-1.docker.io", "credentials sent elsewhere"
