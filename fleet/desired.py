@@ -25,7 +25,7 @@ from fleet.engine.identity import Claims
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
-from fleet.registry.access import Registries
+from fleet.registry.access import Registries, spec_host
 from fleet.registry.charts import ChartPin, ChartPins
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
@@ -74,6 +74,23 @@ def check_clusters(repo: FleetRepo, clusters: Collection[str]) -> None:
         )
 
 
+def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:
+    """Every `registries` entry has a plugin for its `type`, or FleetError at its line."""
+    problems = []
+    for index, spec in enumerate(repo.definition.registries):
+        if plugins.registry_provider(spec_host(spec) or "", spec) is None:
+            line = repo.document.line_of(("registries", index, "type")) if repo.document else None
+            problems.append(
+                Problem(
+                    f"registry {spec.name!r}: no registry plugin serves type {spec.type!r}",
+                    str(repo.definition_file),
+                    line,
+                )
+            )
+    if problems:
+        raise FleetError(problems=problems)
+
+
 def chart_pins(
     repo: FleetRepo, plugins: FleetPlugins, preset: Sequence[ChartPin] = ()
 ) -> ChartPins:
@@ -87,6 +104,7 @@ def fleet_units(
 ) -> list[DeploymentUnit]:
     """Targeting with the renderers' identities, and the versions and digests of the OCI
     charts (resolved once, here: `fleet.registry.charts`), in the deployment ids."""
+    check_registries(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
 
     def identity(bundle: Bundle) -> str:

@@ -71,7 +71,11 @@ def validate_command(
         repo = load_repository(repo_dir)
         if render:
             units = _render_all(repo)
-        else:
+        else:  # no registry is asked either: OCI chart versions are not resolved
+            from fleet.desired import check_registries
+            from fleet.plugin.manager import FleetPlugins
+
+            check_registries(repo, FleetPlugins.load())
             units = compute_units(repo)
             reject_dependency_cycles(repo, units)
     except FleetError as err:

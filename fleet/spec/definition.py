@@ -345,6 +345,7 @@ def check_references(definition: FleetDefinition) -> Iterator[tuple[Loc, str]]:
     yield from _duplicates(definition.bundles.inline, ("bundles", "inline"), "bundle")
     yield from _duplicates(definition.registries, ("registries",), "registry")
     yield from _duplicates(definition.notifiers, ("notifiers",), "notifier")
+    yield from _registry_hosts(definition.registries)
     groups = {g.name for g in definition.groups}
     clusters = {c.name for c in definition.clusters}
     for i, path in enumerate(definition.bundles.paths):
@@ -359,6 +360,24 @@ def check_references(definition: FleetDefinition) -> Iterator[tuple[Loc, str]]:
             for j, name in enumerate(wave.clusters or ()):
                 if name not in clusters:
                     yield ("rollout", "waves", i, "clusters", j), f"undefined cluster '{name}'"
+
+
+def _registry_hosts(registries: list[RegistrySpec]) -> Iterator[tuple[Loc, str]]:
+    """Two entries for one registry host: which credential would apply is a guess."""
+    first: dict[str, int] = {}
+    for i, spec in enumerate(registries):
+        address = spec.host or spec.url
+        if address is None:
+            continue
+        host = address.split("://", 1)[-1].split("/", 1)[0].lower()
+        key = "host" if spec.host else "url"
+        if host in first:
+            yield (
+                ("registries", i, key),
+                (f"registry host '{host}' is already served by registries[{first[host]}]"),
+            )
+        else:
+            first[host] = i
 
 
 def undefined_group(name: str, groups: set[str]) -> str:
