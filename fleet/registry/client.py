@@ -8,7 +8,8 @@ requests' view of auth, and none handles provider quirks (Docker Hub's `library/
 tag API) through plugins; the distribution API fleet needs is a handful of GET/HEAD calls.
 
 How a request is authorised (the Docker token protocol, which every registry speaks):
-1. send it with the token cached for (registry, scope), or none (anonymous first);
+1. send it with the token cached for (registry, scope), or none (anonymous first; a
+   registry that asked for Basic once gets the credential from the start);
 2. on 401, read `WWW-Authenticate`: `Basic` -> retry once with the credential; `Bearer
    realm=...,service=...,scope=...` -> GET the realm with `service` and `scope` (Basic
    credential when there is one, anonymous otherwise), cache the token for its
@@ -22,6 +23,7 @@ never a credential or a token (messages are scrubbed of both).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import threading
@@ -133,6 +135,7 @@ class RegistryClient:
         self.max_retries = max_retries
         self.sleep = sleep
         self.rate_limit: RateLimit | None = None  # the last one a response announced
+        self._basic = False  # the registry asked for Basic once: send it from the start
         settings = settings or config.current()
         self._http = httpx.Client(
             transport=transport,
@@ -189,8 +192,6 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, reference: str) -> tuple[ManifestInfo, dict[str, Any]]:
         """The manifest (or index) itself and its digest (the header, else the body's sha256)."""
-        import hashlib
-
         what = f"manifest {repository}:{reference}"
         url = f"{self.base_url}/v2/{repository}/manifests/{reference}"
         response = self.send("GET", url, repository, what=what, accept=MANIFEST_TYPES)
@@ -270,6 +271,8 @@ class RegistryClient:
     def _authorised(
         self, method: str, url: str, scope: str, headers: dict[str, str], what: str
     ) -> httpx.Response:
+        if self._basic and self.credential is not None:
+            return self._send(self._basic_request(method, url, headers), what)
         token = self.tokens.get(self.api_host, scope)
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         response = self._request(method, url, {**headers, **auth}, what)
@@ -281,11 +284,15 @@ class RegistryClient:
         if challenge.scheme == "basic":
             if self.credential is None:
                 return response
-            basic = httpx.BasicAuth(self.credential.username, self.credential.password)
-            request = self._http.build_request(method, url, headers=headers)
-            return self._send(next(basic.auth_flow(request)), what)
+            self._basic = True
+            return self._send(self._basic_request(method, url, headers), what)
         token = self._fetch_token(challenge, scope, what)
         return self._request(method, url, {**headers, "Authorization": f"Bearer {token}"}, what)
+
+    def _basic_request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Request:
+        assert self.credential is not None
+        basic = httpx.BasicAuth(self.credential.username, self.credential.password)
+        return next(basic.auth_flow(self._http.build_request(method, url, headers=headers)))
 
     def _fetch_token(self, challenge: Challenge, scope: str, what: str) -> str:
         realm = challenge.realm

@@ -176,3 +176,18 @@ def test_unreachable_registry_is_transient() -> None:
 
     with pytest.raises(TransientError, match=r"cannot reach reg\.example"):
         _client(httpx.MockTransport(handle)).tags("app")
+
+
+def test_basic_is_sent_from_the_start_once_the_registry_asked_for_it() -> None:
+    seen: list[bool] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append("authorization" in request.headers)
+        if "authorization" not in request.headers:
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        return httpx.Response(200, json={"tags": ["1"]})
+
+    client = _client(httpx.MockTransport(handle), credential=Credential("me", "pw"))
+    assert client.tags("app") == ["1"]
+    assert client.tags("app") == ["1"]
+    assert seen == [False, True, True]
