@@ -103,3 +103,10 @@ def test_the_untrusted_input_limits() -> None:
     assert Settings.from_env({"FLEET_HTTP_MAX_CLIENTS": "0"}).http_max_clients == 1
     with pytest.raises(UserError, match="FLEET_GIT_ALLOW_HTTP must be 1/true/yes or 0/false/no"):
         Settings.from_env({"FLEET_GIT_ALLOW_HTTP": "sure"})
+
+
+def test_registry_timeout() -> None:
+    assert Settings.from_env({}).registry_timeout == 30.0
+    assert Settings.from_env({"FLEET_REGISTRY_TIMEOUT": "5"}).registry_timeout == 5.0
+    with pytest.raises(UserError, match="FLEET_REGISTRY_TIMEOUT must be a positive number"):
+        Settings.from_env({"FLEET_REGISTRY_TIMEOUT": "0"})
