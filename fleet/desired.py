@@ -45,7 +45,7 @@ def render_request(
     cluster: ClusterContext,
     *,
     registries: Sequence[RegistrySpec] = (),
-    chart_versions: tuple[tuple[str, str, str], ...] = (),
+    chart_versions: tuple[tuple[str, str, str, str], ...] = (),
 ) -> RenderRequest:
     """The render request of one unit (the deployment id is the render cache key); also
     `fleet render`'s, for a bundle directory outside any fleet definition. `registries`:

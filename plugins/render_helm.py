@@ -29,9 +29,10 @@ Choices, where Rancher Fleet leaves room:
   with a `credential`, helm gets that credential in a registry config file written for
   this run only (`--registry-config`, a 0600 file in a private temporary directory,
   removed afterwards), never on its command line. A version range (`helm.version:
-  ">=1.0 <2"`) was resolved when the commit was targeted (`request.chart_version`, also
-  part of the deployment id), and helm gets exactly that version; without a pin (`fleet
-  render` of a bundle directory) helm resolves the range itself.
+  ">=1.0 <2"`) was resolved when the commit was targeted (`request.chart_version`: a
+  version and its manifest digest, both in the deployment id), and helm pulls exactly
+  those bytes (`oci://...@sha256:...` plus `--version`); without a pin (`fleet render`
+  of a bundle directory) helm resolves the range itself.
 - no value from Git becomes a flag: chart, repo, version, releaseName and the namespaces
   are refused when they start with `-` (by the options model, with file:line, and again
   here), every flag is passed as `--flag=value`, and `--` ends the flags before the release
@@ -136,8 +137,10 @@ class HelmRenderer:
         if remote and helm.repo:
             flags.append(f"--repo={helm.repo}")
         pinned = request.chart_version(chart_ref, helm.version) if remote else None
-        if pinned:  # resolved once when the commit was targeted: every cluster gets it
-            flags.append(f"--version={pinned}")
+        if pinned is not None:  # resolved when the commit was targeted: every cluster
+            version, digest = pinned  # pulls exactly these bytes
+            flags.append(f"--version={version}")
+            chart_ref = f"{chart_ref}@{digest}"
         elif remote and helm.version:
             flags.append(f"--version={helm.version}")
         if request.cluster.kube_version:

@@ -7,8 +7,9 @@ commit once, when it is targeted: the registry's tags (through its provider's
 `list_tags`), the highest that matches the range (`fleet.source.semver`, as for Git tag
 ranges; helm writes `+` as `_` in OCI tags), then that tag's manifest digest. The pin goes
 into the deployment id (a new matching tag, or a tag pushed again with other content,
-changes it at the next load) and into the render request, so helm renders exactly that
-version. An exact version is pinned too (its digest can change).
+changes it at the next load) and into the render request, so helm pulls exactly those
+bytes (`oci://host/charts/web@sha256:...` with `--version`). An exact version is pinned
+too (its tag can be pushed again).
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ class ChartPins:
                 f"bundle {bundle.name!r}: {err.reason}", file=bundle.options_file
             ) from None
 
-    def versions(self, bundle: Bundle) -> tuple[tuple[str, str, str], ...]:
-        """(chart, wanted, version) for the render request of a unit of `bundle`."""
-        return tuple((c, v, self.pin(c, v).version) for c, v in oci_charts(bundle.options))
+    def versions(self, bundle: Bundle) -> tuple[tuple[str, str, str, str], ...]:
+        """(chart, wanted, version, digest) for the render request of a unit of `bundle`."""
+        pins = [self.pin(c, v) for c, v in oci_charts(bundle.options)]
+        return tuple((p.chart, p.wanted, p.version, p.digest) for p in pins)
 
 
 def resolve_chart(registries: Registries, chart: str, wanted: str) -> ChartPin:

@@ -48,17 +48,18 @@ class RenderRequest:
     # renderer uses for a registry host (`fleet.plugin.registry_credential`); not part of
     # the cache key, since a credential changes whether a chart can be pulled, not what it is
     registries: tuple[RegistrySpec, ...] = ()
-    # (chart, helm.version as written, the version resolved when the commit was targeted):
-    # render exactly that version (`fleet.registry.charts`); part of the deployment id
-    chart_versions: tuple[tuple[str, str, str], ...] = ()
+    # (chart, helm.version as written, the version and manifest digest resolved when the
+    # commit was targeted): render exactly those bytes (`fleet.registry.charts`); both are
+    # part of the deployment id
+    chart_versions: tuple[tuple[str, str, str, str], ...] = ()
 
-    def chart_version(self, chart: str, wanted: str | None) -> str | None:
-        """The version `chart` with `helm.version: wanted` was resolved to for this commit
-        (None when it was not: a chart that is not from an OCI registry, `fleet render` of
-        a bundle directory)."""
-        for pinned_chart, pinned_wanted, version in self.chart_versions:
+    def chart_version(self, chart: str, wanted: str | None) -> tuple[str, str] | None:
+        """(version, manifest digest) that `chart` with `helm.version: wanted` was resolved
+        to for this commit (None when it was not: a chart that is not from an OCI
+        registry, `fleet render` of a bundle directory)."""
+        for pinned_chart, pinned_wanted, version, digest in self.chart_versions:
             if (pinned_chart, pinned_wanted) == (chart, wanted or ""):
-                return version
+                return version, digest
         return None
 
     @property

@@ -28,7 +28,7 @@ from tests.support.tls import TlsFiles
 VERSIONS = ("0.1.0", "0.2.0", "1.0.0")
 
 
-def _chart(base: Path, version: str) -> Path:
+def _chart(base: Path, version: str, marker: str = "first") -> Path:
     chart = base / f"web-{version}"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: web\nversion: {version}\n")
@@ -41,8 +41,9 @@ def _chart(base: Path, version: str) -> Path:
               name: {{ .Release.Name }}
             data:
               chart: {{ .Chart.Version | quote }}
+              marker: MARKER
             """
-        )
+        ).replace("MARKER", marker)
     )
     return chart
 
@@ -54,10 +55,11 @@ def _push_charts(
     base: Path,
     versions: tuple[str, ...] = VERSIONS,
     path: str = "charts",
+    marker: str = "first",
 ) -> None:
     env_flags = [f"--registry-config={registry.auth_file()}", f"--ca-file={tls.cert}"]
     for version in versions:
-        chart = _chart(base, version)
+        chart = _chart(base, version, marker)
         subprocess.run(
             [helm, "package", str(chart), f"--destination={base}"], check=True, capture_output=True
         )
@@ -206,10 +208,13 @@ def test_a_version_range_is_resolved_once_and_pinned_in_the_deployment_id(
     (pin,) = state.pins.pins.values()
     assert pin.version == "0.2.0" and pin.digest.startswith("sha256:")
 
-    # a newer matching chart appears before the units render
+    # before the units render, a newer matching chart appears and 0.2.0 is pushed again
+    # with other content
     _push_charts(helm, registry, registry_tls, tmp_path / "late", ("0.3.0",), "pinned")
-    rendered = [state.manifests(unit)[0]["data"]["chart"] for unit in state.units]
-    assert rendered == ["0.2.0", "0.2.0"]  # what was pinned, not what helm would pick now
+    _push_charts(helm, registry, registry_tls, tmp_path / "again", ("0.2.0",), "pinned", "again")
+    rendered = [state.manifests(unit)[0]["data"] for unit in state.units]
+    # what was pinned (version and bytes), not what helm would pick now
+    assert rendered == [{"chart": "0.2.0", "marker": "first"}] * 2
 
     later = DesiredState.target(load_repository(repo), "", plugins)
     assert {unit.deployment_id for unit in later.units} != ids  # the new version, a new id
