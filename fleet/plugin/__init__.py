@@ -10,7 +10,10 @@ releases. The names below are the contract.
   `RendererRegistry` (what `fleet_register_renderers` receives), `KUSTOMIZATION_FILES`.
 - Bundle options as renderers see them: `BundleOptions`, `HelmOptions`,
   `KustomizeOptions`, `YamlOptions`; the target: `ClusterContext`.
-- Types other hooks receive or return: `FleetEvent`, `HealthVerdict`, `ImageRegistry`.
+- Types other hooks receive or return: `HealthVerdict`, `ImageRegistry`; for notifiers
+  (`fleet_notify`) `Notification` (grouped `Event`s, `FleetEvent` is the same class),
+  `NotifierTarget`, `Delivery`, `EventType`, `Severity`, and `post_json` (an HTTP POST
+  with retries and backoff).
 - Registries (`fleet_registry`): `RegistryProvider` (subclass it), `RegistrySpec` (the
   definition's entry), `ImageReference`/`parse_reference`, `RateLimit`/`parse_quota`,
   `RegistryClient` (the OCI distribution client a provider's `list_tags` receives);
@@ -38,6 +41,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError, TransientError
+from fleet.events.http import post_json
+from fleet.events.model import Delivery, Event, EventType, Notification, NotifierTarget, Severity
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
@@ -89,6 +94,9 @@ __all__ = [
     "BundleOptions",
     "ClusterContext",
     "Credential",
+    "Delivery",
+    "Event",
+    "EventType",
     "FleetError",
     "FleetEvent",
     "FleetPlugins",
@@ -98,6 +106,8 @@ __all__ = [
     "ImageRegistry",
     "KustomizeOptions",
     "Manifest",
+    "Notification",
+    "NotifierTarget",
     "PatchError",
     "RateLimit",
     "RegisteredRenderer",
@@ -110,6 +120,7 @@ __all__ = [
     "Renderer",
     "RendererRegistry",
     "RendererSource",
+    "Severity",
     "TemplateError",
     "Tool",
     "ToolNotConfigured",
@@ -129,6 +140,7 @@ __all__ = [
     "parse_quota",
     "parse_reference",
     "parse_yaml_documents",
+    "post_json",
     "registry_credential",
     "render_bundle",
     "render_values",

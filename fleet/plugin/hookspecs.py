@@ -16,11 +16,15 @@ API, never from this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+from fleet.events.model import Delivery, Event, Notification, NotifierTarget
+
+FleetEvent = Event  # the name notifier plugins were written against
 
 if TYPE_CHECKING:
     from fleet.registry.provider import RegistryProvider
@@ -53,18 +57,6 @@ class HealthVerdict:
 
     ready: bool
     message: str = ""
-
-
-@dataclass(frozen=True)
-class FleetEvent:
-    """Something that happened, for notifiers. `kind` e.g. "rollout.halted", "sync.failed"."""
-
-    kind: str
-    message: str
-    bundle: str | None = None
-    cluster: str | None = None
-    severity: Literal["info", "warning", "error"] = "info"
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @hookspec
@@ -158,13 +150,21 @@ def fleet_health_check(obj: dict[str, Any]) -> HealthVerdict | None:
     """
 
 
-@hookspec
-def fleet_notify(event: FleetEvent) -> None:
-    """Send an event out (Slack, webhooks, ...). Broadcast: every notifier gets every event.
+@hookspec(firstresult=True)
+def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
+    """Deliver a notification to one notifier of the definition. First non-None answer wins.
 
-    Experimental: declared, not called yet (the scheduler calls it on rollout and sync
-    events). Must not raise for delivery failures; log them instead. The return value is
-    ignored.
+    Called on fleet's notifier thread (never on the rollout's), once per notification
+    the notifier's route selects (`notifiers[].events`, `severities`, `bundles`,
+    `clusters`), after fleet dropped what is not a state change and grouped the same
+    failure on many clusters into one `Notification` (its `events`, `title`, `resolved`).
+    `notifier` is the definition's entry with the operator's secret (`secret`, `api_url`
+    from `FLEET_NOTIFIER_<CREDENTIAL>[_URL]`). Return None when `notifier.type` is not
+    yours, else a `Delivery` (ok, or failed with one line: never the secret). Built-ins
+    serve `webhook`, `slack`, `alertmanager`, `github` and `gitlab`; an installed plugin
+    answering for one of those types replaces it. Do not raise for delivery failures:
+    return `Delivery.failed(...)` (fleet logs it and records a `notifier.failed` event);
+    `fleet.plugin.post_json` does a POST with retries and backoff.
     """
 
 

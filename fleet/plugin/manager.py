@@ -24,9 +24,10 @@ from typing import Any
 import pluggy
 
 from fleet.errors import FleetError, Problem
+from fleet.events.model import Delivery, Notification, NotifierTarget
 from fleet.manifest import Manifest
 from fleet.plugin import hookspecs
-from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry
+from fleet.plugin.hookspecs import HealthVerdict, ImageRegistry
 from fleet.registry.provider import RegistryProvider
 from fleet.render.api import Renderer, RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
@@ -42,6 +43,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.registry_dockerhub",
     "plugins.registry_ghcr",
     "plugins.registry_quay",
+    "plugins.notify_webhook",
+    "plugins.notify_slack",
+    "plugins.notify_alertmanager",
+    "plugins.notify_commit_status",
 )
 BUILTIN = "builtin"
 RUNTIME = "runtime"
@@ -240,8 +245,12 @@ class FleetPlugins:
         result: HealthVerdict | None = self.pm.hook.fleet_health_check(obj=obj)
         return result
 
-    def notify(self, event: FleetEvent) -> None:
-        self.pm.hook.fleet_notify(event=event)
+    def notify(self, notifier: NotifierTarget, notification: Notification) -> Delivery | None:
+        """Hand one notification to the plugin serving `notifier.type` (None: no plugin)."""
+        result: Delivery | None = self.pm.hook.fleet_notify(
+            notifier=notifier, notification=notification
+        )
+        return result
 
     def cluster_credentials(self, cluster: str, credential: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self.pm.hook.fleet_cluster_credentials(

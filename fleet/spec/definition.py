@@ -267,28 +267,105 @@ class RegistrySpec(StrictModel):
         return self
 
 
-NotifierEvent = Literal[
-    "rollout.started",
+# Every event type (fleet.events.model.EventType; a unit test keeps the two equal), plus
+# `subject.*` and `*` patterns.
+EVENT_TYPES = (
+    "commit.detected",
+    "commit.rejected",
+    "unit.applied",
+    "unit.failed",
+    "unit.pruned",
+    "bundle.removed",
+    "drift.detected",
+    "drift.corrected",
+    "wave.started",
+    "wave.passed",
+    "wave.failed",
     "rollout.succeeded",
     "rollout.failed",
-    "rollout.paused",
-    "wave.succeeded",
-    "wave.failed",
-    "bundle.ready",
-    "bundle.failed",
+    "rollout.rolledBack",
+    "cluster.unreachable",
+    "cluster.recovered",
+    "notifier.failed",
+)
+NotifierEvent = Literal[
+    "commit.detected",
+    "commit.rejected",
+    "unit.applied",
+    "unit.failed",
+    "unit.pruned",
+    "bundle.removed",
     "drift.detected",
-    "sync.failed",
+    "drift.corrected",
+    "wave.started",
+    "wave.passed",
+    "wave.failed",
+    "rollout.succeeded",
+    "rollout.failed",
+    "rollout.rolledBack",
+    "cluster.unreachable",
+    "cluster.recovered",
+    "notifier.failed",
+    "commit.*",
+    "unit.*",
+    "bundle.*",
+    "drift.*",
+    "wave.*",
+    "rollout.*",
+    "cluster.*",
+    "*",
 ]
+Severity = Literal["info", "warning", "error"]
+NamePattern = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9*?\[\]-]+$")]
 
 
 class NotifierSpec(StrictModel):
-    """Events out (`type` names a notifier plugin). Put secret URLs in a `credential`."""
+    """Where events go: `type` names a notifier plugin (webhook, slack, alertmanager,
+    github, gitlab, or an installed one). Secrets never live here: `credential` names the
+    operator's `FLEET_NOTIFIER_<CREDENTIAL>` (and `..._URL`, where a token may be sent)."""
 
     name: Name
     type: str = Field(min_length=1)
-    url: str | None = None
-    credential: str | None = None
-    events: list[NotifierEvent] = Field(default_factory=list)
+    url: str | None = Field(
+        default=None,
+        description="Where to deliver (webhook, alertmanager). A notifier that sends a token "
+        "(github, gitlab, slack) takes its URL from the operator's environment instead.",
+    )
+    credential: Name | None = Field(
+        default=None,
+        description="The secret's name: the operator sets FLEET_NOTIFIER_<CREDENTIAL> "
+        "(upper-cased, non-alphanumerics as _), and optionally FLEET_NOTIFIER_<CREDENTIAL>_URL.",
+    )
+    events: list[NotifierEvent] = Field(
+        default_factory=list,
+        description="Event types (or `unit.*`, `*`) this notifier gets; empty: failures, "
+        "recoveries, rejected commits, rollouts and drift (not every applied unit).",
+    )
+    severities: list[Severity] = Field(
+        default_factory=list, description="Only events of these severities; empty: all."
+    )
+    bundles: list[NamePattern] = Field(
+        default_factory=list, description="Only events of these bundles (globs); empty: all."
+    )
+    clusters: list[NamePattern] = Field(
+        default_factory=list, description="Only events of these clusters (globs); empty: all."
+    )
+    repository: str | None = Field(
+        default=None,
+        min_length=1,
+        description="github: `owner/repo`; gitlab: the project id or `group/project` whose "
+        "commits get a status.",
+    )
+    context: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The commit status' context (name); default `fleet/<fleet name>`.",
+    )
+    retries: int = Field(default=3, ge=0, le=10, description="Delivery retries, with backoff.")
+    timeout_seconds: int = Field(
+        default=10, ge=1, le=120, alias="timeoutSeconds", description="Per delivery attempt."
+    )
 
 
 class FleetDefinition(StrictModel):

@@ -10,6 +10,7 @@ import pluggy
 import pytest
 
 from fleet.errors import FleetError
+from fleet.events.model import Delivery, Notification, NotifierTarget, Severity
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
 from fleet.plugin.manager import BUILTIN, FleetPlugins
@@ -177,8 +178,8 @@ def test_entry_point_plugins_load_after_builtins_and_failures_are_named(
 class GoodPlugin:
     @staticmethod
     @hookimpl
-    def fleet_notify(event: FleetEvent) -> None:
-        pass
+    def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
+        return None
 
 
 class TypoPlugin:
@@ -190,12 +191,17 @@ class TypoPlugin:
 
 def test_declared_hooks_go_through_the_facade() -> None:
     plugins = FleetPlugins.load(builtins=(), entry_points=False)
-    seen: list[FleetEvent] = []
+    seen: list[Notification] = []
 
     class Everything:
         @hookimpl
-        def fleet_notify(self, event: FleetEvent) -> None:
-            seen.append(event)
+        def fleet_notify(
+            self, notifier: NotifierTarget, notification: Notification
+        ) -> Delivery | None:
+            if notifier.type != "chat":
+                return None
+            seen.append(notification)
+            return Delivery(True, "sent")
 
         @hookimpl
         def fleet_health_check(self, obj: dict[str, Any]) -> HealthVerdict | None:
@@ -211,8 +217,11 @@ def test_declared_hooks_go_through_the_facade() -> None:
 
     plugin = Everything()
     plugins.register(plugin)
-    plugins.notify(FleetEvent(kind="sync.failed", message="boom", cluster="c1"))
-    assert seen[0].cluster == "c1"
+    event = FleetEvent("unit.failed", "boom", cluster="c1")  # type: ignore[arg-type]
+    note = Notification(event.type, "boom", Severity.ERROR, (event,))
+    assert plugins.notify(NotifierTarget("ops", "chat"), note) == Delivery(True, "sent")
+    assert plugins.notify(NotifierTarget("ops", "pager"), note) is None
+    assert seen[0].clusters == ["c1"]
     assert plugins.health_check({"kind": "Widget"}) == HealthVerdict(True, "widget rules")
     cluster = ClusterContext("c1")
     assert plugins.resolve_image("quay.io/org/app:1", cluster) == "quay"
@@ -228,7 +237,7 @@ def test_a_runtime_plugin_with_an_unknown_hook_is_refused() -> None:
 
     class Typo:
         @hookimpl
-        def fleet_notfy(self, event: FleetEvent) -> None:
+        def fleet_notfy(self, notifier: NotifierTarget, notification: Notification) -> None:
             pass
 
     with pytest.raises(pluggy.PluginValidationError):
