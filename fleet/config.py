@@ -41,6 +41,9 @@ DEFAULT_HTTP_MAX_CLIENTS = 16  # connections `fleet serve` handles at once
 DEFAULT_REGISTRY_TIMEOUT = 30.0  # seconds of one registry API call (connect, read, write)
 DEFAULT_MASS_DELETE_SHARE = 0.5  # a commit deleting more of a fleet's objects stops first
 DEFAULT_MASS_DELETE_MIN = 10  # ... when it deletes at least this many
+DEFAULT_EVENTS_MAX_LEN = 10_000  # entries the Redis event stream keeps (about)
+DEFAULT_NOTIFY_GROUP_WAIT = 10.0  # seconds events wait for others of their group
+DEFAULT_NOTIFY_BACKOFF = 1.0  # first wait between a notifier's delivery attempts
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -72,6 +75,10 @@ class Settings:
     mass_delete_share: float = DEFAULT_MASS_DELETE_SHARE  # FLEET_MASS_DELETE_SHARE
     mass_delete_min_objects: int = DEFAULT_MASS_DELETE_MIN  # FLEET_MASS_DELETE_MIN_OBJECTS
     registry_timeout: float = DEFAULT_REGISTRY_TIMEOUT  # FLEET_REGISTRY_TIMEOUT
+    events_max_len: int = DEFAULT_EVENTS_MAX_LEN  # FLEET_EVENTS_MAXLEN
+    public_url: str = ""  # FLEET_PUBLIC_URL: fleet serve as people reach it (links)
+    notify_group_wait: float = DEFAULT_NOTIFY_GROUP_WAIT  # FLEET_NOTIFY_GROUP_WAIT
+    notify_backoff: float = DEFAULT_NOTIFY_BACKOFF  # FLEET_NOTIFY_BACKOFF
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -110,12 +117,21 @@ class Settings:
                 env, "FLEET_MASS_DELETE_MIN_OBJECTS", DEFAULT_MASS_DELETE_MIN
             ),
             registry_timeout=_positive(env, "FLEET_REGISTRY_TIMEOUT", DEFAULT_REGISTRY_TIMEOUT),
+            events_max_len=max(1, _count(env, "FLEET_EVENTS_MAXLEN", DEFAULT_EVENTS_MAX_LEN)),
+            public_url=(env.get("FLEET_PUBLIC_URL") or "").strip().rstrip("/"),
+            notify_group_wait=_number(env, "FLEET_NOTIFY_GROUP_WAIT", DEFAULT_NOTIFY_GROUP_WAIT),
+            notify_backoff=_number(env, "FLEET_NOTIFY_BACKOFF", DEFAULT_NOTIFY_BACKOFF),
             env=copy,
         )
 
     def with_redis_url(self, url: str | None) -> Settings:
         """These settings with `--redis` taking the place of FLEET_REDIS_URL (None: as is)."""
         return dataclasses.replace(self, redis_url=url, redis_configured=True) if url else self
+
+    @property
+    def status_url(self) -> str:
+        """`FLEET_PUBLIC_URL` + `/status` (the link notifications carry), or ""."""
+        return f"{self.public_url}/status" if self.public_url else ""
 
     @property
     def retry_cap(self) -> float:

@@ -85,6 +85,7 @@ def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from fleet.cli import (  # noqa: F401
         definition_cmds,
+        events_cmds,
         plan_cmds,
         render_cmds,
         serve_cmds,

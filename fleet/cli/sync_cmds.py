@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -134,6 +135,16 @@ def sync_command(
             "(default $FLEET_REDIS_URL; unset: a Lease in each cluster).",
         ),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            metavar="FILE",
+            help="Append every event of the pass (unit applied/failed/pruned, drift, "
+            "removals, the rollout's result) to FILE as JSON lines; `fleet events --file` "
+            "reads it.",
+        ),
+    ] = None,
 ) -> None:
     """Make every cluster run what the repository says: one full pass in this process.
 
@@ -165,6 +176,7 @@ def sync_command(
             progress=progress,
             allow_mass_delete=allow_mass_delete,
             redis_url=redis,
+            events_file=events,
         )
     if dry_run and output == "table":
         _print_diffs(report)

@@ -13,22 +13,28 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import redis
 
 from fleet.engine.inventory import INVENTORY_NAMESPACE, inventory_name
 from fleet.engine.kube import ClusterConnection
-from fleet.events.model import Event, EventType, Severity
+from fleet.events.model import Event, EventType, Severity, severity_of
 
 DEFAULT_MAX_LEN = 10_000
 COMPONENT = "fleet"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+ANN_TYPE = "fleet-gitops.io/event-type"
+ANN_SEVERITY = "fleet-gitops.io/severity"
+ANN_FLEET = "fleet-gitops.io/fleet"
+ANN_BUNDLE = "fleet-gitops.io/bundle-name"
 
 
 class EventSink(Protocol):
@@ -136,9 +142,12 @@ def kube_event_body(event: Event, *, instance: str = "") -> dict[str, object]:
         "metadata": {
             "name": f"{inventory}.{int(event.time * 1e9):x}"[:253],
             "namespace": INVENTORY_NAMESPACE,
-            "labels": {"app.kubernetes.io/managed-by": COMPONENT},
+            "labels": {MANAGED_BY: COMPONENT},
             "annotations": {
-                "fleet-gitops.io/event-type": event.type.value,
+                ANN_TYPE: event.type.value,
+                ANN_SEVERITY: event.level.value,
+                ANN_FLEET: event.fleet,
+                ANN_BUNDLE: event.bundle,
                 "fleet-gitops.io/commit": event.commit,
                 "fleet-gitops.io/deployment-id": event.deployment_id,
             },
@@ -161,6 +170,44 @@ def kube_event_body(event: Event, *, instance: str = "") -> dict[str, object]:
         "reportingComponent": COMPONENT,
         "reportingInstance": instance or COMPONENT,
     }
+
+
+def from_kube_event(item: Mapping[str, Any], cluster: str) -> Event | None:
+    """A fleet Kubernetes Event read back (None: not one of fleet's)."""
+    meta = item.get("metadata") or {}
+    notes = meta.get("annotations") or {}
+    kind = notes.get(ANN_TYPE)
+    if kind not in {t.value for t in EventType}:
+        return None
+    stamp = item.get("lastTimestamp") or item.get("firstTimestamp") or meta.get("creationTimestamp")
+    try:
+        moment = calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        moment = 0
+    return Event(
+        EventType(kind),
+        str(item.get("message") or ""),
+        fleet=str(notes.get(ANN_FLEET) or ""),
+        bundle=str(notes.get(ANN_BUNDLE) or "") or None,
+        cluster=cluster,
+        commit=str(notes.get("fleet-gitops.io/commit") or ""),
+        deployment_id=str(notes.get("fleet-gitops.io/deployment-id") or ""),
+        severity=Severity(notes.get(ANN_SEVERITY) or severity_of(EventType(kind))),
+        time=float(moment),
+        objects=(),
+    )
+
+
+def list_kube_events(conn: ClusterConnection, fleet: str) -> list[Event]:
+    """Fleet's Kubernetes Events of one fleet in a cluster's `fleet-system`, oldest first."""
+    listed = conn.request(
+        "GET",
+        f"/api/v1/namespaces/{INVENTORY_NAMESPACE}/events",
+        query=[("labelSelector", f"{MANAGED_BY}={COMPONENT}")],
+        what="list events",
+    )
+    found = [from_kube_event(item, conn.name) for item in listed.get("items") or []]
+    return sorted((e for e in found if e and e.fleet == fleet), key=lambda e: e.time)
 
 
 def kube_event(conn: ClusterConnection, event: Event, *, instance: str = "") -> None:

@@ -33,6 +33,11 @@ plans from one commit and removes within the same call (retries included), so a 
 commit is the next run's business; a run of an older commit next to a newer one takes
 turns with it through the lock, and is the user asking for that older commit.
 
+Every change is an event (`fleet.runtime.events.RunEvents`): a JSON line in
+`events_file` (`fleet sync --events FILE`), a Kubernetes Event on the bundle's inventory
+in the cluster, and, once at the end of the pass and grouped, a notification through the
+definition's `notifiers`. A broken commit is a `commit.rejected` line in `events_file`.
+
 `dry_run` does step 4 once without the rollout order (everything that would change, as
 server-side dry runs and a diff per object; Secret data redacted) and writes nothing.
 """
@@ -53,12 +58,14 @@ from fleet import config, engine
 from fleet.desired import DesiredState, load_desired
 from fleet.engine import RemovalResult, UnitResult
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError
-from fleet.errors import UserError
+from fleet.errors import FleetError, UserError
+from fleet.events import changes
 from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.mass_delete import SYNC_ALLOW, MassDeleteRule
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
+from fleet.runtime.events import RunEvents, make_notifier
 from fleet.runtime.locks import LockBusy
 from fleet.runtime.removal_guard import embedded_verdict
 from fleet.runtime.unit_guard import UnitLocks
@@ -142,6 +149,7 @@ def sync_fleet(
     allow_mass_delete: bool = False,
     locks: UnitLocks | None = None,
     redis_url: str | None = None,
+    events_file: Path | None = None,
 ) -> SyncReport:
     """One full pass: make every cluster run what the source's commit says (see module doc).
 
@@ -151,14 +159,22 @@ def sync_fleet(
     guard (`fleet.rollout.mass_delete`) and `allow_mass_delete` is not set. Cluster
     problems are in the report. `locks` default: `UnitLocks.from_settings` (`redis_url`,
     `fleet sync --redis`, in place of FLEET_REDIS_URL).
+    `events_file`: every event of the pass as a JSON line (appended).
     """
     started = time.monotonic()
     say = progress or (lambda line: None)
     checkout = resolve_source(source, branch)
     say(f"source {checkout.source} at {checkout.commit[:12]}")
-    desired = load_desired(
-        checkout.path, checkout.commit, plugins or FleetPlugins.load(), clusters=clusters
-    )
+    plugins = plugins or FleetPlugins.load()
+    try:
+        desired = load_desired(checkout.path, checkout.commit, plugins, clusters=clusters)
+    except FleetError as err:
+        if events_file is not None and not dry_run:
+            problems = [str(p) for p in err.problems]
+            rejected = RunEvents("", events_file=events_file)
+            rejected.emit([changes.commit_rejected("", checkout.commit, problems)])
+            rejected.close()
+        raise
     say(
         f"{len(desired.units)} units on {len(desired.clusters)} clusters, "
         f"{desired.renders} renders ({desired.cache_hits} from cache)"
@@ -168,6 +184,11 @@ def sync_fleet(
     own_locks = locks is None and not dry_run
     if locks is None and not dry_run:
         locks = UnitLocks.from_settings(desired.fleet_name, settings)
+    events = None
+    if not dry_run:
+        notifiers = desired.repo.definition.notifiers
+        notifier = make_notifier(notifiers, desired.fleet_name, plugins.notify, settings)
+        events = RunEvents(desired.fleet_name, events_file=events_file, notifier=notifier)
     run = SyncRun(
         desired,
         say,
@@ -176,6 +197,7 @@ def sync_fleet(
         concurrency=concurrency,
         wait_cap=settings.wait_cap,
         locks=locks,
+        events=events,
     )
     try:
         run.connect(settings.env)
@@ -183,10 +205,15 @@ def sync_fleet(
         run.guard_mass_delete(settings, allow=allow_mass_delete, dry_run=dry_run)
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)
+        if events is not None:
+            counts = {s.value: n for s, n in report.status.counts().items()}
+            events.finish(desired.commit, counts, report.unreachable, report.ok)
     finally:
         run.close()
         if own_locks and locks is not None:
             locks.close()
+        if events is not None:
+            events.close()
     report.source, report.seconds = checkout.source, time.monotonic() - started
     return report
 
@@ -204,9 +231,11 @@ class SyncRun:
         concurrency: int = 4,
         wait_cap: float = config.DEFAULT_MAX_WAIT,
         locks: UnitLocks | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self.desired = desired
         self.locks = locks  # None: no lock (dry runs, which write nothing)
+        self.events = events  # None: a dry run (or a caller that wants no events)
         self.say = say
         self.concurrency = max(1, concurrency)
         self.wait_cap = wait_cap  # the longest health wait of a unit (fleet.runtime.waits)
@@ -237,6 +266,13 @@ class SyncRun:
         found = self.clusters.read_deployed(self.desired.fleet_name, self.units)
         for key, rec in found.items():
             self.actual[key] = rec.to_actual(keep_resources=keep.get(key[0]))
+        if self.events is not None and any(
+            self.actual.get(u.key) is None or self.actual[u.key].deployment_id != u.deployment_id
+            for u in self.desired.units
+        ):
+            desired = self.desired
+            self.events.emit([changes.commit_detected(desired.fleet_name, desired.commit,
+                              len(desired.units), len(desired.clusters))])  # fmt: skip
 
     def close(self) -> None:
         self.clusters.close()
@@ -379,6 +415,10 @@ class SyncRun:
             locked = str(err)
             result = UnitResult(unit.bundle, unit.cluster, unit.deployment_id, commit,
                                 BundleState.ERR_APPLIED, lock_failed_message(err))  # fmt: skip
+        # no event when nothing was done (locked) or the cluster is down (one
+        # cluster.unreachable at the end of the pass says it)
+        if self.events is not None and link.down is None and locked is None:
+            self.events.unit(record, result, link.conn)
         with self._lock:
             self.results[key] = result
             if not dry_run and link.down is None and locked is None:
@@ -431,6 +471,8 @@ class SyncRun:
                 removal.bundle, error=f"not removed: {lock_failed_message(err)}"
             )
         outcome.commit = record.commit if record is not None else ""
+        if self.events is not None:
+            self.events.removal(removal.cluster, outcome, link.conn if link.down is None else None)
         with self._lock:
             self.removed[key] = outcome
             if outcome.state is BundleState.READY:

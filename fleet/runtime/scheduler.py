@@ -26,6 +26,11 @@ Only the leader acts: with a `LeaderLease` (`fleet serve` always gives one) a ti
 scheduler that does not hold its fleet's lease only reads the cache and plans, for
 `/status`, and writes nothing to Redis (see `fleet.runtime.leader`).
 
+Events (`fleet.runtime.events.SchedulerEvents`): a commit detected or rejected and the
+commit's rollout result go to the fleet's Redis stream; each tick then reads the stream
+(the workers' events too) and sends the notifications that are due (state changes only,
+grouped across clusters, on a thread of their own: a notifier never holds a tick up).
+
 Nothing is enqueued twice: each (kind, bundle, cluster, deployment id) is claimed in Redis
 with a TTL (`StateCache.claim`) and released by the worker when done. Everything here is
 recomputed from Git and Redis each tick, so a restarted `fleet serve` just carries on.
@@ -42,8 +47,11 @@ from dataclasses import dataclass, field
 import redis
 
 from fleet import config
+from fleet import config as fleet_config
 from fleet.desired import DesiredState, load_desired
 from fleet.errors import FleetError, TransientError
+from fleet.events import changes
+from fleet.events.model import Event
 from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.mass_delete import (
     SERVE_ALLOW,
@@ -53,6 +61,7 @@ from fleet.rollout.mass_delete import (
     commit_allows,
 )
 from fleet.rollout.planner import Plan, Removal, plan
+from fleet.runtime.events import SchedulerEvents
 from fleet.runtime.leader import LeaderLease
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.tasks import (
@@ -111,6 +120,7 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         clock: Callable[[], float] = time.time,
         leader: LeaderLease | None = None,
+        settings: fleet_config.Settings | None = None,
     ) -> None:
         self.source = source
         self.leader = leader  # None: always act (a single scheduler, the tests' default)
@@ -133,6 +143,9 @@ class Scheduler:
         self.redis_lost = 0
         self.wake = threading.Event()
         self._desired_written: tuple[str, int] | None = None
+        self.settings = settings or fleet_config.current()
+        self.events: SchedulerEvents | None = None  # once the fleet's name is known
+        self._commit_events: list[Event] = []  # commit detected/rejected, for the next tick
 
     # ------------------------------------------------------------------ source
 
@@ -155,6 +168,11 @@ class Scheduler:
                 log.warning("commit %s not loaded yet (%s); %s stays in force",
                             revision.short_sha, err.reason, kept)  # fmt: skip
                 raise  # the poller offers the commit again after its backoff
+            if self.events is not None:  # the stream of the fleet in force, by the leader
+                problems = [str(p) for p in err.problems]
+                self._commit_events.append(
+                    changes.commit_rejected(self.events.ns, revision.sha, problems)
+                )
             log.error(
                 "commit %s is not applied (%s); %s stays in force until a fixed commit arrives",
                 revision.short_sha,
@@ -163,6 +181,12 @@ class Scheduler:
             )
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
+        events = self._events(desired)
+        events.configure(desired.repo.definition.notifiers)
+        units, clusters = len(desired.units), len(desired.clusters)
+        self._commit_events.append(  # written by the leader's tick (a follower writes nothing)
+            changes.commit_detected(desired.fleet_name, revision.sha, units, clusters)
+        )
         if self.config.poll_interval is None:
             self.poller.interval = float(poll_interval(desired.repo.definition.source))
         log.info(
@@ -187,6 +211,7 @@ class Scheduler:
             return stats
         cache = StateCache(self.redis, desired.fleet_name)
         if self.leader is not None and not self.leader.ensure(desired.fleet_name):
+            self._commit_events.clear()  # the leader reports the commits
             return self._follow(cache, desired, stats, started)
         if cache.ensure_epoch():
             if self.ticks:
@@ -242,10 +267,40 @@ class Scheduler:
             if now - last > self.config.drift_interval:
                 self._send(cache, stats, DRIFT_TASK, "drift", unit.bundle, unit.cluster,
                            unit.deployment_id, regions)  # fmt: skip
+        self._events_tick(desired, revision, now)
         self.ticks += 1
         stats.seconds = self.clock() - started
         self.stats = stats
         return stats
+
+    def _events(self, desired: DesiredState) -> SchedulerEvents:
+        if self.events is None or self.events.ns != desired.fleet_name:
+            if self.events is not None:
+                self.events.close()
+            self.events = SchedulerEvents(
+                self.redis, desired.fleet_name, self.plugins.notify, self.settings
+            )
+            self.events.begin()
+        return self.events
+
+    def _events_tick(self, desired: DesiredState, revision: Revision, now: float) -> None:
+        """The commit's rollout result (once), then the notifications that are due."""
+        events = self._events(desired)
+        if self._commit_events:
+            events.emit(self._commit_events)
+            self._commit_events = []
+        counts: dict[str, int] = {}
+        settled = True
+        for unit in desired.units:
+            rec = self.cached.get(unit.key)
+            current = rec is not None and (
+                rec.deployment_id == unit.deployment_id or rec.commit == revision.sha
+            )
+            state = rec.state.value if rec is not None and current else "Pending"
+            counts[state] = counts.get(state, 0) + 1
+            settled = settled and state in ("Ready", "Modified")
+        events.rollout(revision.sha, counts, settled)
+        events.tick(now)
 
     def _guard_removals(self, removals: list[Removal], desired: DesiredState) -> list[Removal]:
         """The removals to send: none while they are a mass delete that nobody allowed

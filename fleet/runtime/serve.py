@@ -29,7 +29,12 @@ from dataclasses import dataclass
 
 import redis
 
-from fleet.config import DEFAULT_HTTP_MAX_CLIENTS, DEFAULT_HTTP_TIMEOUT, DEFAULT_LEADER_TTL
+from fleet.config import (
+    DEFAULT_HTTP_MAX_CLIENTS,
+    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_LEADER_TTL,
+    Settings,
+)
 from fleet.errors import FleetError
 from fleet.runtime.http import BoundedHTTPServer, GuardedHandler, make_webhook_handler
 from fleet.runtime.leader import LeaderLease
@@ -116,6 +121,8 @@ class Server:
         if self.scheduler.leader is not None:
             self.scheduler.leader.stop()  # a standby takes over at its next tick
         self.http.server_close()
+        if self.scheduler.events is not None:
+            self.scheduler.events.close()
 
 
 def run_loop(scheduler: Scheduler, stopping: threading.Event, tick_interval: float) -> None:
@@ -162,6 +169,7 @@ def start_server(
         dispatcher or CeleryDispatcher(redis_url),
         config=config,
         leader=leader,
+        settings=Settings.from_env(env),
     )
     leader.start()
     http = BoundedHTTPServer(

@@ -23,6 +23,10 @@ Every method is idempotent and keyed by (bundle, cluster, deployment id):
   dedupe marker is released (at once, or after a cooldown when the unit failed, so a
   broken unit is retried at a calm pace rather than every tick).
 
+Every change is an event (`fleet.runtime.events.WorkerEvents`): the fleet's Redis stream
+and a Kubernetes Event on the bundle's inventory in the cluster; the scheduler turns the
+stream into notifications.
+
 `ClusterUnreachable` propagates: the task retries it with backoff (`report_unreachable`
 first puts "unreachable, will retry in Ns" in the cache for `/status`).
 
@@ -56,6 +60,7 @@ from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.charts import ChartPin
 from fleet.runtime.clusters import ClusterLink
+from fleet.runtime.events import Cluster, WorkerEvents
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.waits import deploy_options
@@ -124,6 +129,7 @@ class UnitWorker:
         self.wait_cap = settings.wait_cap if wait_cap is None else wait_cap
         self.lock_ttl = lock_ttl
         self.cooldown = cooldown
+        self.events = WorkerEvents(client, name=name, max_len=settings.events_max_len)
 
     # ------------------------------------------------------------------ tasks
 
@@ -143,6 +149,7 @@ class UnitWorker:
             job.commit[:12],
         )
         with lock.hold():
+            previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
             result = self._call(
                 rev,
                 job.cluster,
@@ -163,6 +170,7 @@ class UnitWorker:
             cache.release("apply", job.bundle, job.cluster, job.deployment_id)
             return self._outcome(job, result.state, result.message, writes=result.writes)
         message = result.message if note is None else f"{result.message} ({note})"
+        self.events.unit(job.fleet, rev.fleet_name, previous, result, self._on(rev, job.cluster))
         record = CachedUnit(
             job.deployment_id,
             result.state,
@@ -211,6 +219,8 @@ class UnitWorker:
                     still_owner=lock.still_owner,
                 ),
             )
+        self.events.removal(job.fleet, rev.fleet_name, job.cluster, removed,
+                            self._on(rev, job.cluster))  # fmt: skip
         if removed.state is BundleState.ERR_APPLIED:
             return self._failed_removal(cache, job, removed.message)
         cache.forget(job.bundle, job.cluster)
@@ -234,6 +244,8 @@ class UnitWorker:
         state = drift_state(items)
         message = "; ".join(str(i) for i in items[:3]) if items else "no drift"
         previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+        self.events.drift(job.fleet, rev.fleet_name, previous, job.bundle, job.cluster,
+                          job.deployment_id, items, self._on(rev, job.cluster))  # fmt: skip
         same = previous is not None and previous.deployment_id == job.deployment_id
         changed = state is BundleState.MODIFIED or (
             previous is not None and previous.state is BundleState.MODIFIED
@@ -263,6 +275,8 @@ class UnitWorker:
             )
         except FleetError as err:  # unreachable or no credential: known, with the error
             message = err.reason
+            if isinstance(err, ClusterUnreachable):
+                self.events.reachable(job.fleet, job.cluster, message)
             cache.replace_cluster(job.cluster, {}, error=message)
             cache.release("refresh", "*", job.cluster, "")
             log.warning(
@@ -280,22 +294,28 @@ class UnitWorker:
         """Put "unreachable, will retry in Ns" (or "giving up") in the cache for /status."""
         reason = error.reason
         then = f"will retry in {retry_in:.0f}s" if retry_in is not None else "gave up for now"
+        self.events.reachable(job.fleet, job.cluster, reason)  # cluster.unreachable, once
         return self.report_failure(
             job,
             kind,
             f"cluster {job.cluster} unreachable ({reason}), {then}",
             final=retry_in is None,
+            event=False,
         )
 
     def report_failure(
-        self, job: UnitJob, kind: str, message: str, *, final: bool = True
+        self, job: UnitJob, kind: str, message: str, *, final: bool = True, event: bool = True
     ) -> TaskOutcome:
-        """A task that could not do its work: ErrApplied in the cache; `final` starts the
-        cooldown after which the scheduler dispatches the unit again."""
+        """A task that could not do its work: ErrApplied in the cache (and `unit.failed`,
+        unless `event` is off: an unreachable cluster is one `cluster.unreachable`); `final`
+        starts the cooldown after which the scheduler dispatches the unit again."""
         log.warning("%s/%s: %s", job.cluster, job.bundle, message)
         cache = StateCache(self.redis, job.fleet)
         if kind in ("apply", "remove"):
             previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+            if event:
+                self.events.failure(job.fleet, previous, job.bundle, job.cluster, job.commit,
+                                    job.deployment_id, message)  # fmt: skip
             cache.record(
                 job.bundle,
                 job.cluster,
@@ -386,9 +406,15 @@ class UnitWorker:
         link = ClusterLink(rev.cluster_spec(cluster), retries=0)
         link.connect(self.env)
         try:
-            return link.call(what, fn)
+            answer = link.call(what, fn)
         finally:
             link.close()
+        self.events.reachable(rev.fleet_name, cluster, None)  # cluster.recovered, once
+        return answer
+
+    def _on(self, rev: DesiredState, cluster: str) -> Cluster:
+        """Run a function on a fresh connection to `cluster` (the events' Kubernetes Events)."""
+        return lambda fn: self._call(rev, cluster, "record events", fn)
 
     def _failed_removal(self, cache: StateCache, job: UnitJob, message: str) -> TaskOutcome:
         previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))

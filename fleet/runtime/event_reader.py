@@ -1,0 +1,140 @@
+"""What `fleet events` reads: the Redis stream, a `--events` file, or the clusters.
+
+- distributed (`--redis URL`, or `FLEET_REDIS_URL` set): the fleet's stream
+  (`fleet:<fleet>:events`); `--fleet` names the fleet, else the only fleet in that Redis;
+- `--file FILE`: the JSON lines `fleet sync --events FILE` wrote;
+- embedded, neither: the Kubernetes Events fleet recorded in `fleet-system` of every
+  cluster of the repository's definition (credentials as for `fleet sync`). Kubernetes
+  keeps Events for an hour by default (the API server's `--event-ttl`), so this is the
+  recent past only.
+
+`-f` follows the stream or the file; the clusters cannot be followed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet import config
+from fleet.errors import FleetError
+from fleet.events.model import Event
+from fleet.events.sinks import RedisEventLog, list_kube_events, read_json_lines
+from fleet.runtime.clusters import ClusterSet
+from fleet.runtime.state_cache import connect_redis
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    bundle: str | None = None
+    cluster: str | None = None
+    since: float | None = None  # epoch seconds
+
+    def __call__(self, event: Event) -> bool:
+        if self.bundle is not None and event.bundle != self.bundle:
+            return False
+        if self.cluster is not None and event.cluster != self.cluster:
+            return False
+        return self.since is None or event.time >= self.since
+
+
+def redis_fleet(client_url: str, fleet: str | None) -> RedisEventLog:
+    """The event stream of `fleet` (or of the only fleet with a stream) in that Redis."""
+    client = connect_redis(client_url)
+    if fleet is not None:
+        return RedisEventLog(client, fleet)
+    names = sorted(
+        key.removeprefix("fleet:").removesuffix(":events")
+        for key in client.scan_iter(match="fleet:*:events", count=1000)
+    )
+    if len(names) != 1:
+        found = ", ".join(names) if names else "none"
+        raise FleetError(f"--fleet NAME is needed: fleets with events in this Redis: {found}")
+    return RedisEventLog(client, names[0])
+
+
+def read_redis(log: RedisEventLog, keep: EventFilter) -> list[Event]:
+    return [e.event for e in log.read(since=keep.since) if keep(e.event)]
+
+
+def follow_redis(
+    log: RedisEventLog, keep: EventFilter, stop: Callable[[], bool] = lambda: False
+) -> Iterator[Event]:
+    """What is in the stream (from `since`), then every new event, until `stop()`."""
+    after = "0-0"
+    for entry in log.read(since=keep.since):
+        after = entry.id
+        if keep(entry.event):
+            yield entry.event
+    while not stop():
+        for entry in log.follow(after, block_seconds=1.0):
+            after = entry.id
+            if keep(entry.event):
+                yield entry.event
+
+
+def read_file(path: Path, keep: EventFilter) -> list[Event]:
+    if not path.is_file():
+        raise FleetError(f"{path}: no such events file")
+    return [e for e in read_json_lines(path) if keep(e)]
+
+
+def follow_file(
+    path: Path, keep: EventFilter, stop: Callable[[], bool] = lambda: False
+) -> Iterator[Event]:
+    """The file's events, then each line appended to it (polled every 0.5 s)."""
+    yield from read_file(path, keep)
+    offset = path.stat().st_size
+    while not stop():
+        time.sleep(0.5)
+        size = path.stat().st_size
+        if size < offset:  # truncated or replaced: start again
+            offset = 0
+        if size == offset:
+            continue
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read(size - offset)
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        offset += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            event = _parse(line)
+            if event is not None and keep(event):
+                yield event
+
+
+def _parse(line: str) -> Event | None:
+    try:
+        return Event.from_json(json.loads(line))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_clusters(
+    source: str, keep: EventFilter, env: Mapping[str, str] | None = None
+) -> tuple[list[Event], dict[str, str]]:
+    """Fleet's Kubernetes Events in every cluster of the definition; (events, unreachable)."""
+    from fleet.source.local import resolve_source
+    from fleet.spec.loader import load_repository
+
+    settings = config.current() if env is None else config.Settings.from_env(env)
+    checkout = resolve_source(source, None)
+    repo = load_repository(checkout.path)
+    definition = repo.definition
+    specs = [c for c in definition.clusters if keep.cluster in (None, c.name)]
+    clusters = ClusterSet(specs, retries=1, backoff=0.5)
+    found: list[Event] = []
+    try:
+        clusters.connect(settings.env)
+        listed = clusters.each(
+            lambda link: link.call("list events", lambda c: list_kube_events(c, definition.name))
+        )
+        for events in listed.values():
+            found.extend(e for e in events or () if keep(e))
+        down = clusters.down
+    finally:
+        clusters.close()
+    return sorted(found, key=lambda e: e.time), down
