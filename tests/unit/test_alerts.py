@@ -20,7 +20,8 @@ def failed(cluster: str, bundle: str = "web", reason: str = PULL, commit: str = 
 
 def applied(cluster: str, bundle: str = "web") -> Event:
     return Event(EventType.UNIT_APPLIED, "Ready: applied", fleet="acme", bundle=bundle,
-                 cluster=cluster, commit="c1", reason="Ready", details={"state": "Ready"})  # fmt: skip
+                 cluster=cluster, commit="c1", reason="Ready",
+                 details={"state": "Ready"})  # fmt: skip
 
 
 class Recorder:
