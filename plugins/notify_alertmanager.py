@@ -5,7 +5,8 @@
         type: alertmanager
         url: http://alertmanager.monitoring:9093     # or FLEET_NOTIFIER_<CREDENTIAL>_URL
 
-One alert per failing unit (`FleetUnitFailed`, labels fleet, bundle, cluster, severity)
+One alert per failing unit (`FleetUnitFailed`, labels fleet, bundle, cluster, severity
+`error`)
 or unreachable cluster (`FleetClusterUnreachable`), so Alertmanager's own grouping,
 silences and inhibitions work on fleet's labels. A firing alert's `endsAt` is 24 hours
 ahead (fleet sends a failure once, not every tick); the recovery sends the same labels
@@ -51,9 +52,9 @@ def alerts(notification: Notification, now: float | None = None) -> list[dict[st
         if name == "FleetUnitFailed":
             labels["bundle"] = event.bundle or ""
         labels["cluster"] = event.cluster or ""
+        labels["severity"] = "error"  # the same labels firing and resolved: one alert
         alert: dict[str, Any] = {"labels": labels}
         if firing:
-            labels["severity"] = event.level.value
             alert["annotations"] = {
                 "summary": notification.title,
                 "description": event.message,

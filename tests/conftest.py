@@ -72,7 +72,7 @@ sys.path.insert(0, str(ROOT))
 import localfleet  # noqa: E402
 
 from tests.support.registry import RegistryServer  # noqa: E402
-from tests.support.servers import GitServer, RedisServer  # noqa: E402
+from tests.support.servers import AlertmanagerServer, GitServer, RedisServer  # noqa: E402
 from tests.support.tls import TlsFiles, make_tls  # noqa: E402
 
 # The session fleet: three clusters in two regions, the names fleet.example.yaml uses.
@@ -87,6 +87,18 @@ FLEET_CLUSTERS = [
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, stopped at the end of the session."""
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerServer]:
+    """A real Prometheus Alertmanager on a free loopback port, for the whole session."""
+    server = AlertmanagerServer(tmp_path_factory.mktemp("alertmanager"))
     try:
         server.start()
     except RuntimeError as err:

@@ -6,7 +6,10 @@ Pure logic, the same in both modes:
    alerts once; every later failure event of it is dropped while it stays broken, however
    many ticks, retries or workers report it. The first event that shows it working again
    (`unit.applied`, `bundle.removed`, `cluster.recovered`) is kept and marked a recovery,
-   so the alert resolves. `book.failing` is the memory: the scheduler keeps it in Redis.
+   so the alert resolves. `book.failing` is the memory: the scheduler keeps it in Redis;
+   a `fleet sync` starts with an empty book and relies on the inventories instead
+   (`fleet.events.changes` marks an event `recovered` when the unit was ErrApplied there,
+   and sends no `unit.failed` for a unit that fails again at the same deployment id).
 2. `PendingGroups`: events wait `group_wait` seconds from the first of their group
    (Alertmanager's `group_wait`), so the same failure reported by 37 workers over a few
    ticks goes out once.
@@ -59,9 +62,8 @@ class AlertBook:
             elif key in self.failing:
                 del self.failing[key]
                 news.append(_as_recovery(event))
-            elif not is_recovery(event):
+            else:  # not failing here; `details.recovered` (the cluster's record) may say so
                 news.append(event)
-            # else: a recovery of something this book never saw fail (already resolved)
         return news
 
 

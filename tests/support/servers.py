@@ -101,6 +101,74 @@ class RedisServer:
         self.start()
 
 
+MISSING_ALERTMANAGER = (
+    "prometheus-alertmanager not found; install it with: apt-get install -y "
+    "prometheus-alertmanager (`make test` does this when run as root on Debian/Ubuntu)"
+)
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: blackhole
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: blackhole
+"""
+
+
+@dataclass
+class AlertmanagerServer:
+    """A real Prometheus Alertmanager (Debian's package) on a free loopback port, no cluster."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            raise RuntimeError(MISSING_ALERTMANAGER)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "alertmanager.yml"
+        config.write_text(ALERTMANAGER_CONFIG)
+        log = open(self.workdir / "alertmanager.log", "ab")  # noqa: SIM115 - child keeps it
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        wait_for_port(self.port, self.proc, "alertmanager")
+
+    def alerts(self, **labels: str) -> list[dict[str, object]]:
+        """GET /api/v2/alerts (active ones), only those with these labels."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=10) as answer:
+            found: list[dict[str, object]] = json.loads(answer.read())
+        return [
+            a
+            for a in found
+            if all((a.get("labels") or {}).get(k) == v for k, v in labels.items())  # type: ignore[union-attr]
+        ]
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+
 @dataclass
 class GitServer:
     """`git daemon` serving bare repositories under `base` over git:// (push enabled)."""
