@@ -160,7 +160,7 @@ class WorkerEvents:
         fleet: str,
         previous: ActualUnit | None,
         result: UnitResult,
-        cluster: Cluster,
+        cluster: Cluster | None,
     ) -> None:
         self.emit(ns, changes.unit_events(fleet, previous, result), cluster)
 

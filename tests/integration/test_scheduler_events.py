@@ -1,0 +1,195 @@
+"""Notifications through `Scheduler.tick` with a real Redis and a real Git server.
+
+Workers are played by `WorkerEvents`, which writes to the fleet's Redis stream exactly as
+a `fleet worker` does; the scheduler reads the stream each tick and hands notifications
+to the plugin manager. The notifier here is a plugin registered at run time for the type
+`recording`, so the test sees exactly what a Slack or webhook plugin would get."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fleet import config
+from fleet.engine import UnitResult
+from fleet.events import changes
+from fleet.events.model import Delivery, EventType, Notification, NotifierTarget
+from fleet.plugin import hookimpl
+from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.events import WorkerEvents
+from fleet.runtime.scheduler import Scheduler, SchedulerConfig
+from fleet.runtime.state_cache import connect_redis
+from fleet.source.git import GitSource
+from fleet.states import ActualUnit, BundleState
+from tests.support.servers import GitServer, RedisServer
+
+CLUSTERS = [f"edge-{i:02d}" for i in range(20)]
+PULL = "Deployment web/web: image pull back-off"
+
+
+def definition(name: str) -> str:
+    clusters = "\n".join(f"  - name: {c}\n    labels: {{env: prod}}" for c in CLUSTERS)
+    return f"""\
+apiVersion: fleet-gitops.io/v1alpha1
+kind: Fleet
+name: {name}
+clusters:
+{clusters}
+bundles:
+  paths: [apps/*]
+notifiers:
+  - name: ops
+    type: recording
+    events: [unit.failed]
+"""
+
+
+CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web, namespace: default}
+data: {v: "1"}
+"""
+
+
+@dataclass
+class Recording:
+    got: list[Notification] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @hookimpl
+    def fleet_notify(self, notifier: NotifierTarget, notification: Notification) -> Delivery | None:
+        if notifier.type != "recording":
+            return None
+        with self.lock:
+            self.got.append(notification)
+        return Delivery(True)
+
+
+class NullDispatcher:
+    def send(self, task: str, kwargs: object, queue: str) -> str:
+        return "task"
+
+
+class Clock:
+    now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Bed:
+    name: str
+    url: str
+    redis_url: str
+    recording: Recording
+    clock: Clock
+    workers: WorkerEvents
+
+    def scheduler(self) -> Scheduler:
+        plugins = FleetPlugins.load(entry_points=False)
+        plugins.register(self.recording)
+        return Scheduler(
+            GitSource(self.url, "main"),
+            connect_redis(self.redis_url),
+            NullDispatcher(),
+            plugins=plugins,
+            config=SchedulerConfig(poll_interval=3600),
+            clock=self.clock,
+            settings=config.Settings(notify_group_wait=5.0),
+        )
+
+    def fail(self, clusters: list[str], *, deduped: bool = True) -> None:
+        """What workers send when their apply failed (`deduped`: the worker knew the unit
+        was not failing before; otherwise a plain `unit.failed` every time)."""
+        for cluster in clusters:
+            result = UnitResult("web", cluster, "id1", "c0ffee", BundleState.ERR_APPLIED,
+                                f"{cluster}: {PULL}")  # fmt: skip
+            if deduped:
+                self.workers.unit(self.name, self.name, ActualUnit("id0", BundleState.READY),
+                                  result, None)  # fmt: skip
+            else:
+                event = changes.failure_event(self.name, "web", cluster, "c0ffee", "id1", PULL)
+                self.workers.emit(self.name, [event])
+
+    def recover(self, cluster: str) -> None:
+        result = UnitResult("web", cluster, "id1", "c0ffee", BundleState.READY, "Ready")
+        previous = ActualUnit("id1", BundleState.ERR_APPLIED)
+        self.workers.unit(self.name, self.name, previous, result, None)
+
+
+def tick(scheduler: Scheduler, clock: Clock, seconds: float = 1.0) -> None:
+    clock.now += seconds
+    scheduler.tick()
+    assert scheduler.events is not None
+    assert scheduler.events.notifier.sender.drain(30)
+
+
+@pytest.fixture
+def bed(
+    git_server: GitServer, redis_server: RedisServer, tmp_path: Path, source_cache: Path
+) -> Bed:
+    name = f"ev-{uuid.uuid4().hex[:8]}"
+    work = git_server.create_repo(name, tmp_path / "work")
+    work.write("fleet.yaml", definition(name))
+    work.write("apps/web/cm.yaml", CONFIGMAP)
+    work.commit_and_push("first")
+    workers = WorkerEvents(connect_redis(redis_server.url), name="test-worker", max_len=1000)
+    return Bed(name, git_server.url(name), redis_server.url, Recording(), Clock(), workers)
+
+
+def test_twenty_clusters_one_notification_and_a_unit_broken_for_ten_ticks_alerts_once(
+    bed: Bed,
+) -> None:
+    scheduler = bed.scheduler()
+    tick(scheduler, bed.clock)  # loads the commit: commit.detected (not routed to `ops`)
+    bed.fail(CLUSTERS[:12])  # the workers report over two ticks
+    tick(scheduler, bed.clock)
+    bed.fail(CLUSTERS[12:])
+    tick(scheduler, bed.clock)
+    assert bed.recording.got == []  # held for the group wait (5 s)
+    tick(scheduler, bed.clock, 6.0)
+    [note] = bed.recording.got
+    assert note.type is EventType.UNIT_FAILED
+    assert note.title == f"web: ErrApplied on 20 clusters: {PULL}"
+    assert note.clusters == CLUSTERS
+
+    for _ in range(10):  # the same failure, reported every tick by workers that forgot
+        bed.fail(CLUSTERS, deduped=False)
+        tick(scheduler, bed.clock, 6.0)
+    assert len(bed.recording.got) == 1
+
+    bed.recover("edge-03")
+    tick(scheduler, bed.clock)  # read from the stream ...
+    tick(scheduler, bed.clock, 6.0)  # ... and sent after the group wait
+    assert [n.title for n in bed.recording.got[1:]] == ["web: recovered on edge-03 (Ready)"]
+    assert bed.recording.got[1].resolved
+
+    # a restarted scheduler reads on where the last one stopped and knows what is failing
+    scheduler.events.close()  # type: ignore[union-attr]
+    again = bed.scheduler()
+    tick(again, bed.clock)
+    bed.fail(CLUSTERS, deduped=False)
+    tick(again, bed.clock, 6.0)
+    tick(again, bed.clock, 6.0)
+    assert [n.title for n in bed.recording.got[2:]] == [
+        f"web: ErrApplied on edge-03: {PULL}"  # only the unit that had recovered
+    ]
+
+
+def test_events_reach_the_bounded_stream_in_order(bed: Bed, redis_server: RedisServer) -> None:
+    from fleet.events.sinks import RedisEventLog
+
+    client = connect_redis(redis_server.url)
+    log = RedisEventLog(client, bed.name, max_len=100)
+    for i in range(500):
+        log.append(changes.cluster_recovered(bed.name, f"c{i}"))
+    entries = log.read()
+    assert 100 <= len(entries) < 500  # MAXLEN ~: trimmed, about 100 kept
+    assert entries[-1].event.cluster == "c499"
+    assert [e.event.cluster for e in log.read(after=entries[-2].id)] == ["c499"]
