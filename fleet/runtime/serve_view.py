@@ -175,6 +175,13 @@ def metrics_text(scheduler: Scheduler) -> str:
         "Times Redis lost its data.",
         [("", scheduler.redis_lost)],
     )
+    sent = scheduler.events.notifier.sender.results if scheduler.events else {}
+    family(
+        "fleet_notifications_total",
+        "counter",
+        "Notifications handed to notifier plugins, by notifier and result (ok, failed, dropped).",
+        [(f'{{notifier="{n}",result="{r}"}}', v) for (n, r), v in sorted(sent.items())],
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -22,10 +22,11 @@ from fleet.plugin import hookimpl
 from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.events import WorkerEvents
 from fleet.runtime.scheduler import Scheduler, SchedulerConfig
+from fleet.runtime.serve_view import metrics_text
 from fleet.runtime.state_cache import connect_redis
 from fleet.source.git import GitSource
 from fleet.states import ActualUnit, BundleState
-from tests.support.servers import GitServer, RedisServer
+from tests.support.servers import GitServer, RedisServer, run_git
 
 CLUSTERS = [f"edge-{i:02d}" for i in range(20)]
 PULL = "Deployment web/web: image pull back-off"
@@ -155,6 +156,7 @@ def test_twenty_clusters_one_notification_and_a_unit_broken_for_ten_ticks_alerts
     assert bed.recording.got == []  # held for the group wait (5 s)
     tick(scheduler, bed.clock, 6.0)
     [note] = bed.recording.got
+    assert 'fleet_notifications_total{notifier="ops",result="ok"} 1\n' in metrics_text(scheduler)
     assert note.type is EventType.UNIT_FAILED
     assert note.title == f"web: ErrApplied on 20 clusters: {PULL}"
     assert note.clusters == CLUSTERS
@@ -193,3 +195,67 @@ def test_events_reach_the_bounded_stream_in_order(bed: Bed, redis_server: RedisS
     assert 100 <= len(entries) < 500  # MAXLEN ~: trimmed, about 100 kept
     assert entries[-1].event.cluster == "c499"
     assert [e.event.cluster for e in log.read(after=entries[-2].id)] == ["c499"]
+
+
+def stream_types(bed: Bed) -> list[str]:
+    from fleet.events.sinks import RedisEventLog
+
+    log = RedisEventLog(connect_redis(bed.redis_url), bed.name)
+    return [e.event.type.value for e in log.read()]
+
+
+def test_commits_and_the_rollout_result_are_events_once(bed: Bed, tmp_path: Path) -> None:
+    from fleet.runtime.state_cache import CachedUnit, StateCache
+
+    scheduler = bed.scheduler()
+    tick(scheduler, bed.clock)
+    assert stream_types(bed) == ["commit.detected"]
+    assert scheduler.desired is not None
+    cache = StateCache(connect_redis(bed.redis_url), bed.name)
+    units = scheduler.desired.units
+    for unit in units:  # every worker reports Ready, one of them ErrApplied
+        state = "ErrApplied" if unit.cluster == "edge-07" else "Ready"
+        cache.record(unit.bundle, unit.cluster, CachedUnit(unit.deployment_id, state, "x"))
+    tick(scheduler, bed.clock)
+    tick(scheduler, bed.clock)
+    assert stream_types(bed) == ["commit.detected", "rollout.failed"]
+    unit = next(u for u in units if u.cluster == "edge-07")
+    cache.record(unit.bundle, unit.cluster, CachedUnit(unit.deployment_id, "Ready", "x"))
+    tick(scheduler, bed.clock)
+    tick(scheduler, bed.clock)
+    assert stream_types(bed) == ["commit.detected", "rollout.failed", "rollout.succeeded"]
+
+    clone = tmp_path / "clone"  # a broken commit on top
+    run_git("clone", "--quiet", bed.url, str(clone))
+    (clone / "fleet.yaml").write_text("kind: Fleet\nname: [broken\n")
+    run_git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "broken", cwd=clone)
+    run_git("push", "-q", "origin", "HEAD:main", cwd=clone)
+    scheduler.poller.next_poll_at = 0.0
+    tick(scheduler, bed.clock)
+    assert stream_types(bed)[-1] == "commit.rejected"
+    scheduler.events.close()  # type: ignore[union-attr]
+
+
+def test_a_cluster_outage_is_one_event_whichever_worker_sees_it(bed: Bed) -> None:
+    for _ in range(3):  # three workers' tasks fail on the cluster
+        bed.workers.reachable(bed.name, "edge-01", "connection refused")
+    bed.workers.reachable(bed.name, "edge-02", None)  # a cluster that was never down
+    for _ in range(2):
+        bed.workers.reachable(bed.name, "edge-01", None)
+    assert stream_types(bed) == ["cluster.unreachable", "cluster.recovered"]
+
+
+def test_fleet_events_reads_the_stream(bed: Bed, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fleet.cli import main
+
+    bed.fail(["edge-01", "edge-02"])
+    code = main(["events", "--redis", bed.redis_url, "--fleet", bed.name, "-o", "json",
+                 "--cluster", "edge-02", "--since", "1h"])  # fmt: skip
+    assert code == 0
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (line["type"], line["cluster"], line["bundle"]) == ("unit.failed", "edge-02", "web")
+    assert main(["events", "--redis", bed.redis_url, "--fleet", bed.name]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["TIME", "TYPE", "LEVEL"] and len(table) == 3
