@@ -194,3 +194,30 @@ def test_refresh_reads_the_inventories_and_removal_deletes_what_left_git(bed: Be
     assert "deleted" in removed.message
     assert bed.live_value() is None
     assert ("apps-cfg", "dev-eu") not in bed.cache.actual(["dev-eu"])
+
+
+def test_apply_and_failure_are_events_in_the_stream_and_on_the_inventory(bed: Bed) -> None:
+    from fleet.events.sinks import RedisEventLog
+
+    commit = bed.work.commit_and_push("first")
+    unit_id = bed.unit_id(commit)
+    assert bed.worker.apply(bed.job(commit, unit_id)).state == "Ready"
+    bed.work.write("apps/cfg/cm.yaml", CONFIGMAP.format(ns=bed.ns, value="two").replace(
+        "  v:", '  "no key!":'))  # fmt: skip
+    broken = bed.work.commit_and_push("a key the API server refuses")
+    broken_id = bed.unit_id(broken)
+    for _ in range(2):  # the retry after the cooldown fails the same way: no new event
+        assert bed.worker.apply(bed.job(broken, broken_id)).state == "ErrApplied"
+    log = RedisEventLog(bed.worker.redis, bed.fleet)
+    events = [e.event for e in log.read()]
+    assert [(e.type.value, e.commit) for e in events] == [
+        ("unit.applied", commit),
+        ("unit.failed", broken),
+    ]
+    assert events[1].deployment_id == broken_id and events[1].cluster == "dev-eu"
+    listed = bed.api.list_namespaced_event(
+        "fleet-system", field_selector=f"involvedObject.name={bed.fleet}.bundle-apps-cfg"
+    )
+    reasons = sorted(e.reason for e in listed.items)
+    assert reasons == ["UnitApplied", "UnitFailed"]
+    assert all(e.source.host == "test-worker" for e in listed.items)
