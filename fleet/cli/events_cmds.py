@@ -96,7 +96,8 @@ def events_command(
         events = reader.follow_file(file, keep) if follow else iter(reader.read_file(file, keep))
     elif url:
         log = reader.redis_fleet(url, fleet)
-        events = reader.follow_redis(log, keep) if follow else iter(reader.read_redis(log, keep))
+        events = reader.follow_redis(log, keep) if follow else reader.read_redis(log, keep)
+        events = reader.redis_errors(events, url)
     else:
         if follow:
             raise FleetError("-f needs the Redis stream (--redis) or a --file to follow")

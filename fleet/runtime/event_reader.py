@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 from fleet import config
 from fleet.errors import FleetError
@@ -41,23 +44,51 @@ class EventFilter:
         return self.since is None or event.time >= self.since
 
 
+def _where(url: str) -> str:
+    """host:port of a Redis URL (never its password)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.netloc.rpartition("@")[2] or url.split("://", 1)[0]
+
+
+def redis_errors(events: Iterator[Event], url: str) -> Iterator[Event]:
+    """`events`, with a Redis failure as one FleetError line naming host:port only."""
+    try:
+        yield from events
+    except redis.RedisError as err:
+        raise _redis_failure(err, url) from None
+
+
+def _redis_failure(err: redis.RedisError, url: str) -> FleetError:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return FleetError(f"cannot read events from Redis at {_where(url)}: {reason}")
+
+
 def redis_fleet(client_url: str, fleet: str | None) -> RedisEventLog:
     """The event stream of `fleet` (or of the only fleet with a stream) in that Redis."""
     client = connect_redis(client_url)
     if fleet is not None:
         return RedisEventLog(client, fleet)
-    names = sorted(
-        key.removeprefix("fleet:").removesuffix(":events")
-        for key in client.scan_iter(match="fleet:*:events", count=1000)
-    )
+    try:
+        names = sorted(
+            key.removeprefix("fleet:").removesuffix(":events")
+            for key in client.scan_iter(match="fleet:*:events", count=1000)
+        )
+    except redis.RedisError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FleetError(
+            f"cannot read events from Redis at {_where(client_url)}: {reason}"
+        ) from None
     if len(names) != 1:
         found = ", ".join(names) if names else "none"
         raise FleetError(f"--fleet NAME is needed: fleets with events in this Redis: {found}")
     return RedisEventLog(client, names[0])
 
 
-def read_redis(log: RedisEventLog, keep: EventFilter) -> list[Event]:
-    return [e.event for e in log.read(since=keep.since) if keep(e.event)]
+def read_redis(log: RedisEventLog, keep: EventFilter) -> Iterator[Event]:
+    """The stream's events from `since`, read when iterated."""
+    for entry in log.read(since=keep.since):
+        if keep(entry.event):
+            yield entry.event
 
 
 def follow_redis(
