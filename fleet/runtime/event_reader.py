@@ -117,8 +117,16 @@ def follow_file(
     path: Path, keep: EventFilter, stop: Callable[[], bool] = lambda: False
 ) -> Iterator[Event]:
     """The file's events, then each line appended to it (polled every 0.5 s)."""
-    yield from read_file(path, keep)
-    offset = path.stat().st_size
+    if not path.is_file():
+        raise FleetError(f"{path}: no such events file")
+    offset = path.stat().st_size if path.is_file() else 0
+    with path.open("rb") as handle:  # what is there now; then only what is appended
+        existing = handle.read(offset)
+    offset = existing.rfind(b"\n") + 1
+    for line in existing[:offset].decode("utf-8", "replace").splitlines():
+        event = _parse(line)
+        if event is not None and keep(event):
+            yield event
     while not stop():
         time.sleep(0.5)
         size = path.stat().st_size

@@ -259,3 +259,25 @@ def test_fleet_events_reads_the_stream(bed: Bed, capsys: pytest.CaptureFixture[s
     assert main(["events", "--redis", bed.redis_url, "--fleet", bed.name]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["TIME", "TYPE", "LEVEL"] and len(table) == 3
+
+
+def test_follow_the_stream_and_a_file(bed: Bed, tmp_path: Path) -> None:
+    from fleet.events.sinks import JsonLinesLog, RedisEventLog
+    from fleet.runtime.event_reader import EventFilter, follow_file, follow_redis
+
+    log = RedisEventLog(connect_redis(bed.redis_url), bed.name)
+    log.append(changes.cluster_recovered(bed.name, "edge-01"))
+    stream = follow_redis(log, EventFilter(cluster="edge-02"))
+    log.append(changes.cluster_recovered(bed.name, "edge-02"))
+    assert next(stream).cluster == "edge-02"  # edge-01 filtered out
+    log.append(changes.cluster_unreachable(bed.name, "edge-02", "refused"))
+    assert next(stream).type is EventType.CLUSTER_UNREACHABLE
+
+    path = tmp_path / "events.jsonl"
+    lines = JsonLinesLog(path)
+    lines.append(changes.cluster_recovered(bed.name, "a"))
+    tail = follow_file(path, EventFilter())
+    assert next(tail).cluster == "a"
+    lines.append(changes.cluster_recovered(bed.name, "b"))
+    assert next(tail).cluster == "b"
+    lines.close()
