@@ -17,6 +17,7 @@ import calendar
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,7 @@ def kube_event_body(event: Event, *, instance: str = "") -> dict[str, object]:
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": f"{inventory}.{int(event.time * 1e9):x}"[:253],
+            "name": f"{inventory}.{int(event.time * 1e9):x}{uuid.uuid4().hex[:6]}"[:253],
             "namespace": INVENTORY_NAMESPACE,
             "labels": {MANAGED_BY: COMPONENT},
             "annotations": {
