@@ -44,6 +44,7 @@ DEFAULT_MASS_DELETE_MIN = 10  # ... when it deletes at least this many
 DEFAULT_EVENTS_MAX_LEN = 10_000  # entries the Redis event stream keeps (about)
 DEFAULT_NOTIFY_GROUP_WAIT = 10.0  # seconds events wait for others of their group
 DEFAULT_NOTIFY_BACKOFF = 1.0  # first wait between a notifier's delivery attempts
+DEFAULT_ALERT_RESEND = 3600.0  # seconds between reminders of alerts still firing
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -79,6 +80,7 @@ class Settings:
     public_url: str = ""  # FLEET_PUBLIC_URL: fleet serve as people reach it (links)
     notify_group_wait: float = DEFAULT_NOTIFY_GROUP_WAIT  # FLEET_NOTIFY_GROUP_WAIT
     notify_backoff: float = DEFAULT_NOTIFY_BACKOFF  # FLEET_NOTIFY_BACKOFF
+    alert_resend: float = DEFAULT_ALERT_RESEND  # FLEET_ALERT_RESEND
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -121,6 +123,7 @@ class Settings:
             public_url=(env.get("FLEET_PUBLIC_URL") or "").strip().rstrip("/"),
             notify_group_wait=_number(env, "FLEET_NOTIFY_GROUP_WAIT", DEFAULT_NOTIFY_GROUP_WAIT),
             notify_backoff=_number(env, "FLEET_NOTIFY_BACKOFF", DEFAULT_NOTIFY_BACKOFF),
+            alert_resend=_positive(env, "FLEET_ALERT_RESEND", DEFAULT_ALERT_RESEND),
             env=copy,
         )
 

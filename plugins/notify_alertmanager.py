@@ -6,13 +6,15 @@
         url: http://alertmanager.monitoring:9093     # or FLEET_NOTIFIER_<CREDENTIAL>_URL
 
 One alert per failing unit (`FleetUnitFailed`, labels fleet, bundle, cluster, severity
-`error`)
-or unreachable cluster (`FleetClusterUnreachable`), so Alertmanager's own grouping,
-silences and inhibitions work on fleet's labels. A firing alert's `endsAt` is 24 hours
-ahead (fleet sends a failure once, not every tick); the recovery sends the same labels
-with `endsAt` now, which resolves it. A grouped notification is one POST of all its
-alerts. With a credential, its secret goes as `Authorization: Bearer`. Other event types
-are not alerts (they are answered as delivered, with nothing sent).
+`error`) or unreachable cluster (`FleetClusterUnreachable`), so Alertmanager's own
+grouping, silences and inhibitions work on fleet's labels. A firing alert's `endsAt` is
+24 hours ahead (fleet sends a failure once, not every tick); the recovery sends the same
+labels with `endsAt` now, which resolves it. A grouped notification is one POST of all
+its alerts. Every `FLEET_ALERT_RESEND` seconds (default an hour) `fleet serve` sends what
+is still failing again (`Notification.repeat`), which moves `endsAt` on, as Prometheus
+re-sends its alerts: an alert is only left to expire when fleet stops. With a
+credential, its secret goes as `Authorization: Bearer`. Other event types are not alerts
+(they are answered as delivered, with nothing sent).
 """
 
 from __future__ import annotations

@@ -110,6 +110,8 @@ def gitlab_status(notifier: NotifierTarget, notification: Notification) -> Deliv
 
 @hookimpl
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
+    if notifier.type in ("github", "gitlab") and notification.repeat:
+        return Delivery(True, "reminders are for Alertmanager")
     if notifier.type == "github":
         return github_status(notifier, notification)
     if notifier.type == "gitlab":

@@ -75,6 +75,8 @@ def _cut(text: str, limit: int) -> str:
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type != TYPE:
         return None
+    if notification.repeat:
+        return Delivery(True, "reminders are for Alertmanager")
     url = notifier.secret or notifier.api_url
     if not url:
         where = notifier.options.get("credentialEnv") or "a credential"

@@ -41,6 +41,8 @@ def signature(secret: str, body: bytes) -> str:
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type != TYPE:
         return None
+    if notification.repeat:
+        return Delivery(True, "reminders are for Alertmanager")
     url = notifier.api_url or notifier.url
     if not url:
         return Delivery.failed("webhook notifier has no url")

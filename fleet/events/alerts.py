@@ -19,6 +19,7 @@ Pure logic, the same in both modes:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,9 +45,20 @@ def _book_key(event: Event) -> str | None:
 
 @dataclass
 class AlertBook:
-    """What is failing now: `unit/<bundle>/<cluster>` or `cluster/<name>` -> reason."""
+    """What is failing now: `unit/<bundle>/<cluster>` or `cluster/<name>` -> the JSON of
+    the event that said so (what a reminder sends again)."""
 
     failing: dict[str, str] = field(default_factory=dict)
+
+    def still_failing(self) -> list[Event]:
+        """The events of everything failing now (unreadable entries are skipped)."""
+        found = []
+        for text in self.failing.values():
+            try:
+                found.append(Event.from_json(json.loads(text)))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
 
     def changes(self, events: Iterable[Event]) -> list[Event]:
         """The events that change what is failing (and every event of other types)."""
@@ -57,7 +69,7 @@ class AlertBook:
                 news.append(event)
             elif event.type in FAILURES:
                 if key not in self.failing:
-                    self.failing[key] = event.reason
+                    self.failing[key] = json.dumps(event.to_json())
                     news.append(event)
             elif key in self.failing:
                 del self.failing[key]
@@ -122,7 +134,9 @@ class PendingGroups:
         return sum(len(held) for _, held in self._groups.values())
 
 
-def group(events: Sequence[Event], *, status_url: str = "") -> list[Notification]:
+def group(
+    events: Sequence[Event], *, status_url: str = "", repeat: bool = False
+) -> list[Notification]:
     """One notification per group of `events` (same type, bundle, commit, reason)."""
     groups: dict[GroupKey, list[Event]] = {}
     for event in events:
@@ -146,6 +160,7 @@ def group(events: Sequence[Event], *, status_url: str = "") -> list[Notification
                 reason=first.reason,
                 resolved=key[4],
                 status_url=status_url,
+                repeat=repeat,
             )
         )
     return out

@@ -145,16 +145,21 @@ class Notifier:
         """Send everything held (the end of a `fleet sync`)."""
         return self._send(self.pending.flush())
 
+    def remind(self) -> int:
+        """Send what is still failing again as reminders (`Notification.repeat`)."""
+        return self._send(self.book.still_failing(), repeat=True)
+
     def close(self, timeout: float = 30.0) -> None:
         self.flush()
         self.sender.close(timeout)
 
-    def _send(self, events: Sequence[Event]) -> int:
+    def _send(self, events: Sequence[Event], *, repeat: bool = False) -> int:
         count = 0
         if not events:
             return 0
         for route in self.routes:
-            for notification in notifications_for(route, events, status_url=self.status_url):
+            found = notifications_for(route, events, status_url=self.status_url, repeat=repeat)
+            for notification in found:
                 self.sent.append((route.target.name, notification))
                 self.sender.send(route.target, notification)
                 count += 1

@@ -159,7 +159,9 @@ class Notification:
     the line people read ("ErrApplied on 37 clusters: image pull back-off"). `resolved`
     marks a recovery: the units in `events` work again (Alertmanager ends their alerts,
     a commit status turns green). `status_url` links to `fleet serve`'s /status, when the
-    operator set `FLEET_PUBLIC_URL`.
+    operator set `FLEET_PUBLIC_URL`. `repeat` marks a reminder of failures still going
+    on, sent every `FLEET_ALERT_RESEND` seconds so Alertmanager keeps them firing;
+    notifiers that tell people (chat, webhooks, commit statuses) ignore reminders.
     """
 
     type: EventType
@@ -172,6 +174,7 @@ class Notification:
     reason: str = ""
     resolved: bool = False
     status_url: str = ""
+    repeat: bool = False  # a reminder of alerts still firing (for Alertmanager; chat ignores)
 
     @property
     def clusters(self) -> list[str]:
@@ -187,6 +190,7 @@ class Notification:
             "commit": self.commit,
             "reason": self.reason,
             "resolved": self.resolved,
+            "repeat": self.repeat,
             "clusters": self.clusters,
             "statusUrl": self.status_url or None,
             "events": [e.to_json() for e in self.events],

@@ -122,8 +122,8 @@ def routes(
 
 
 def notifications_for(
-    route: Route, events: Sequence[Event], *, status_url: str = ""
+    route: Route, events: Sequence[Event], *, status_url: str = "", repeat: bool = False
 ) -> list[Notification]:
     """The grouped notifications of `events` this route wants."""
     wanted = [e for e in events if route.wants(e)]
-    return group(wanted, status_url=status_url) if wanted else []
+    return group(wanted, status_url=status_url, repeat=repeat) if wanted else []

@@ -223,6 +223,7 @@ class SchedulerEvents:
         self._read_key = f"fleet:{ns}:events:notified"
         self._after: str | None = None
         self._rollouts: dict[str, str] = {}  # commit -> "succeeded"/"failed" reported
+        self._reminded: float | None = None  # when failures were last sent again
 
     def configure(self, specs: Sequence[NotifierSpec]) -> None:
         """The notifiers of the definition in force (a new commit may change them)."""
@@ -261,7 +262,13 @@ class SchedulerEvents:
             self.redis.set(self._read_key, self._after)
             if self.notifier.book.failing != before:
                 self._save_book()
-        return self.notifier.flush_due(now)
+        sent = self.notifier.flush_due(now)
+        if self._reminded is None:
+            self._reminded = now
+        elif now - self._reminded >= self.settings.alert_resend:
+            self._reminded = now
+            sent += self.notifier.remind()
+        return sent
 
     def _save_book(self) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -222,6 +222,14 @@ def test_alertmanager_one_alert_fires_for_a_failure_then_resolves(
     assert "image pull back-off" in alert["annotations"]["summary"]  # type: ignore[index]
     # the same failure reported again is no notification at all (the book), so still one
     assert book.changes(failed(["am-eu"])) == []
+    # a reminder (fleet serve, every FLEET_ALERT_RESEND) keeps the same alert firing
+    [reminder] = group(book.still_failing(), repeat=True)
+    assert plugins.notify(am, reminder).ok  # type: ignore[union-attr]
+    [again] = alertmanager.alerts(alertname="FleetUnitFailed", fleet=fleet, cluster="am-eu")
+    assert again["fingerprint"] == alert["fingerprint"]
+    assert str(again["endsAt"]) >= str(alert["endsAt"])
+    # people are not reminded: chat and webhooks ignore reminders
+    assert plugins.notify(target("slack", secret="http://127.0.0.1:1/x"), reminder).ok  # type: ignore[union-attr]
     delivery = plugins.notify(am, recovery(["am-eu"], book))
     assert delivery is not None and delivery.ok, delivery
     assert alertmanager.alerts(alertname="FleetUnitFailed", cluster="am-eu") == []

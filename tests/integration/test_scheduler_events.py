@@ -92,7 +92,7 @@ class Bed:
     clock: Clock
     workers: WorkerEvents
 
-    def scheduler(self) -> Scheduler:
+    def scheduler(self, alert_resend: float = 3600.0) -> Scheduler:
         plugins = FleetPlugins.load(entry_points=False)
         plugins.register(self.recording)
         return Scheduler(
@@ -102,7 +102,7 @@ class Bed:
             plugins=plugins,
             config=SchedulerConfig(poll_interval=3600),
             clock=self.clock,
-            settings=config.Settings(notify_group_wait=5.0),
+            settings=config.Settings(notify_group_wait=5.0, alert_resend=alert_resend),
         )
 
     def fail(self, clusters: list[str], *, deduped: bool = True) -> None:
@@ -281,3 +281,18 @@ def test_follow_the_stream_and_a_file(bed: Bed, tmp_path: Path) -> None:
     lines.append(changes.cluster_recovered(bed.name, "b"))
     assert next(tail).cluster == "b"
     lines.close()
+
+
+def test_the_scheduler_reminds_alertmanager_of_what_still_fails(bed: Bed) -> None:
+    scheduler = bed.scheduler(alert_resend=60.0)
+    tick(scheduler, bed.clock)
+    bed.fail(["edge-01", "edge-02"])
+    tick(scheduler, bed.clock)
+    tick(scheduler, bed.clock, 6.0)
+    assert [n.repeat for n in bed.recording.got] == [False]
+    bed.recover("edge-01")
+    tick(scheduler, bed.clock, 6.0)
+    tick(scheduler, bed.clock, 60.0)
+    reminders = [n for n in bed.recording.got if n.repeat]
+    assert [n.clusters for n in reminders] == [["edge-02"]]
+    scheduler.events.close()  # type: ignore[union-attr]

@@ -135,3 +135,21 @@ def test_a_notifier_type_nobody_serves_is_a_failure() -> None:
     notifier.add([failed("a")], 0.0)
     notifier.close()
     assert "no plugin serves notifier type 'test'" in reported[0].message
+
+
+def test_what_is_still_failing_is_sent_again_as_a_reminder_until_it_recovers() -> None:
+    recorder = Recorder()
+    notifier = Notifier([route()], recorder, group_wait=0.0)
+    notifier.add([failed("a"), failed("b")], 0.0)
+    notifier.flush_due(0.0)
+    assert notifier.remind() == 1
+    notifier.add([applied("a")], 1.0)
+    notifier.flush_due(1.0)
+    assert notifier.remind() == 1
+    notifier.add([applied("b")], 2.0)
+    notifier.flush_due(2.0)
+    assert notifier.remind() == 0
+    notifier.close()
+    reminders = [n for _, n in recorder.got if n.repeat]
+    assert [n.clusters for n in reminders] == [["a", "b"], ["b"]]
+    assert all(n.type is EventType.UNIT_FAILED and not n.resolved for n in reminders)
