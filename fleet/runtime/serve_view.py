@@ -5,21 +5,27 @@ cluster x bundle with Rancher Fleet's states and the roll-ups), built from the s
 last tick (desired units, the Redis cache, the plan) instead of from the clusters, plus a
 `source` section: the revision in force, the last Git error and a broken commit's problems.
 
-`/metrics` is the Prometheus text exposition format (version 0.0.4), written by hand so
-serve needs no extra dependency; every family has HELP and TYPE lines.
+`/metrics` is the Prometheus text exposition format (version 0.0.4): the scheduler's own
+families written here, then the workers' (`fleet.runtime.metrics`, pushed through Redis,
+rendered by prometheus-client); every family has HELP and TYPE lines.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import redis
+
 from fleet.rollout.mass_delete import SERVE_ALLOW
+from fleet.runtime.metrics import workers_exposition
 from fleet.runtime.scheduler import Scheduler
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus
 from fleet.status.rows import removal_row, unit_row
 
+log = logging.getLogger(__name__)
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -182,7 +188,23 @@ def metrics_text(scheduler: Scheduler) -> str:
         "Notifications handed to notifier plugins, by notifier and result (ok, failed, dropped).",
         [(f'{{notifier="{n}",result="{r}"}}', v) for (n, r), v in sorted(sent.items())],
     )
-    return "\n".join(lines) + "\n"
+    family(
+        "fleet_unit_info",
+        "gauge",
+        "One series per unit: its state and the commit it runs (revision).",
+        [
+            (f'{{bundle="{u.bundle}",cluster="{u.cluster}",state="{u.state.value}",'
+             f'revision="{u.commit[:12]}"}}', 1)
+            for u in status.units
+        ],
+    )  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
+        try:
+            text += workers_exposition(scheduler.redis, scheduler.desired.fleet_name)
+        except redis.RedisError as err:
+            log.warning("/metrics without the workers' metrics: Redis failed (%s)", err)
+    return text
 
 
 def _number(value: float) -> str:

@@ -62,6 +62,7 @@ from fleet.registry.charts import ChartPin
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.events import Cluster, WorkerEvents
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
+from fleet.runtime.metrics import WorkerMetrics
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.waits import deploy_options
 from fleet.source.git import GitSource
@@ -130,6 +131,7 @@ class UnitWorker:
         self.lock_ttl = lock_ttl
         self.cooldown = cooldown
         self.events = WorkerEvents(client, name=name, max_len=settings.events_max_len)
+        self.metrics = WorkerMetrics(client)  # served by fleet serve (fleet.runtime.metrics)
 
     # ------------------------------------------------------------------ tasks
 
@@ -171,6 +173,8 @@ class UnitWorker:
             return self._outcome(job, result.state, result.message, writes=result.writes)
         message = result.message if note is None else f"{result.message} ({note})"
         self.events.unit(job.fleet, rev.fleet_name, previous, result, self._on(rev, job.cluster))
+        self.metrics.reconciled(job.fleet, job.bundle, job.cluster, result.state.value,
+                                result.seconds, pruned=len(result.pruned))  # fmt: skip
         record = CachedUnit(
             job.deployment_id,
             result.state,
@@ -246,6 +250,8 @@ class UnitWorker:
         previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
         self.events.drift(job.fleet, rev.fleet_name, previous, job.bundle, job.cluster,
                           job.deployment_id, items, self._on(rev, job.cluster))  # fmt: skip
+        if state is BundleState.MODIFIED and (previous is None or previous.state is not state):
+            self.metrics.drift_detected(job.fleet, job.bundle, job.cluster)
         same = previous is not None and previous.deployment_id == job.deployment_id
         changed = state is BundleState.MODIFIED or (
             previous is not None and previous.state is BundleState.MODIFIED

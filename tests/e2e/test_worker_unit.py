@@ -221,3 +221,6 @@ def test_apply_and_failure_are_events_in_the_stream_and_on_the_inventory(bed: Be
     reasons = sorted(e.reason for e in listed.items)
     assert reasons == ["UnitApplied", "UnitFailed"]
     assert all(e.source.host == "test-worker" for e in listed.items)
+    counts = bed.worker.redis.hgetall(f"fleet:{bed.fleet}:metrics:reconcile")
+    assert counts["c|apps-cfg|dev-eu|Ready"] == "1"  # fleet_reconcile_duration_seconds
+    assert counts["c|apps-cfg|dev-eu|ErrApplied"] == "2"

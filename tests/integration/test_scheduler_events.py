@@ -296,3 +296,37 @@ def test_the_scheduler_reminds_alertmanager_of_what_still_fails(bed: Bed) -> Non
     reminders = [n for n in bed.recording.got if n.repeat]
     assert [n.clusters for n in reminders] == [["edge-02"]]
     scheduler.events.close()  # type: ignore[union-attr]
+
+
+def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from fleet.runtime.metrics import WorkerMetrics
+
+    scheduler = bed.scheduler()
+    tick(scheduler, bed.clock)
+    metrics = WorkerMetrics(connect_redis(bed.redis_url))
+    metrics.reconciled(bed.name, "web", "edge-01", "Ready", 0.3, pruned=2)
+    metrics.reconciled(bed.name, "web", "edge-01", "Ready", 7.0)
+    metrics.reconciled(bed.name, "web", "edge-02", "ErrApplied", 0.05)
+    metrics.drift_detected(bed.name, "web", "edge-02")
+    text = metrics_text(scheduler)
+    families = {f.name: f for f in text_string_to_metric_families(text)}  # it parses
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    ready = (("bundle", "web"), ("cluster", "edge-01"), ("result", "Ready"))
+    assert samples[("fleet_reconcile_duration_seconds_count", ready)] == 2
+    assert samples[("fleet_reconcile_duration_seconds_sum", ready)] == pytest.approx(7.3)
+    assert samples[("fleet_reconcile_duration_seconds_bucket", (*ready[:2], ("le", "0.5"),
+                                                                ready[2]))] == 1  # fmt: skip
+    assert samples[("fleet_reconcile_duration_seconds_bucket", (*ready[:2], ("le", "+Inf"),
+                                                                ready[2]))] == 2  # fmt: skip
+    unit = (("bundle", "web"), ("cluster", "edge-01"))
+    assert samples[("fleet_prune_total", unit)] == 2
+    assert samples[("fleet_drift_detected_total", (("bundle", "web"), ("cluster", "edge-02")))] == 1
+    infos = families["fleet_unit_info"].samples
+    assert len(infos) == len(CLUSTERS) and infos[0].labels["state"] == "Pending"
+    scheduler.events.close()  # type: ignore[union-attr]

@@ -1,0 +1,115 @@
+"""The workers' metrics, pushed through Redis and served by `fleet serve`'s `/metrics`.
+
+Why through Redis and not an endpoint per worker: a worker lives next to its region's
+clusters, often where Prometheus cannot reach it, and workers come and go (autoscaled
+Celery processes); the scheduler's `/metrics` is the one scrape target a fleet has, and
+every worker already talks to the same Redis. So a worker adds its observations to
+per-fleet Redis hashes (one pipelined round trip per task), and `RedisCollector` (a
+prometheus-client collector) turns them into metric families when `/metrics` is scraped:
+
+    fleet_reconcile_duration_seconds{bundle, cluster, result}   histogram (apply tasks)
+    fleet_prune_total{bundle, cluster}                          objects pruned
+    fleet_drift_detected_total{bundle, cluster}                 units that became Modified
+
+Keys: `fleet:<ns>:metrics:reconcile` (fields `b|<bundle>|<cluster>|<result>|<i>` per
+bucket, `s|...` sum, `c|...` count) and `fleet:<ns>:metrics:counters`
+(`<name>|<bundle>|<cluster>`). Like the state cache, a Redis wipe loses them, which
+Prometheus sees as a counter reset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+log = logging.getLogger(__name__)
+
+BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+COUNTERS = {
+    "prune": ("fleet_prune_total", "Objects fleet pruned (deleted because they left a bundle)."),
+    "drift": ("fleet_drift_detected_total", "Times a unit was found changed outside fleet."),
+}
+
+
+def _keys(ns: str) -> tuple[str, str]:
+    return f"fleet:{ns}:metrics:reconcile", f"fleet:{ns}:metrics:counters"
+
+
+class WorkerMetrics:
+    """What a worker adds per task; never fails the task (a Redis error is logged)."""
+
+    def __init__(self, client: redis.Redis[str]) -> None:
+        self.redis = client
+
+    def reconciled(
+        self, ns: str, bundle: str, cluster: str, result: str, seconds: float, pruned: int = 0
+    ) -> None:
+        reconcile, counters = _keys(ns)
+        labels = f"{bundle}|{cluster}|{result}"
+        bucket = next((i for i, le in enumerate(BUCKETS) if seconds <= le), len(BUCKETS))
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hincrby(reconcile, f"b|{labels}|{bucket}", 1)
+            pipe.hincrbyfloat(reconcile, f"s|{labels}", seconds)
+            pipe.hincrby(reconcile, f"c|{labels}", 1)
+            if pruned:
+                pipe.hincrby(counters, f"prune|{bundle}|{cluster}", pruned)
+            pipe.execute()
+        except redis.RedisError as err:
+            log.warning("metrics not recorded (%s)", err)
+
+    def drift_detected(self, ns: str, bundle: str, cluster: str) -> None:
+        try:
+            self.redis.hincrby(_keys(ns)[1], f"drift|{bundle}|{cluster}", 1)
+        except redis.RedisError as err:
+            log.warning("metrics not recorded (%s)", err)
+
+
+class RedisCollector:
+    """The workers' metrics of fleet `ns`, read from Redis at each scrape."""
+
+    def __init__(self, client: redis.Redis[str], ns: str) -> None:
+        self.redis = client
+        self.ns = ns
+
+    def collect(self) -> Iterator[Metric]:
+        reconcile, counters = _keys(self.ns)
+        raw = self.redis.hgetall(reconcile)
+        series: dict[tuple[str, ...], dict[str, float]] = {}
+        for field, value in raw.items():
+            kind, *labels = field.split("|")
+            if kind == "b" and len(labels) == 4:
+                series.setdefault(tuple(labels[:3]), {})[f"b{labels[3]}"] = float(value)
+            elif kind in ("s", "c") and len(labels) == 3:
+                series.setdefault(tuple(labels), {})[kind] = float(value)
+        histogram = HistogramMetricFamily(
+            "fleet_reconcile_duration_seconds",
+            "Time one apply task took (render, apply, prune, health wait), by result state.",
+            labels=["bundle", "cluster", "result"],
+        )
+        for names, values in sorted(series.items()):
+            running, buckets = 0.0, []
+            for i, le in enumerate((*BUCKETS, float("inf"))):
+                running += values.get(f"b{i}", 0.0)
+                buckets.append(("+Inf" if le == float("inf") else str(le), running))
+            histogram.add_metric(list(names), buckets, values.get("s", 0.0))
+        yield histogram
+        found = self.redis.hgetall(counters)
+        for key, (name, help_text) in COUNTERS.items():
+            family = CounterMetricFamily(name, help_text, labels=["bundle", "cluster"])
+            for field, value in sorted(found.items()):
+                kind, *labels = field.split("|")
+                if kind == key and len(labels) == 2:
+                    family.add_metric(labels, float(value))
+            yield family
+
+
+def workers_exposition(client: redis.Redis[str], ns: str) -> str:
+    """The Prometheus text of the workers' metrics of fleet `ns`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(client, ns))
+    return generate_latest(registry).decode()
