@@ -113,3 +113,21 @@ def workers_exposition(client: redis.Redis[str], ns: str) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(client, ns))
     return generate_latest(registry).decode()
+
+
+# kombu's Redis transport keeps a queue as a list named after it, plus one list per
+# priority step (`<queue>\x06\x16<step>`, steps 3, 6 and 9; 0 is the plain name).
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
+
+
+def queue_depths(client: redis.Redis[str], queues: list[str]) -> dict[str, int]:
+    """Messages waiting in each Celery queue of the broker (`fleet_worker_queue_depth`)."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.llen(queue)
+        for step in KOMBU_PRIORITY_STEPS:
+            pipe.llen(f"{queue}{KOMBU_PRIORITY_SEP}{step}")
+    counts = pipe.execute()
+    per = 1 + len(KOMBU_PRIORITY_STEPS)
+    return {q: sum(int(n) for n in counts[i * per : (i + 1) * per]) for i, q in enumerate(queues)}

@@ -19,8 +19,9 @@ from typing import Any
 import redis
 
 from fleet.rollout.mass_delete import SERVE_ALLOW
-from fleet.runtime.metrics import workers_exposition
+from fleet.runtime.metrics import queue_depths, workers_exposition
 from fleet.runtime.scheduler import Scheduler
+from fleet.runtime.tasks import CONTROL_QUEUE, apply_queue
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus
 from fleet.status.rows import removal_row, unit_row
@@ -198,13 +199,23 @@ def metrics_text(scheduler: Scheduler) -> str:
             for u in status.units
         ],
     )  # fmt: skip
-    text = "\n".join(lines) + "\n"
     if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
+        clusters = scheduler.desired.repo.definition.clusters
+        queues = sorted({apply_queue(c.effective_region) for c in clusters} | {CONTROL_QUEUE})
         try:
-            text += workers_exposition(scheduler.redis, scheduler.desired.fleet_name)
+            depths = queue_depths(scheduler.redis, queues)
+            workers = workers_exposition(scheduler.redis, scheduler.desired.fleet_name)
         except redis.RedisError as err:
             log.warning("/metrics without the workers' metrics: Redis failed (%s)", err)
-    return text
+            depths, workers = {}, ""
+        family(
+            "fleet_worker_queue_depth",
+            "gauge",
+            "Tasks waiting in each worker queue (fleet.apply.<region>, fleet.control).",
+            [(f'{{queue="{q}"}}', n) for q, n in depths.items()],
+        )
+        return "\n".join(lines) + "\n" + workers
+    return "\n".join(lines) + "\n"
 
 
 def _number(value: float) -> str:

@@ -33,7 +33,9 @@ PULL = "Deployment web/web: image pull back-off"
 
 
 def definition(name: str) -> str:
-    clusters = "\n".join(f"  - name: {c}\n    labels: {{env: prod}}" for c in CLUSTERS)
+    clusters = "\n".join(
+        f"  - name: {c}\n    labels: {{env: prod, region: {name}}}" for c in CLUSTERS
+    )
     return f"""\
 apiVersion: fleet-gitops.io/v1alpha1
 kind: Fleet
@@ -310,6 +312,10 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     metrics.reconciled(bed.name, "web", "edge-01", "Ready", 7.0)
     metrics.reconciled(bed.name, "web", "edge-02", "ErrApplied", 0.05)
     metrics.drift_detected(bed.name, "web", "edge-02")
+    client = connect_redis(bed.redis_url)
+    queue = f"fleet.apply.{bed.name}"  # the region of this test's clusters: its own queue
+    client.rpush(queue, "a", "b")
+    client.rpush(f"{queue}\x06\x163", "c")  # kombu's list for priority step 3
     text = metrics_text(scheduler)
     families = {f.name: f for f in text_string_to_metric_families(text)}  # it parses
     samples = {
@@ -327,6 +333,8 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     unit = (("bundle", "web"), ("cluster", "edge-01"))
     assert samples[("fleet_prune_total", unit)] == 2
     assert samples[("fleet_drift_detected_total", (("bundle", "web"), ("cluster", "edge-02")))] == 1
+    depth = {s.labels["queue"]: s.value for s in families["fleet_worker_queue_depth"].samples}
+    assert depth == {queue: 3, "fleet.control": 0}
     infos = families["fleet_unit_info"].samples
     assert len(infos) == len(CLUSTERS) and infos[0].labels["state"] == "Pending"
     scheduler.events.close()  # type: ignore[union-attr]
