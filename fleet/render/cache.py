@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ class RenderCache:
     hits: int = 0
     misses: int = 0
     disk_hits: int = 0
+    render_seconds: list[float] = field(default_factory=list)  # per render, until taken
     _entries: OrderedDict[str, str | FleetError] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _content_hashes: dict[tuple[Path, ...], str] = field(default_factory=dict)
+    _taken: tuple[int, int] = (0, 0)  # hits, misses at the last take_stats
 
     def get_or_render(
         self, key: str, produce: Callable[[], list[Manifest]], *, persist: bool = True
@@ -79,6 +82,7 @@ class RenderCache:
                     self.disk_hits += 1
                     self._remember(key, on_disk)
                 return json.loads(on_disk), True
+            started = time.monotonic()
             try:
                 stored: str | FleetError = json.dumps(produce())
             except TransientError:
@@ -93,9 +97,19 @@ class RenderCache:
             with self._lock:
                 self.misses += 1
                 self._remember(key, stored)
+                if len(self.render_seconds) < 10_000:  # taken by the metrics (take_stats)
+                    self.render_seconds.append(time.monotonic() - started)
         if isinstance(stored, FleetError):
             raise stored
         return json.loads(stored), False
+
+    def take_stats(self) -> tuple[list[float], int, int]:
+        """(seconds of each render, hits, misses) since the last call, for the metrics."""
+        with self._lock:
+            taken, self.render_seconds = self.render_seconds, []
+            hits, misses = self.hits - self._taken[0], self.misses - self._taken[1]
+            self._taken = (self.hits, self.misses)
+        return taken, hits, misses
 
     def _remember(self, key: str, stored: str | FleetError) -> None:
         self._entries[key] = stored

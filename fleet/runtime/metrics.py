@@ -10,6 +10,8 @@ prometheus-client collector) turns them into metric families when `/metrics` is 
     fleet_reconcile_duration_seconds{bundle, cluster, result}   histogram (apply tasks)
     fleet_prune_total{bundle, cluster}                          objects pruned
     fleet_drift_detected_total{bundle, cluster}                 units that became Modified
+    fleet_render_duration_seconds                               histogram (render misses)
+    fleet_render_cache_hits_total, fleet_render_cache_misses_total
 
 Keys: `fleet:<ns>:metrics:reconcile` (fields `b|<bundle>|<cluster>|<result>|<i>` per
 bucket, `s|...` sum, `c|...` count) and `fleet:<ns>:metrics:counters`
@@ -20,7 +22,7 @@ Prometheus sees as a counter reset.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
@@ -39,8 +41,22 @@ def _keys(ns: str) -> tuple[str, str]:
     return f"fleet:{ns}:metrics:reconcile", f"fleet:{ns}:metrics:counters"
 
 
+def _render_key(ns: str) -> str:
+    return f"fleet:{ns}:metrics:render"
+
+
+def _observe(pipe: redis.client.Pipeline[str], key: str, labels: str, seconds: float) -> None:
+    """One histogram observation: its bucket, the sum and the count (`labels` joined by |)."""
+    bucket = next((i for i, le in enumerate(BUCKETS) if seconds <= le), len(BUCKETS))
+    prefix = f"|{labels}" if labels else ""
+    pipe.hincrby(key, f"b{prefix}|{bucket}", 1)
+    pipe.hincrbyfloat(key, f"s{prefix}", seconds)
+    pipe.hincrby(key, f"c{prefix}", 1)
+
+
 class WorkerMetrics:
-    """What a worker adds per task; never fails the task (a Redis error is logged)."""
+    """What a worker (and the scheduler, for its commit loads) adds; never fails the caller
+    (a Redis error is logged)."""
 
     def __init__(self, client: redis.Redis[str]) -> None:
         self.redis = client
@@ -49,15 +65,28 @@ class WorkerMetrics:
         self, ns: str, bundle: str, cluster: str, result: str, seconds: float, pruned: int = 0
     ) -> None:
         reconcile, counters = _keys(ns)
-        labels = f"{bundle}|{cluster}|{result}"
-        bucket = next((i for i, le in enumerate(BUCKETS) if seconds <= le), len(BUCKETS))
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hincrby(reconcile, f"b|{labels}|{bucket}", 1)
-            pipe.hincrbyfloat(reconcile, f"s|{labels}", seconds)
-            pipe.hincrby(reconcile, f"c|{labels}", 1)
+            _observe(pipe, reconcile, f"{bundle}|{cluster}|{result}", seconds)
             if pruned:
                 pipe.hincrby(counters, f"prune|{bundle}|{cluster}", pruned)
+            pipe.execute()
+        except redis.RedisError as err:
+            log.warning("metrics not recorded (%s)", err)
+
+    def rendered(self, ns: str, seconds: Sequence[float], hits: int, misses: int) -> None:
+        """Renders done (each one's seconds) and render-cache answers since the last call."""
+        if not (seconds or hits or misses):
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for value in seconds:
+                _observe(pipe, _render_key(ns), "", value)
+            counters = _keys(ns)[1]
+            if hits:
+                pipe.hincrby(counters, "render_hit||", hits)
+            if misses:
+                pipe.hincrby(counters, "render_miss||", misses)
             pipe.execute()
         except redis.RedisError as err:
             log.warning("metrics not recorded (%s)", err)
@@ -69,6 +98,27 @@ class WorkerMetrics:
             log.warning("metrics not recorded (%s)", err)
 
 
+def _histogram(
+    name: str, help_text: str, labelnames: list[str], raw: dict[str, str]
+) -> HistogramMetricFamily:
+    n = len(labelnames)
+    series: dict[tuple[str, ...], dict[str, float]] = {}
+    for field, value in raw.items():
+        kind, *parts = field.split("|")
+        if kind == "b" and len(parts) == n + 1:
+            series.setdefault(tuple(parts[:n]), {})[f"b{parts[n]}"] = float(value)
+        elif kind in ("s", "c") and len(parts) == n:
+            series.setdefault(tuple(parts), {})[kind] = float(value)
+    family = HistogramMetricFamily(name, help_text, labels=labelnames)
+    for names, values in sorted(series.items()):
+        running, buckets = 0.0, []
+        for i, le in enumerate((*BUCKETS, float("inf"))):
+            running += values.get(f"b{i}", 0.0)
+            buckets.append(("+Inf" if le == float("inf") else str(le), running))
+        family.add_metric(list(names), buckets, values.get("s", 0.0))
+    return family
+
+
 class RedisCollector:
     """The workers' metrics of fleet `ns`, read from Redis at each scrape."""
 
@@ -78,26 +128,18 @@ class RedisCollector:
 
     def collect(self) -> Iterator[Metric]:
         reconcile, counters = _keys(self.ns)
-        raw = self.redis.hgetall(reconcile)
-        series: dict[tuple[str, ...], dict[str, float]] = {}
-        for field, value in raw.items():
-            kind, *labels = field.split("|")
-            if kind == "b" and len(labels) == 4:
-                series.setdefault(tuple(labels[:3]), {})[f"b{labels[3]}"] = float(value)
-            elif kind in ("s", "c") and len(labels) == 3:
-                series.setdefault(tuple(labels), {})[kind] = float(value)
-        histogram = HistogramMetricFamily(
+        yield _histogram(
             "fleet_reconcile_duration_seconds",
             "Time one apply task took (render, apply, prune, health wait), by result state.",
-            labels=["bundle", "cluster", "result"],
+            ["bundle", "cluster", "result"],
+            self.redis.hgetall(reconcile),
         )
-        for names, values in sorted(series.items()):
-            running, buckets = 0.0, []
-            for i, le in enumerate((*BUCKETS, float("inf"))):
-                running += values.get(f"b{i}", 0.0)
-                buckets.append(("+Inf" if le == float("inf") else str(le), running))
-            histogram.add_metric(list(names), buckets, values.get("s", 0.0))
-        yield histogram
+        yield _histogram(
+            "fleet_render_duration_seconds",
+            "Time one render took (renderer, post-renderer, transforms), on a miss.",
+            [],
+            self.redis.hgetall(_render_key(self.ns)),
+        )
         found = self.redis.hgetall(counters)
         for key, (name, help_text) in COUNTERS.items():
             family = CounterMetricFamily(name, help_text, labels=["bundle", "cluster"])
@@ -105,6 +147,13 @@ class RedisCollector:
                 kind, *labels = field.split("|")
                 if kind == key and len(labels) == 2:
                     family.add_metric(labels, float(value))
+            yield family
+        for key, name, help_text in (
+            ("render_hit", "fleet_render_cache_hits_total", "Renders answered from the cache."),
+            ("render_miss", "fleet_render_cache_misses_total", "Renders the cache did not have."),
+        ):
+            family = CounterMetricFamily(name, help_text)
+            family.add_metric([], float(found.get(f"{key}||", 0)))
             yield family
 
 

@@ -63,6 +63,7 @@ from fleet.rollout.mass_delete import (
 from fleet.rollout.planner import Plan, Removal, plan
 from fleet.runtime.events import SchedulerEvents
 from fleet.runtime.leader import LeaderLease
+from fleet.runtime.metrics import WorkerMetrics
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.tasks import (
     APPLY_TASK,
@@ -181,6 +182,7 @@ class Scheduler:
             )
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
+        WorkerMetrics(self.redis).rendered(desired.fleet_name, *desired.cache.take_stats())
         events = self._events(desired)
         events.configure(desired.repo.definition.notifiers)
         units, clusters = len(desired.units), len(desired.clusters)

@@ -392,7 +392,9 @@ class UnitWorker:
             cache.release(kind, job.bundle, job.cluster, job.deployment_id)
             return self._outcome(job, BundleState.PENDING, stale, skipped=True)
         unit = rev.by_key[(job.bundle, job.cluster)]
-        return rev, cache, unit, rev.manifests(unit)
+        manifests = rev.manifests(unit)
+        self.metrics.rendered(job.fleet, *rev.cache.take_stats())
+        return rev, cache, unit, manifests
 
     def _stale(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
         unit = rev.by_key.get((job.bundle, job.cluster))

@@ -333,6 +333,11 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     unit = (("bundle", "web"), ("cluster", "edge-01"))
     assert samples[("fleet_prune_total", unit)] == 2
     assert samples[("fleet_drift_detected_total", (("bundle", "web"), ("cluster", "edge-02")))] == 1
+    # the scheduler's commit load: 20 units, one distinct render, each render timed
+    hits = samples[("fleet_render_cache_hits_total", ())]
+    misses = samples[("fleet_render_cache_misses_total", ())]
+    assert (hits, misses) == (len(CLUSTERS) - 1, 1)
+    assert samples[("fleet_render_duration_seconds_count", ())] == misses
     depth = {s.labels["queue"]: s.value for s in families["fleet_worker_queue_depth"].samples}
     assert depth == {queue: 3, "fleet.control": 0}
     infos = families["fleet_unit_info"].samples
