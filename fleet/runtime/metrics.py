@@ -12,6 +12,7 @@ prometheus-client collector) turns them into metric families when `/metrics` is 
     fleet_drift_detected_total{bundle, cluster}                 units that became Modified
     fleet_render_duration_seconds                               histogram (render misses)
     fleet_render_cache_hits_total, fleet_render_cache_misses_total
+    fleet_git_fetch_duration_seconds, fleet_git_fetch_failures_total  (the scheduler's)
 
 Keys: `fleet:<ns>:metrics:reconcile` (fields `b|<bundle>|<cluster>|<result>|<i>` per
 bucket, `s|...` sum, `c|...` count) and `fleet:<ns>:metrics:counters`
@@ -43,6 +44,10 @@ def _keys(ns: str) -> tuple[str, str]:
 
 def _render_key(ns: str) -> str:
     return f"fleet:{ns}:metrics:render"
+
+
+def _git_key(ns: str) -> str:
+    return f"fleet:{ns}:metrics:git"
 
 
 def _observe(pipe: redis.client.Pipeline[str], key: str, labels: str, seconds: float) -> None:
@@ -87,6 +92,20 @@ class WorkerMetrics:
                 pipe.hincrby(counters, "render_hit||", hits)
             if misses:
                 pipe.hincrby(counters, "render_miss||", misses)
+            pipe.execute()
+        except redis.RedisError as err:
+            log.warning("metrics not recorded (%s)", err)
+
+    def git_fetched(self, ns: str, seconds: Sequence[float], failures: int) -> None:
+        """The scheduler's Git fetches since the last call (each one's seconds, failures)."""
+        if not (seconds or failures):
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for value in seconds:
+                _observe(pipe, _git_key(ns), "", value)
+            if failures:
+                pipe.hincrby(_keys(ns)[1], "git_fail||", failures)
             pipe.execute()
         except redis.RedisError as err:
             log.warning("metrics not recorded (%s)", err)
@@ -140,6 +159,12 @@ class RedisCollector:
             [],
             self.redis.hgetall(_render_key(self.ns)),
         )
+        yield _histogram(
+            "fleet_git_fetch_duration_seconds",
+            "Time one fetch of the fleet's repository took (the scheduler's polls).",
+            [],
+            self.redis.hgetall(_git_key(self.ns)),
+        )
         found = self.redis.hgetall(counters)
         for key, (name, help_text) in COUNTERS.items():
             family = CounterMetricFamily(name, help_text, labels=["bundle", "cluster"])
@@ -151,6 +176,11 @@ class RedisCollector:
         for key, name, help_text in (
             ("render_hit", "fleet_render_cache_hits_total", "Renders answered from the cache."),
             ("render_miss", "fleet_render_cache_misses_total", "Renders the cache did not have."),
+            (
+                "git_fail",
+                "fleet_git_fetch_failures_total",
+                "Fetches of the repository that failed.",
+            ),
         ):
             family = CounterMetricFamily(name, help_text)
             family.add_metric([], float(found.get(f"{key}||", 0)))

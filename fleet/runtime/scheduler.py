@@ -211,6 +211,7 @@ class Scheduler:
         if desired is None or revision is None:
             self.stats = stats
             return stats
+        WorkerMetrics(self.redis).git_fetched(desired.fleet_name, *self.poller.take_fetch_stats())
         cache = StateCache(self.redis, desired.fleet_name)
         if self.leader is not None and not self.leader.ensure(desired.fleet_name):
             self._commit_events.clear()  # the leader reports the commits

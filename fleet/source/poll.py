@@ -62,6 +62,8 @@ class Poller:
         self.current: Revision | None = None
         self.last_error: str | None = None
         self.failures = 0
+        self.fetch_seconds: list[float] = []  # each fetch's duration, until taken (metrics)
+        self.fetch_failures = 0  # fetches that failed, until taken
         self.next_poll_at = clock()
 
     @property
@@ -82,10 +84,13 @@ class Poller:
         the commit is offered again at the next attempt, after the same backoff as a failed
         fetch. Any other error it raises is the caller's bug and propagates.
         """
+        started = time.monotonic()
         try:
             revision = self.source.update()
         except FleetError as err:
+            self._fetched(started, failed=True)
             return self._failed(err)
+        self._fetched(started, failed=False)
         changed = self.current is None or revision.sha != self.current.sha
         if changed:
             try:
@@ -106,6 +111,17 @@ class Poller:
                 revision.message,
             )
         return self._result(changed=changed, delay=self.interval)
+
+    def _fetched(self, started: float, *, failed: bool) -> None:
+        if len(self.fetch_seconds) < 1000:
+            self.fetch_seconds.append(time.monotonic() - started)
+        self.fetch_failures += failed
+
+    def take_fetch_stats(self) -> tuple[list[float], int]:
+        """(seconds of each fetch, failed fetches) since the last call, for the metrics."""
+        taken, failures = self.fetch_seconds, self.fetch_failures
+        self.fetch_seconds, self.fetch_failures = [], 0
+        return taken, failures
 
     def _failed(self, err: FleetError) -> PollResult:
         self.failures += 1

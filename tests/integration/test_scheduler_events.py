@@ -338,6 +338,8 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     misses = samples[("fleet_render_cache_misses_total", ())]
     assert (hits, misses) == (len(CLUSTERS) - 1, 1)
     assert samples[("fleet_render_duration_seconds_count", ())] == misses
+    assert samples[("fleet_git_fetch_duration_seconds_count", ())] == 1  # the first poll
+    assert samples[("fleet_git_fetch_failures_total", ())] == 0
     depth = {s.labels["queue"]: s.value for s in families["fleet_worker_queue_depth"].samples}
     assert depth == {queue: 3, "fleet.control": 0}
     infos = families["fleet_unit_info"].samples

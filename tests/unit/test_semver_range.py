@@ -90,6 +90,9 @@ def test_backoff_doubles_capped_at_interval_and_resets(tmp_path: Path) -> None:
     assert back.ok and back.changed and back.next_poll_in == 5 and back.failures == 0
     assert not poller.poll_once().changed
     assert seen == ["a", "b"]
+    durations, failures = poller.take_fetch_stats()  # fleet_git_fetch_* metrics
+    assert (len(durations), failures) == (7, 4)
+    assert poller.take_fetch_stats() == ([], 0)
 
 
 def event(url: str, ref: str) -> PushEvent:
