@@ -199,6 +199,15 @@ def metrics_text(scheduler: Scheduler) -> str:
             for u in status.units
         ],
     )  # fmt: skip
+    family(
+        "fleet_rollout_wave",
+        "gauge",
+        "1 for each bundle's wave in its current phase (pending, progressing, passed, failed).",
+        [
+            (f'{{bundle="{bundle}",wave="{wave}",phase="{phase}"}}', 1)
+            for (bundle, wave), phase in sorted(wave_phases(status).items())
+        ],
+    )
     if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
         clusters = scheduler.desired.repo.definition.clusters
         queues = sorted({apply_queue(c.effective_region) for c in clusters} | {CONTROL_QUEUE})
@@ -216,6 +225,25 @@ def metrics_text(scheduler: Scheduler) -> str:
         )
         return "\n".join(lines) + "\n" + workers
     return "\n".join(lines) + "\n"
+
+
+def wave_phases(status: FleetStatus) -> dict[tuple[str, str], str]:
+    """(bundle, wave) -> failed (some unit ErrApplied), passed (every unit Ready or
+    Modified at its desired id), pending (none started), else progressing."""
+    states: dict[tuple[str, str], list[BundleState]] = {}
+    for row in status.units:
+        states.setdefault((row.bundle, row.wave or "-"), []).append(row.state)
+    phases = {}
+    for key, found in states.items():
+        if BundleState.ERR_APPLIED in found:
+            phases[key] = "failed"
+        elif all(s in (BundleState.READY, BundleState.MODIFIED) for s in found):
+            phases[key] = "passed"
+        elif all(s is BundleState.PENDING for s in found):
+            phases[key] = "pending"
+        else:
+            phases[key] = "progressing"
+    return phases
 
 
 def _number(value: float) -> str:

@@ -342,6 +342,8 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     assert samples[("fleet_git_fetch_failures_total", ())] == 0
     depth = {s.labels["queue"]: s.value for s in families["fleet_worker_queue_depth"].samples}
     assert depth == {queue: 3, "fleet.control": 0}
+    [wave] = families["fleet_rollout_wave"].samples  # no waves defined: one implicit wave
+    assert (wave.labels["bundle"], wave.labels["phase"]) == ("apps-web", "pending")
     infos = families["fleet_unit_info"].samples
     assert len(infos) == len(CLUSTERS) and infos[0].labels["state"] == "Pending"
     scheduler.events.close()  # type: ignore[union-attr]
