@@ -91,7 +91,7 @@ def events_command(
     check_output(output)
     keep = reader.EventFilter(bundle, cluster, _since(since))
     settings = config.current()
-    url = redis or settings.env.get("FLEET_REDIS_URL")
+    url = redis or (settings.redis_url if settings.redis_configured else None)
     if file is not None:
         events = reader.follow_file(file, keep) if follow else iter(reader.read_file(file, keep))
     elif url:

@@ -182,7 +182,6 @@ class Scheduler:
             )
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
-        WorkerMetrics(self.redis).rendered(desired.fleet_name, *desired.cache.take_stats())
         events = self._events(desired)
         events.configure(desired.repo.definition.notifiers)
         units, clusters = len(desired.units), len(desired.clusters)
@@ -211,7 +210,6 @@ class Scheduler:
         if desired is None or revision is None:
             self.stats = stats
             return stats
-        WorkerMetrics(self.redis).git_fetched(desired.fleet_name, *self.poller.take_fetch_stats())
         cache = StateCache(self.redis, desired.fleet_name)
         if self.leader is not None and not self.leader.ensure(desired.fleet_name):
             self._commit_events.clear()  # the leader reports the commits
@@ -287,7 +285,11 @@ class Scheduler:
         return self.events
 
     def _events_tick(self, desired: DesiredState, revision: Revision, now: float) -> None:
-        """The commit's rollout result (once), then the notifications that are due."""
+        """The leader's reporting: render and Git metrics, the commit's events and rollout
+        result (once), then the notifications that are due."""
+        metrics = WorkerMetrics(self.redis)  # pushed like the workers' (leader only)
+        metrics.rendered(desired.fleet_name, *desired.cache.take_stats())
+        metrics.git_fetched(desired.fleet_name, *self.poller.take_fetch_stats())
         events = self._events(desired)
         if self._commit_events:
             events.emit(self._commit_events)
