@@ -347,3 +347,24 @@ def test_workers_metrics_go_through_redis_to_the_schedulers_metrics(bed: Bed) ->
     infos = families["fleet_unit_info"].samples
     assert len(infos) == len(CLUSTERS) and infos[0].labels["state"] == "Pending"
     scheduler.events.close()  # type: ignore[union-attr]
+
+
+def test_only_the_leader_writes_events_and_metrics(bed: Bed) -> None:
+    from fleet.runtime.leader import LeaderLease
+
+    client = connect_redis(bed.redis_url)
+    both = []
+    for who in ("serve-a", "serve-b"):
+        scheduler = bed.scheduler()
+        scheduler.leader = LeaderLease(client, ttl=30, holder=who)
+        both.append(scheduler)
+    for _ in range(3):
+        for scheduler in both:
+            tick(scheduler, bed.clock)
+    assert stream_types(bed) == ["commit.detected"]  # once, by the leader
+    counters = client.hgetall(f"fleet:{bed.name}:metrics:counters")
+    assert int(counters["render_miss||"]) + int(counters["render_hit||"]) == len(CLUSTERS)
+    for scheduler in both:
+        assert scheduler.leader is not None
+        scheduler.leader.stop()
+        scheduler.events.close()  # type: ignore[union-attr]
