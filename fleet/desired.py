@@ -74,6 +74,26 @@ def check_clusters(repo: FleetRepo, clusters: Collection[str]) -> None:
         )
 
 
+def check_notifiers(repo: FleetRepo, plugins: FleetPlugins) -> None:
+    """Every `notifiers` entry has a plugin for its `type`, or FleetError at its line."""
+    served = plugins.notifier_types()
+    problems = []
+    for index, spec in enumerate(repo.definition.notifiers):
+        if spec.type not in served:
+            line = repo.document.line_of(("notifiers", index, "type")) if repo.document else None
+            known = ", ".join(sorted(served)) or "none"
+            problems.append(
+                Problem(
+                    f"notifier {spec.name!r}: no notifier plugin serves type {spec.type!r} "
+                    f"(installed: {known})",
+                    str(repo.definition_file),
+                    line,
+                )
+            )
+    if problems:
+        raise FleetError(problems=problems)
+
+
 def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:
     """Every `registries` entry has a plugin for its `type`, or FleetError at its line."""
     problems = []
@@ -105,6 +125,7 @@ def fleet_units(
     """Targeting with the renderers' identities, and the versions and digests of the OCI
     charts (resolved once, here: `fleet.registry.charts`), in the deployment ids."""
     check_registries(repo, plugins)
+    check_notifiers(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
 
     def identity(bundle: Bundle) -> str:

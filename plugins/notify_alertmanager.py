@@ -73,6 +73,11 @@ def alerts(notification: Notification, now: float | None = None) -> list[dict[st
 
 
 @hookimpl
+def fleet_notifier_types() -> list[str]:
+    return ["alertmanager"]
+
+
+@hookimpl
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type != TYPE:
         return None

@@ -109,6 +109,11 @@ def gitlab_status(notifier: NotifierTarget, notification: Notification) -> Deliv
 
 
 @hookimpl
+def fleet_notifier_types() -> list[str]:
+    return ["github", "gitlab"]
+
+
+@hookimpl
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type in ("github", "gitlab") and notification.repeat:
         return Delivery(True, "reminders are for Alertmanager")

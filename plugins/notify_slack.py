@@ -72,6 +72,11 @@ def _cut(text: str, limit: int) -> str:
 
 
 @hookimpl
+def fleet_notifier_types() -> list[str]:
+    return ["slack"]
+
+
+@hookimpl
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type != TYPE:
         return None

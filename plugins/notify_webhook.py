@@ -38,6 +38,11 @@ def signature(secret: str, body: bytes) -> str:
 
 
 @hookimpl
+def fleet_notifier_types() -> list[str]:
+    return ["webhook"]
+
+
+@hookimpl
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     if notifier.type != TYPE:
         return None

@@ -72,10 +72,12 @@ def validate_command(
         if render:
             units = _render_all(repo)
         else:  # no registry is asked either: OCI chart versions are not resolved
-            from fleet.desired import check_registries
+            from fleet.desired import check_notifiers, check_registries
             from fleet.plugin.manager import FleetPlugins
 
-            check_registries(repo, FleetPlugins.load())
+            plugins = FleetPlugins.load()
+            check_registries(repo, plugins)
+            check_notifiers(repo, plugins)
             units = compute_units(repo)
             reject_dependency_cycles(repo, units)
     except FleetError as err:

@@ -150,6 +150,17 @@ def fleet_health_check(obj: dict[str, Any]) -> HealthVerdict | None:
     """
 
 
+@hookspec
+def fleet_notifier_types() -> list[str] | None:
+    """Which `notifiers[].type` values this plugin serves (broadcast: every plugin answers).
+
+    Called when a commit is loaded and by `fleet validate`: a notifier whose type no plugin
+    names is a file:line error there, not a delivery failure later. Return the type names
+    your `fleet_notify` answers for (built-ins: `webhook`, `slack`, `alertmanager`,
+    `github`, `gitlab`), or None.
+    """
+
+
 @hookspec(firstresult=True)
 def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delivery | None:
     """Deliver a notification to one notifier of the definition. First non-None answer wins.

@@ -245,6 +245,11 @@ class FleetPlugins:
         result: HealthVerdict | None = self.pm.hook.fleet_health_check(obj=obj)
         return result
 
+    def notifier_types(self) -> set[str]:
+        """Every notifier type a plugin serves (`fleet_notifier_types`)."""
+        answers: list[list[str] | None] = self.pm.hook.fleet_notifier_types()
+        return {name for names in answers for name in names or ()}
+
     def notify(self, notifier: NotifierTarget, notification: Notification) -> Delivery | None:
         """Hand one notification to the plugin serving `notifier.type` (None: no plugin)."""
         result: Delivery | None = self.pm.hook.fleet_notify(
