@@ -65,6 +65,10 @@ class Recording:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @hookimpl
+    def fleet_notifier_types(self) -> list[str]:
+        return ["recording"]
+
+    @hookimpl
     def fleet_notify(self, notifier: NotifierTarget, notification: Notification) -> Delivery | None:
         if notifier.type != "recording":
             return None
