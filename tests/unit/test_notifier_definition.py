@@ -40,3 +40,24 @@ def test_every_built_in_type_validates(tmp_path: Path) -> None:
         ),
     )
     assert main(["validate", "--no-render", str(repo)]) == 0
+
+
+def test_the_commented_example_in_fleet_example_yaml_is_valid() -> None:
+    import yaml
+
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.definition import NotifierSpec
+
+    text = (Path(__file__).parents[2] / "fleet.example.yaml").read_text()
+    start = text.index("# notifiers:\n")
+    block = []
+    for line in text[start:].splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    specs = [
+        NotifierSpec.model_validate(raw) for raw in yaml.safe_load("\n".join(block))["notifiers"]
+    ]
+    served = FleetPlugins.load(entry_points=False).notifier_types()
+    assert [s.type for s in specs] == ["slack", "webhook", "alertmanager", "github"]
+    assert all(s.type in served for s in specs)
