@@ -45,6 +45,7 @@ DEFAULT_EVENTS_MAX_LEN = 10_000  # entries the Redis event stream keeps (about)
 DEFAULT_NOTIFY_GROUP_WAIT = 10.0  # seconds events wait for others of their group
 DEFAULT_NOTIFY_BACKOFF = 1.0  # first wait between a notifier's delivery attempts
 DEFAULT_ALERT_RESEND = 3600.0  # seconds between reminders of alerts still firing
+DEFAULT_CLUSTER_CONCURRENCY = 8  # units `fleet sync` applies at once on one cluster
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -81,6 +82,7 @@ class Settings:
     notify_group_wait: float = DEFAULT_NOTIFY_GROUP_WAIT  # FLEET_NOTIFY_GROUP_WAIT
     notify_backoff: float = DEFAULT_NOTIFY_BACKOFF  # FLEET_NOTIFY_BACKOFF
     alert_resend: float = DEFAULT_ALERT_RESEND  # FLEET_ALERT_RESEND
+    cluster_concurrency: int = DEFAULT_CLUSTER_CONCURRENCY  # FLEET_CLUSTER_CONCURRENCY
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -124,6 +126,9 @@ class Settings:
             notify_group_wait=_number(env, "FLEET_NOTIFY_GROUP_WAIT", DEFAULT_NOTIFY_GROUP_WAIT),
             notify_backoff=_number(env, "FLEET_NOTIFY_BACKOFF", DEFAULT_NOTIFY_BACKOFF),
             alert_resend=_positive(env, "FLEET_ALERT_RESEND", DEFAULT_ALERT_RESEND),
+            cluster_concurrency=max(
+                1, _count(env, "FLEET_CLUSTER_CONCURRENCY", DEFAULT_CLUSTER_CONCURRENCY)
+            ),
             env=copy,
         )
 

@@ -145,13 +145,24 @@ def sync_command(
             "reads it.",
         ),
     ] = None,
+    cluster_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--cluster-concurrency",
+            min=1,
+            metavar="N",
+            help="Units applied at once on one cluster; independent bundles overlap, "
+            "dependsOn and waves still order (default $FLEET_CLUSTER_CONCURRENCY, 8).",
+        ),
+    ] = None,
 ) -> None:
     """Make every cluster run what the repository says: one full pass in this process.
 
     Loads and renders every (bundle, cluster) unit first: a commit with any error is
     applied nowhere (each problem printed as file:line). Then reads what each cluster runs
-    (its inventories), applies what differs in rollout-wave and dependsOn order, waits for
-    health, removes bundles that left Git, and prints a status table (cluster x bundle:
+    (its inventories), applies what differs in rollout-wave and dependsOn order (bundles
+    that do not depend on each other concurrently, up to --cluster-concurrency per
+    cluster), waits for health, removes bundles that left Git, and prints a status table (cluster x bundle:
     state, deployment id, commit, message). A commit that would remove every bundle from
     a cluster, or more than FLEET_MASS_DELETE_SHARE (0.5) of the fleet's objects, stops
     before anything is written unless --allow-mass-delete. Cluster credentials come from
@@ -177,6 +188,7 @@ def sync_command(
             allow_mass_delete=allow_mass_delete,
             redis_url=redis,
             events_file=events,
+            cluster_concurrency=cluster_concurrency,
         )
     if dry_run and output == "table":
         _print_diffs(report)

@@ -290,7 +290,12 @@ def ensure_namespaces(
                         "annotations": {**(annotations or {}), **owner.annotations()},
                     },
                 }
-                conn.apply(body, force=False, field_manager=owner.field_manager)
+                try:
+                    conn.apply(body, force=False, field_manager=owner.field_manager)
+                except Conflict:
+                    if conn.get(ref) is not None:
+                        continue  # another bundle created it a moment ago: theirs, not ours
+                    raise
                 log.info("%s: created namespace %s for %s", conn.name, name, owner)
             created.append(name)
         except ClusterUnreachable:

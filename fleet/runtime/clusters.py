@@ -14,10 +14,11 @@ engine's ownership filter: a bundle this fleet deployed, or one it wants).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import yaml
@@ -46,6 +47,11 @@ class ClusterLink:
     backoff: float = 1.0  # the first retry's delay, doubled each time up to retry_after
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] | None = None
+    # Concurrent calls on one cluster each get a connection of their own (a connection
+    # is not thread-safe): `conn` first, then siblings sharing its HTTP pool, reused.
+    _idle: list[ClusterConnection] = field(default_factory=list, repr=False)
+    _siblings: list[ClusterConnection] = field(default_factory=list, repr=False)
+    _lending: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def name(self) -> str:
@@ -53,7 +59,25 @@ class ClusterLink:
 
     @property
     def writes(self) -> int:
-        return self.conn.writes if self.conn is not None else 0
+        """Writes of every connection this link lent (the run's write count)."""
+        if self.conn is None:
+            return 0
+        return self.conn.writes + sum(c.writes for c in self._siblings)
+
+    def _borrow(self) -> ClusterConnection:
+        assert self.conn is not None, "connect() first"
+        with self._lending:
+            if not self._idle and not self._siblings:
+                self._idle.append(self.conn)
+            if self._idle:
+                return self._idle.pop()
+            sibling = self.conn.sibling()
+            self._siblings.append(sibling)
+            return sibling
+
+    def _give_back(self, conn: ClusterConnection) -> None:
+        with self._lending:
+            self._idle.append(conn)
 
     def connect(self, env: Mapping[str, str]) -> None:
         """Resolve the credential and load the kubeconfig; a missing file is a user error."""
@@ -82,19 +106,22 @@ class ClusterLink:
         """
         if self.down is not None:
             raise ClusterUnreachable(self.down)
-        assert self.conn is not None, "connect() first"
-        for attempt in range(self.retries + 1):
-            try:
-                return fn(self.conn)
-            except ClusterUnreachable as err:
-                if attempt == self.retries:
-                    self.down = err.reason
-                    raise ClusterUnreachable(self.down) from None
-                delay = Backoff(self.backoff, cap=err.retry_after).delay(attempt)
-                self._say(f"{self.name}: {what}: unreachable, retry {attempt + 1}/"
-                          f"{self.retries} in {delay:.1f}s")  # fmt: skip
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+        conn = self._borrow()
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    return fn(conn)
+                except ClusterUnreachable as err:
+                    if attempt == self.retries or self.down is not None:
+                        self.down = self.down or err.reason
+                        raise ClusterUnreachable(self.down) from None
+                    delay = Backoff(self.backoff, cap=err.retry_after).delay(attempt)
+                    self._say(f"{self.name}: {what}: unreachable, retry {attempt + 1}/"
+                              f"{self.retries} in {delay:.1f}s")  # fmt: skip
+                    self.sleep(delay)
+            raise AssertionError("unreachable")
+        finally:
+            self._give_back(conn)
 
     def _say(self, line: str) -> None:
         log.warning("%s", line)

@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,7 +77,6 @@ from fleet.spec.bundle_options import BundleOptions
 from fleet.states import ActualUnit, BundleState
 from fleet.status.model import FleetStatus
 from fleet.status.rows import removal_row, unit_row
-from fleet.targeting.dependencies import dependency_order
 from fleet.targeting.units import DeploymentUnit, UnitKey
 
 Progress = Callable[[str], None]
@@ -146,6 +147,7 @@ def sync_fleet(
     retries: int = 3,
     backoff: float = 1.0,
     concurrency: int = 4,
+    cluster_concurrency: int | None = None,
     allow_mass_delete: bool = False,
     locks: UnitLocks | None = None,
     redis_url: str | None = None,
@@ -195,6 +197,7 @@ def sync_fleet(
         retries=retries,
         backoff=backoff,
         concurrency=concurrency,
+        cluster_concurrency=cluster_concurrency or settings.cluster_concurrency,
         wait_cap=settings.wait_cap,
         locks=locks,
         events=events,
@@ -218,6 +221,37 @@ def sync_fleet(
     return report
 
 
+class _Flight:
+    """What is running now: at most `per_cluster` jobs on one cluster, on at most
+    `clusters` clusters at once. `wait_one` waits for the first to finish (re-raising
+    what it raised: a bug, since the jobs report cluster problems themselves)."""
+
+    def __init__(self, clusters: int, per_cluster: int) -> None:
+        self.clusters, self.per_cluster = clusters, per_cluster
+        self.running: dict[Future[None], str] = {}
+        self.count: Counter[str] = Counter()
+
+    @property
+    def slots(self) -> int:
+        return self.clusters * self.per_cluster
+
+    def admit(self, cluster: str) -> bool:
+        if self.count[cluster] >= self.per_cluster:
+            return False
+        active = sum(1 for n in self.count.values() if n)
+        return self.count[cluster] > 0 or active < self.clusters
+
+    def start(self, future: Future[None], cluster: str) -> None:
+        self.running[future] = cluster
+        self.count[cluster] += 1
+
+    def wait_one(self) -> None:
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        for future in done:
+            self.count[self.running.pop(future)] -= 1
+            future.result()
+
+
 class SyncRun:
     """The state of one pass: links, what the clusters run, what this pass did."""
 
@@ -229,6 +263,7 @@ class SyncRun:
         retries: int = 3,
         backoff: float = 1.0,
         concurrency: int = 4,
+        cluster_concurrency: int = config.DEFAULT_CLUSTER_CONCURRENCY,
         wait_cap: float = config.DEFAULT_MAX_WAIT,
         locks: UnitLocks | None = None,
         events: RunEvents | None = None,
@@ -237,7 +272,8 @@ class SyncRun:
         self.locks = locks  # None: no lock (dry runs, which write nothing)
         self.events = events  # None: a dry run (or a caller that wants no events)
         self.say = say
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(1, concurrency)  # clusters worked on at once
+        self.cluster_concurrency = max(1, cluster_concurrency)  # units at once on one
         self.wait_cap = wait_cap  # the longest health wait of a unit (fleet.runtime.waits)
         specs = {c.name: c for c in desired.repo.definition.clusters}
         self.clusters = ClusterSet(
@@ -299,24 +335,51 @@ class SyncRun:
         return plan(self.desired.units, self.actual, rollout, now=time.time(), drift_check=True)
 
     def converge(self, *, wait: bool) -> Plan:
-        """Plan, dispatch, update, plan again until nothing more can be dispatched."""
+        """Plan, dispatch, and plan again each time a unit finishes, until nothing more can
+        be dispatched and nothing is in flight.
+
+        Units of one cluster run concurrently (at most `cluster_concurrency` at once, on
+        at most `concurrency` clusters at once): the planner only dispatches a unit whose
+        `dependsOn` bundles are available, and re-planning as each unit finishes starts
+        its dependents at once, without waiting for the rest of the batch. Removals and
+        syncs of one cluster may overlap: ownership claims make their order irrelevant.
+        """
         attempted: set[UnitKey] = set()
-        while True:
-            current = self.plan()
-            todo = [d for d in current.dispatch if self._may_go(d.unit.bundle, d.unit.cluster)]
-            if wait:  # applied but not healthy yet (a previous run timed out): wait again
-                todo += [
-                    Dispatch(p.unit, f"wait for health ({p.state.value})", p.wave)
-                    for p in current.progressing
-                    if self._may_go(p.unit.bundle, p.unit.cluster)
-                ]
-            todo = [d for d in todo if (d.unit.bundle, d.unit.cluster) not in attempted]
-            gone = [r for r in current.removals if (r.bundle, r.cluster) not in self.removed]
-            gone = [r for r in gone if self.links[r.cluster].down is None]
-            if not todo and not gone:
-                return current
-            attempted.update((d.unit.bundle, d.unit.cluster) for d in todo)
-            self._batch(todo, gone, dry_run=False, wait=wait)
+        removing: set[UnitKey] = set()
+        flight = _Flight(self.concurrency, self.cluster_concurrency)
+        with ThreadPoolExecutor(max_workers=flight.slots) as pool:
+            while True:
+                current = self.plan()
+                for removal in current.removals:
+                    key = (removal.bundle, removal.cluster)
+                    link = self.links[removal.cluster]
+                    if key in removing or key in self.removed or link.down is not None:
+                        continue
+                    if flight.admit(removal.cluster):
+                        removing.add(key)
+                        flight.start(pool.submit(self._remove, link, removal, False),
+                                     removal.cluster)  # fmt: skip
+                for item in self._todo(current, wait):
+                    key = (item.unit.bundle, item.unit.cluster)
+                    if key in attempted or not flight.admit(item.unit.cluster):
+                        continue
+                    attempted.add(key)
+                    link = self.links[item.unit.cluster]
+                    flight.start(pool.submit(self._sync, link, item, False, wait),
+                                 item.unit.cluster)  # fmt: skip
+                if not flight.running:
+                    return current
+                flight.wait_one()
+
+    def _todo(self, current: Plan, wait: bool) -> list[Dispatch]:
+        todo = [d for d in current.dispatch if self._may_go(d.unit.bundle, d.unit.cluster)]
+        if wait:  # applied but not healthy yet (a previous run timed out): wait again
+            todo += [
+                Dispatch(p.unit, f"wait for health ({p.state.value})", p.wave)
+                for p in current.progressing
+                if self._may_go(p.unit.bundle, p.unit.cluster)
+            ]
+        return todo
 
     def dry_run(self) -> Plan:
         """Everything that would change, ignoring the rollout order; writes nothing."""
@@ -337,24 +400,26 @@ class SyncRun:
     def _batch(
         self, todo: list[Dispatch], gone: list[Removal], *, dry_run: bool, wait: bool
     ) -> None:
-        per_cluster: dict[str, tuple[list[Removal], list[Dispatch]]] = {}
-        for removal in gone:
-            per_cluster.setdefault(removal.cluster, ([], []))[0].append(removal)
-        for item in todo:
-            per_cluster.setdefault(item.unit.cluster, ([], []))[1].append(item)
-
-        def work(cluster: str) -> None:
-            removals, dispatches = per_cluster[cluster]
-            link = self.links[cluster]
-            for removal in removals:
-                self._remove(link, removal, dry_run)
-            by_bundle = {d.unit.bundle: d for d in dispatches}
-            for unit in dependency_order([d.unit for d in dispatches]):
-                self._sync(link, by_bundle[unit.bundle], dry_run, wait)
-
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for future in [pool.submit(work, cluster) for cluster in per_cluster]:
-                future.result()
+        """Run every removal and dispatch given, with the same bounds as `converge`."""
+        flight = _Flight(self.concurrency, self.cluster_concurrency)
+        work: list[tuple[str, Callable[[], None]]] = [
+            (r.cluster, partial(self._remove, self.links[r.cluster], r, dry_run)) for r in gone
+        ]
+        work += [
+            (d.unit.cluster, partial(self._sync, self.links[d.unit.cluster], d, dry_run, wait))
+            for d in todo
+        ]
+        with ThreadPoolExecutor(max_workers=flight.slots) as pool:
+            while work or flight.running:
+                waiting = []
+                for cluster, job in work:
+                    if flight.admit(cluster):
+                        flight.start(pool.submit(job), cluster)
+                    else:
+                        waiting.append((cluster, job))
+                work = waiting
+                if flight.running:
+                    flight.wait_one()
 
     def _sync(self, link: ClusterLink, item: Dispatch, dry_run: bool, wait: bool) -> None:
         unit, commit = item.unit, self.desired.commit
