@@ -162,12 +162,13 @@ def sync_command(
     applied nowhere (each problem printed as file:line). Then reads what each cluster runs
     (its inventories), applies what differs in rollout-wave and dependsOn order (bundles
     that do not depend on each other concurrently, up to --cluster-concurrency per
-    cluster), waits for health, removes bundles that left Git, and prints a status table (cluster x bundle:
-    state, deployment id, commit, message). A commit that would remove every bundle from
-    a cluster, or more than FLEET_MASS_DELETE_SHARE (0.5) of the fleet's objects, stops
-    before anything is written unless --allow-mass-delete. Cluster credentials come from
-    the environment (FLEET_KUBECONFIG_<NAME> or FLEET_CREDENTIALS_DIR; a kubeconfig.path
-    must lie in FLEET_KUBECONFIG_DIR, default ~/.kube). Exit 0 only if every unit is Ready.
+    cluster), waits for health, removes bundles that left Git, and prints a status table
+    (cluster x bundle: state, deployment id, commit, message). A commit that would remove
+    every bundle from a cluster, or more than FLEET_MASS_DELETE_SHARE (0.5) of the fleet's
+    objects, stops before anything is written unless --allow-mass-delete. Cluster
+    credentials come from the environment (FLEET_KUBECONFIG_<NAME> or
+    FLEET_CREDENTIALS_DIR; a kubeconfig.path must lie in FLEET_KUBECONFIG_DIR, default
+    ~/.kube). Exit 0 only if every unit is Ready.
 
     Each unit written is locked first: in Redis when FLEET_REDIS_URL (or --redis) is set,
     the lock `fleet serve`'s workers take; otherwise a Lease in the cluster's fleet-system

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -78,6 +79,15 @@ class ClusterLink:
     def _give_back(self, conn: ClusterConnection) -> None:
         with self._lending:
             self._idle.append(conn)
+
+    @contextmanager
+    def lend(self) -> Iterator[ClusterConnection]:
+        """A connection of this cluster no other thread uses meanwhile (no retries)."""
+        conn = self._borrow()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
 
     def connect(self, env: Mapping[str, str]) -> None:
         """Resolve the credential and load the kubeconfig; a missing file is a user error."""

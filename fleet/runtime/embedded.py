@@ -483,7 +483,8 @@ class SyncRun:
         # no event when nothing was done (locked) or the cluster is down (one
         # cluster.unreachable at the end of the pass says it)
         if self.events is not None and link.down is None and locked is None:
-            self.events.unit(record, result, link.conn)
+            with link.lend() as conn:  # the unit's threads may be using link.conn
+                self.events.unit(record, result, conn)
         with self._lock:
             self.results[key] = result
             if not dry_run and link.down is None and locked is None:
@@ -537,7 +538,8 @@ class SyncRun:
             )
         outcome.commit = record.commit if record is not None else ""
         if self.events is not None:
-            self.events.removal(removal.cluster, outcome, link.conn if link.down is None else None)
+            with link.lend() as conn:
+                self.events.removal(removal.cluster, outcome, conn if link.down is None else None)
         with self._lock:
             self.removed[key] = outcome
             if outcome.state is BundleState.READY:
