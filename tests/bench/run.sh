@@ -26,5 +26,9 @@ echo "== sync on local clusters: commit-to-converged, no-op pass, apply throughp
 $py tests/bench/bench_sync.py
 
 echo
+echo "== many bundles on one cluster: one at a time (baseline) vs. concurrently"
+$py tests/bench/bench_cluster_concurrency.py --bundles 40
+
+echo
 echo "== CLI start-up: fleet --help, fleet version, fleet validate (fresh interpreter each run)"
 $py tests/bench/bench_cli.py

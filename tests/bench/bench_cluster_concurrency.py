@@ -1,0 +1,121 @@
+"""Many bundles on one cluster: one at a time vs. concurrently (a script: figures, no verdict).
+
+N bundles of plain manifests (a Deployment, a Service and a ConfigMap, each bundle in its
+own namespace) on one local cluster, pushed to a real `git daemon`; seconds from the push
+until `fleet sync` returns with every unit Ready, with `--cluster-concurrency 1` (the
+baseline: what fleet did before, one unit after another) and with the default, measured in
+the same run, alternating, each round into fresh namespaces (another fleet name). Prints
+seconds per round, the medians and the speed-up.
+
+    python tests/bench/bench_cluster_concurrency.py [--bundles 40] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "testbin"))
+sys.path.insert(0, str(ROOT))
+
+import localfleet  # noqa: E402
+
+from fleet import config  # noqa: E402
+from fleet.runtime.embedded import sync_fleet  # noqa: E402
+from tests.support.servers import GitServer  # noqa: E402
+
+
+def bundle(ns: str) -> str:
+    labels = {"app": "web"}
+    docs = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]},
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": labels, "ports": [{"port": 80}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "web", "namespace": ns},
+            "data": {"greeting": "hello"},
+        },
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def run_round(server: GitServer, tmp: Path, name: str, bundles: int, concurrency: int) -> float:
+    work = server.create_repo(name, tmp / name)
+    work.write(
+        "fleet.yaml",
+        f"apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: {name}\n"
+        "clusters:\n  - name: one\n    labels: {env: dev, region: eu}\n"
+        "bundles:\n  paths: ['apps/*']\n",
+    )
+    for index in range(bundles):
+        work.write(f"apps/b{index}/app.yaml", bundle(f"{name}-{index}"))
+    pushed = time.perf_counter()
+    work.commit_and_push("bundles")
+    report = sync_fleet(server.url(name), branch="main", cluster_concurrency=concurrency)
+    took = time.perf_counter() - pushed
+    state = "all Ready" if report.ok else "NOT all Ready"
+    print(f"  {name}: cluster concurrency {concurrency}: {took:.1f} s ({report.units} units, "
+          f"{state})", flush=True)  # fmt: skip
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundles", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    default = config.DEFAULT_CLUSTER_CONCURRENCY
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-conc-") as tmp_text:
+        tmp = Path(tmp_text)
+        fleet_dir = tmp / "clusters"
+        localfleet.up(fleet_dir, [("one", {"env": "dev", "region": "eu"})])
+        server = GitServer(tmp / "git" / "repos")
+        server.start()
+        try:
+            os.environ["FLEET_CREDENTIALS_DIR"] = str(fleet_dir)
+            os.environ["FLEET_CACHE_DIR"] = str(tmp / "cache")
+            one, many = [], []
+            for index in range(args.rounds):  # alternate which goes first
+                order = [(1, one), (default, many)]
+                for concurrency, sink in order if index % 2 == 0 else order[::-1]:
+                    name = f"c{concurrency}-r{index}"
+                    sink.append(run_round(server, tmp, name, args.bundles, concurrency))
+            base, new = statistics.median(one), statistics.median(many)
+            print(
+                f"{args.bundles} bundles on one cluster, commit-to-Ready (median of "
+                f"{args.rounds}): one at a time {base:.1f} s, cluster concurrency {default} "
+                f"{new:.1f} s, speed-up {base / new:.1f}x"
+            )
+        finally:
+            server.stop()
+            localfleet.down(fleet_dir)
+
+
+if __name__ == "__main__":
+    main()
