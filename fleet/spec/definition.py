@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
@@ -267,27 +267,6 @@ class RegistrySpec(StrictModel):
         return self
 
 
-# Every event type (fleet.events.model.EventType; a unit test keeps the two equal), plus
-# `subject.*` and `*` patterns.
-EVENT_TYPES = (
-    "commit.detected",
-    "commit.rejected",
-    "unit.applied",
-    "unit.failed",
-    "unit.pruned",
-    "bundle.removed",
-    "drift.detected",
-    "drift.corrected",
-    "wave.started",
-    "wave.passed",
-    "wave.failed",
-    "rollout.succeeded",
-    "rollout.failed",
-    "rollout.rolledBack",
-    "cluster.unreachable",
-    "cluster.recovered",
-    "notifier.failed",
-)
 NotifierEvent = Literal[
     "commit.detected",
     "commit.rejected",
@@ -315,6 +294,9 @@ NotifierEvent = Literal[
     "cluster.*",
     "*",
 ]
+# Every event type (fleet.events.model.EventType; a unit test keeps the two equal): the
+# names of `NotifierEvent` without the `subject.*` and `*` patterns.
+EVENT_TYPES = tuple(name for name in get_args(NotifierEvent) if "*" not in name)
 Severity = Literal["info", "warning", "error"]
 NamePattern = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9*?\[\]-]+$")]
 
