@@ -55,7 +55,13 @@ from fleet.engine.inventory import (
     stamp_owner,
     store_inventory,
 )
-from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
+from fleet.engine.kube import (
+    ClusterConnection,
+    ClusterUnreachable,
+    Conflict,
+    KubeError,
+    ObjectRef,
+)
 from fleet.engine.ownership import Claim, decide, release_previous
 from fleet.engine.prune import PrunePolicy, prune, prune_candidates
 from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
@@ -209,41 +215,63 @@ class SyncPass:
 
     def apply_all(self, batch: list[Desired], skip_ns: set[str]) -> None:
         """Apply what changed; an unchanged object is not written (a no-op writes nothing).
-        An object of another owner is written only when `fleet.engine.ownership` says so."""
-        take = bool(self.options.helm and self.options.helm.take_ownership)
-        for item in batch:
-            current = self.live.get(item.ref)
-            verdict = decide(item.ref, current, self.owner, self.claims, take_ownership=take)
-            if not verdict.claim.may_write:
-                log.warning("%s: %s", self.conn.name, verdict.message)
-                self.outcome[item.ref] = ObjectResult(
-                    item.ref, Action.FAILED, BundleState.ERR_APPLIED, verdict.message
-                )
-                self.live.pop(item.ref, None)  # not ours: never judged, diffed or pruned
-                continue
-            if verdict.claim is Claim.OURS and not self.dry_run and is_unchanged(item, current):
-                self.outcome[item.ref] = ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
-                continue
-            if self.dry_run and current is None and item.ref.namespace in skip_ns:
-                res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
-            else:
-                force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
-                recreate = verdict.claim is Claim.OURS and force_wanted(self.options, drift=False)
-                res = apply_or_recreate(self.conn, item, self.owner, exists=current is not None,
-                                        force=force, live=current, recreate=recreate,
-                                        dry_run=self.dry_run, timeout=self.timeout)  # fmt: skip
-                if verdict.claim.forced and res.action is not Action.FAILED:
-                    log.info("%s: %s", self.conn.name, verdict.message)
-                    if not self.dry_run and verdict.previous and res.live is not None:
-                        release_previous(self.conn, item.ref, res.live, verdict.previous)
-            if self.dry_run and res.live is not None:
-                self.diffs.append(object_diff(item.ref, current, res.live))
-                if current is not None and not self.diffs[-1]:
-                    res.action = Action.UNCHANGED
-            elif res.live is not None:
-                self.live[item.ref] = res.live
-            self.outcome[item.ref] = res
+        An object of another owner is written only when `fleet.engine.ownership` says so.
 
+        An object that did not exist when it was read but does when it is created (a
+        sibling unit, synced at the same time, created it a moment ago: typically the
+        namespace it made for its own objects) is read again and decided again, once."""
+        for item in batch:
+            res = self._apply_item(item, skip_ns)
+            if res is not None and self._created_meanwhile(item, res):
+                self.live.pop(item.ref, None)
+                again = self.conn.get(item.ref)
+                if again is not None:
+                    self.live[item.ref] = again
+                res = self._apply_item(item, skip_ns)
+            if res is not None:
+                self.outcome[item.ref] = res
+
+    def _created_meanwhile(self, item: Desired, res: ObjectResult) -> bool:
+        return (
+            not self.dry_run
+            and item.ref not in self.live
+            and res.action is Action.FAILED
+            and isinstance(res.error, Conflict)
+        )
+
+    def _apply_item(self, item: Desired, skip_ns: set[str]) -> ObjectResult | None:
+        """One object's decision and write; None when it was recorded already (refused)."""
+        take = bool(self.options.helm and self.options.helm.take_ownership)
+        current = self.live.get(item.ref)
+        verdict = decide(item.ref, current, self.owner, self.claims, take_ownership=take)
+        if not verdict.claim.may_write:
+            log.warning("%s: %s", self.conn.name, verdict.message)
+            self.outcome[item.ref] = ObjectResult(
+                item.ref, Action.FAILED, BundleState.ERR_APPLIED, verdict.message
+            )
+            self.live.pop(item.ref, None)  # not ours: never judged, diffed or pruned
+            return None
+        if verdict.claim is Claim.OURS and not self.dry_run and is_unchanged(item, current):
+            return ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
+        if self.dry_run and current is None and item.ref.namespace in skip_ns:
+            res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
+        else:
+            force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
+            recreate = verdict.claim is Claim.OURS and force_wanted(self.options, drift=False)
+            res = apply_or_recreate(self.conn, item, self.owner, exists=current is not None,
+                                    force=force, live=current, recreate=recreate,
+                                    dry_run=self.dry_run, timeout=self.timeout)  # fmt: skip
+            if verdict.claim.forced and res.action is not Action.FAILED:
+                log.info("%s: %s", self.conn.name, verdict.message)
+                if not self.dry_run and verdict.previous and res.live is not None:
+                    release_previous(self.conn, item.ref, res.live, verdict.previous)
+        if self.dry_run and res.live is not None:
+            self.diffs.append(object_diff(item.ref, current, res.live))
+            if current is not None and not self.diffs[-1]:
+                res.action = Action.UNCHANGED
+        elif res.live is not None:
+            self.live[item.ref] = res.live
+        return res
 
 def _sync(
     conn: ClusterConnection,

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from fleet.engine.apply import ensure_namespaces
+from fleet.engine.identity import Claims, Owner
+from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.engine.unit import sync_unit
+from fleet.manifest import Manifest
 from fleet.runtime.embedded import sync_fleet
+from fleet.spec.bundle_options import BundleOptions
+from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.safe_support import SafeFleet, describe, new_fleet
 from tests.e2e.sync_support import fleet_env  # noqa: F401  (fixture)
@@ -117,3 +124,50 @@ def test_one_at_a_time_when_asked(fleet: SafeFleet) -> None:
     spans = sorted(intervals(lines, "dev-eu").values())
     assert len(spans) == 3
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(2)), spans  # no overlap
+
+
+class _SiblingCreatesFirst(ClusterConnection):
+    """A connection on which, just before the first write of the Namespace `name`, a
+    sibling unit (bundle `sibling`) creates that namespace for its own objects: the
+    interleaving two units synced at the same time on one cluster can hit."""
+
+    sibling: Owner
+    target: str
+    done: bool = False
+
+    def apply(
+        self, manifest: Manifest, *, force: bool, dry_run: bool = False, field_manager: str
+    ) -> Manifest:
+        ref = ObjectRef.of(manifest)
+        if not self.done and ref.kind == "Namespace" and ref.name == self.target:
+            self.done = True
+            created, errors = ensure_namespaces(self, self.sibling, {self.target})
+            assert created == [self.target] and not errors
+        return super().apply(manifest, force=force, dry_run=dry_run, field_manager=field_manager)
+
+
+def test_a_namespace_a_sibling_created_a_moment_ago_is_taken_over_by_its_declaring_bundle(
+    fleet: SafeFleet, local_fleet: LocalFleet
+) -> None:
+    """infra declares Namespace shop; web only lives in it (fleet creates it for web).
+    Synced together, web's creation lands between infra's read and infra's write: infra
+    decides again on what is there and takes the namespace over, instead of reporting
+    that two bundles render it (web never rendered it)."""
+    shop = fleet.ns("a")  # cleaned up by the fixture
+    kubeconfig = local_fleet.clusters["dev-eu"].kubeconfig
+    conn = _SiblingCreatesFirst.from_kubeconfig(kubeconfig, name="dev-eu")
+    assert isinstance(conn, _SiblingCreatesFirst)
+    conn.sibling, conn.target = Owner("apps-web", fleet.name), shop
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": shop}}
+    web_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": shop}}
+    claims = Claims.of([("apps-infra", [ns], ""), ("apps-web", [web_cm], "")])
+    try:
+        result = sync_unit(conn, "apps-infra", "1" * 64, "c1", [ns], BundleOptions(),
+                           fleet=fleet.name, claims=lambda: claims)  # fmt: skip
+    finally:
+        conn.close()
+    assert conn.done
+    assert result.state is BundleState.READY, result.message
+    live = fleet.live(ObjectRef("v1", "Namespace", None, shop))
+    assert live is not None
+    assert Owner.of_live(live) == Owner("apps-infra", fleet.name)
