@@ -238,9 +238,7 @@ def apply_one(
         raise
     except Conflict as err:
         message = conflict_message(desired.ref, owner, err)
-        return ObjectResult(
-            desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message, error=err
-        )
+        return ObjectResult(desired.ref, Action.FAILED, BundleState.ERR_APPLIED, message, error=err)
     except NotFound as err:
         message = str(err)
         if desired.ref.namespace and "namespace" in message.lower():

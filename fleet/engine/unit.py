@@ -273,6 +273,7 @@ class SyncPass:
             self.live[item.ref] = res.live
         return res
 
+
 def _sync(
     conn: ClusterConnection,
     result: UnitResult,

@@ -20,6 +20,10 @@ releases. The names below are the contract.
   for a renderer that pulls from a registry, `registry_credential(request.registries,
   host)` (a `Credential` from the worker's environment, or None) and `docker_config`
   (that credential as an auth file for a tool: never on its command line).
+- Gates (`fleet_gate`): `GateSpec` (the entry: `type`, `name`, `params`), `MetricProvider`
+  and `provider_for` (the definition's `metricProviders`), `Gate` (what the hook returns:
+  `check(ctx)`), `GateContext`, `GateTarget`, `GateResult`, `GateVerdict`, `Measurement`,
+  `GateConfigError` (bad parameters, with the key), `parse_duration` ("30s", "5m").
 - Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
   `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
@@ -43,6 +47,16 @@ from typing import TYPE_CHECKING, Any
 from fleet.errors import FleetError, TransientError
 from fleet.events.http import post_json
 from fleet.events.model import Delivery, Event, EventType, Notification, NotifierTarget, Severity
+from fleet.gates.model import (
+    Gate,
+    GateConfigError,
+    GateContext,
+    GateResult,
+    GateTarget,
+    GateVerdict,
+    Measurement,
+    provider_for,
+)
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
 from fleet.plugin.manager import FleetPlugins
@@ -72,8 +86,9 @@ from fleet.render.tools import (
 )
 from fleet.spec.bundle_options import BundleOptions, HelmOptions, KustomizeOptions, YamlOptions
 from fleet.spec.cluster import ClusterContext
-from fleet.spec.definition import RegistrySpec
+from fleet.spec.definition import MetricProvider, RegistrySpec
 from fleet.spec.merge import deep_merge
+from fleet.spec.rollout_spec import GateSpec, parse_duration
 from fleet.targeting.templating import TemplateError, build_context, has_template, render_values
 
 if TYPE_CHECKING:
@@ -100,12 +115,21 @@ __all__ = [
     "FleetError",
     "FleetEvent",
     "FleetPlugins",
+    "Gate",
+    "GateConfigError",
+    "GateContext",
+    "GateResult",
+    "GateSpec",
+    "GateTarget",
+    "GateVerdict",
     "HealthVerdict",
     "HelmOptions",
     "ImageReference",
     "ImageRegistry",
     "KustomizeOptions",
     "Manifest",
+    "Measurement",
+    "MetricProvider",
     "Notification",
     "NotifierTarget",
     "PatchError",
@@ -137,10 +161,12 @@ __all__ = [
     "has_template",
     "hookimpl",
     "load_manifests",
+    "parse_duration",
     "parse_quota",
     "parse_reference",
     "parse_yaml_documents",
     "post_json",
+    "provider_for",
     "registry_credential",
     "render_bundle",
     "render_values",

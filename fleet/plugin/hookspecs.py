@@ -16,6 +16,7 @@ API, never from this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,11 +28,13 @@ from fleet.events.model import Delivery, Event, Notification, NotifierTarget
 FleetEvent = Event  # the name notifier plugins were written against
 
 if TYPE_CHECKING:
+    from fleet.gates.model import Gate
     from fleet.registry.provider import RegistryProvider
     from fleet.render.api import RendererRegistry, RenderRequest
     from fleet.spec.bundle_options import BundleOptions
     from fleet.spec.cluster import ClusterContext
-    from fleet.spec.definition import RegistrySpec
+    from fleet.spec.definition import MetricProvider, RegistrySpec
+    from fleet.spec.rollout_spec import GateSpec
 
 PROJECT = "fleet"
 ENTRY_POINT_GROUP = "fleet"
@@ -177,6 +180,28 @@ def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delive
     return `Delivery.failed(...)` (fleet logs it and records a `notifier.failed` event);
     `fleet.plugin.post_json` does a POST with retries and backoff.
     """
+
+
+@hookspec(firstresult=True)
+def fleet_gate(spec: GateSpec, providers: Mapping[str, MetricProvider]) -> Gate | None:
+    """Build the gate `spec` describes, if `spec.type` is yours. First non-None answer wins.
+
+    Called when a commit is loaded (so `fleet validate` and every sync check the gates'
+    parameters), once per gate of a wave or a bundle's `rolloutStrategy`. `spec.params`
+    holds every key of the entry but `type` and `name`, as written (camelCase);
+    `providers` are the definition's `metricProviders` by name (`fleet.plugin.
+    provider_for` picks the one a gate names). Raise `GateConfigError(message, key)` for
+    bad parameters (reported at the file:line of `key`), return None when the type is not
+    yours, else an object with `check(ctx: GateContext) -> GateResult` (see
+    `fleet.gates.model`). Built-ins serve `prometheus`, `http` and `approval`; an
+    installed plugin answering for one of those replaces it.
+    """
+
+
+@hookspec
+def fleet_gate_types() -> list[str] | None:
+    """Which gate `type` values this plugin serves (broadcast), for `fleet plugins` and
+    for the "unknown gate type" error's list of known ones. Return the names or None."""
 
 
 @hookspec(firstresult=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pluggy
 
 from fleet.errors import FleetError, Problem
 from fleet.events.model import Delivery, Notification, NotifierTarget
+from fleet.gates.model import Gate
 from fleet.manifest import Manifest
 from fleet.plugin import hookspecs
 from fleet.plugin.hookspecs import HealthVerdict, ImageRegistry
@@ -32,7 +33,8 @@ from fleet.registry.provider import RegistryProvider
 from fleet.render.api import Renderer, RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.cluster import ClusterContext
-from fleet.spec.definition import RegistrySpec
+from fleet.spec.definition import MetricProvider, RegistrySpec
+from fleet.spec.rollout_spec import GateSpec
 
 # Module names, not imports: fleet never imports `plugins` by name (layering rule).
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -256,6 +258,18 @@ class FleetPlugins:
             notifier=notifier, notification=notification
         )
         return result
+
+    def gate(self, spec: GateSpec, providers: Mapping[str, MetricProvider]) -> Gate | None:
+        """The gate a plugin builds for `spec` (`fleet_gate`); None: no plugin serves its
+        type. `GateConfigError` from the plugin passes through (bad parameters)."""
+        self.raise_for_failures()
+        result: Gate | None = self.pm.hook.fleet_gate(spec=spec, providers=providers)
+        return result
+
+    def gate_types(self) -> set[str]:
+        """Every gate type a plugin serves (`fleet_gate_types`)."""
+        answers: list[list[str] | None] = self.pm.hook.fleet_gate_types()
+        return {name for names in answers for name in names or ()}
 
     def cluster_credentials(self, cluster: str, credential: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self.pm.hook.fleet_cluster_credentials(

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleet.spec.rollout_spec import Duration, GateSpec, OfflinePolicy
+
 
 class StrictModel(BaseModel):
     """Base for user-facing models: unknown keys are errors, camelCase names as in YAML."""
@@ -240,15 +242,31 @@ class Partition(StrictModel):
     cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
     cluster_group: str | None = Field(default=None, alias="clusterGroup")
     cluster_group_selector: LabelSelector | None = Field(default=None, alias="clusterGroupSelector")
+    # fleet extensions (progressive delivery), as on the definition's waves
+    gates: list[GateSpec] = Field(default_factory=list)
+    bake: Duration | None = None
+    offline: OfflinePolicy | None = None
+    delay: Duration | None = None
 
 
 class RolloutStrategy(StrictModel):
+    """Rancher Fleet's rollout strategy; `partitions` are this bundle's waves (they win over
+    the definition's `rollout.waves` for this bundle). fleet adds gates, bake and
+    autoRollback (for every wave of the bundle)."""
+
     max_unavailable: int | str | None = Field(default=None, alias="maxUnavailable")
     max_unavailable_partitions: int | str | None = Field(
         default=None, alias="maxUnavailablePartitions"
     )
     auto_partition_size: int | str | None = Field(default=None, alias="autoPartitionSize")
+    auto_partition_threshold: int | None = Field(default=None, ge=0, alias="autoPartitionThreshold")
+    max_new: int | None = Field(default=None, ge=1, alias="maxNew")
     partitions: list[Partition] = Field(default_factory=list)
+    # fleet extensions
+    gates: list[GateSpec] = Field(default_factory=list)
+    bake: Duration | None = None
+    auto_rollback: bool | None = Field(default=None, alias="autoRollback")
+    offline: OfflinePolicy | None = None
 
 
 class DependsOn(StrictModel):

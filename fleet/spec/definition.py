@@ -11,7 +11,6 @@ Secrets never live here: a cluster names a kubeconfig file on the worker's disk 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
@@ -21,56 +20,16 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model
 from fleet.errors import Problem
 from fleet.spec.bundle_options import BundleOptions, LabelSelector, StrictModel
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.rollout_spec import Duration as Duration  # re-exported for the definition's users
+from fleet.spec.rollout_spec import GateSpec, OfflinePolicy
+from fleet.spec.rollout_spec import MaxUnavailable as MaxUnavailable
+from fleet.spec.rollout_spec import parse_duration as parse_duration
 
 API_VERSION = "fleet-gitops.io/v1alpha1"
 
 # DNS-1123 label: cluster names end up in queue names, env var names and Kubernetes objects.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
-
-_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def _check_max_unavailable(value: Any) -> Any:
-    """`maxUnavailable` is a non-negative int or a percentage string "N%" (0-100)."""
-    if isinstance(value, bool):
-        raise ValueError("maxUnavailable must be an integer or a percentage like '25%'")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("maxUnavailable must not be negative")
-        return value
-    if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
-        if _PERCENT.match(value):
-            return value
-    raise ValueError(f"maxUnavailable must be an integer or a percentage like '25%', not {value!r}")
-
-
-MaxUnavailable = Annotated[int | str, BeforeValidator(_check_max_unavailable)]
-
-
-def parse_duration(value: Any) -> int:
-    """Seconds from an int or a Go-style duration ("30s", "5m", "1h30m")."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match and any(match.groups()):
-            hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-            total = hours * 3600 + minutes * 60 + seconds
-            if total > 0:
-                return total
-    raise ValueError(f"expected a positive duration like '30s', '5m' or '1h', not {value!r}")
-
-
-def _duration(value: Any) -> Any:
-    parse_duration(value)
-    return value
-
-
-Duration = Annotated[int | str, BeforeValidator(_duration)]
 
 
 RemoteHost = Annotated[
@@ -216,13 +175,40 @@ class BundleSources(StrictModel):
 
 
 class Wave(StrictModel):
-    """A rollout wave: the clusters of a selector, a group or a list, rolled out together."""
+    """A rollout wave: the clusters of a selector, a group or a list, rolled out together,
+    then verified by its gates before the next wave starts."""
 
     name: Name
     selector: LabelSelector | None = None
     group: str | None = None
     clusters: list[str] | None = None
     max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
+    gates: list[GateSpec] = Field(
+        default_factory=list,
+        description="Checks that must pass on this wave before the next one starts (after "
+        "every unit of the wave is Ready); added to `rollout.gates`.",
+    )
+    bake: Duration | None = Field(
+        default=None,
+        description="Soak time: the wave must stay healthy (and its gates good) this long "
+        "after it is Ready before the next wave starts; default `rollout.bake`.",
+    )
+    offline: OfflinePolicy | None = Field(
+        default=None,
+        description="A cluster of this wave that cannot be reached: `wait` for it (default), "
+        "`skip` it (the wave completes without it), or count it as `unavailable` (it uses "
+        "the maxUnavailable budget; the wave completes once it is the only one left).",
+    )
+    delay: Duration | None = Field(
+        default=None, description="Wait this long after the previous wave passed."
+    )
+    max_new: int | None = Field(
+        default=None,
+        ge=1,
+        alias="maxNew",
+        description="At most this many of a bundle's units of this wave start a new "
+        "revision at once (pacing); default `rollout.maxNew`.",
+    )
 
     @model_validator(mode="after")
     def _one_choice(self) -> Wave:
@@ -232,11 +218,72 @@ class Wave(StrictModel):
         return self
 
 
+class ClusterScope(StrictModel):
+    """The clusters a window or a freeze applies to: a selector, a group, a list, or (none
+    given) every cluster."""
+
+    selector: LabelSelector | None = None
+    group: str | None = None
+    clusters: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> ClusterScope:
+        given = [self.selector is not None, self.group is not None, self.clusters is not None]
+        if sum(given) > 1:
+            raise ValueError("give at most one of 'selector', 'group' or 'clusters'")
+        return self
+
+
+class MaintenanceWindow(ClusterScope):
+    """When a new revision may start on the clusters it selects: from each time the cron
+    `schedule` (5 fields, UTC) fires, for `duration`. A cluster selected by one or more
+    windows starts new revisions only inside one of them."""
+
+    schedule: str = Field(min_length=9, description="cron, 5 fields, UTC: '0 2 * * 1-5'")
+    duration: Duration
+
+
+class Freeze(ClusterScope):
+    """No new revision starts on the clusters it selects while it is in the definition (and,
+    with `until`, until that time). Removing it from Git ends the freeze."""
+
+    reason: str = Field(default="", max_length=200)
+    until: str | None = Field(
+        default=None, description="ISO 8601 time (UTC if no offset) when the freeze ends."
+    )
+
+
 class Rollout(StrictModel):
     """Progressive rollout across clusters (executed by the planner, validated here)."""
 
     max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
     waves: list[Wave] = Field(default_factory=list)
+    gates: list[GateSpec] = Field(
+        default_factory=list, description="Gates every wave must pass (before its own)."
+    )
+    bake: Duration | None = Field(default=None, description="Every wave's soak time.")
+    auto_rollback: bool = Field(
+        default=False,
+        alias="autoRollback",
+        description="A wave whose gate fails is put back to the previous good revision "
+        "(the exact manifests that ran before, from the cluster's history).",
+    )
+    offline: OfflinePolicy = Field(default="wait", description="Every wave's offline policy.")
+    max_new: int | None = Field(default=None, ge=1, alias="maxNew")
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
+    freezes: list[Freeze] = Field(default_factory=list)
+
+
+class MetricProvider(StrictModel):
+    """A metrics server that `prometheus` gates (or a plugin's) query. `credential` names
+    the operator's FLEET_METRICS_<CREDENTIAL> (a bearer token, or `user:password` for basic
+    auth); never a secret in Git."""
+
+    name: Name
+    type: str = Field(default="prometheus", min_length=1)
+    address: str = Field(min_length=1, description="http(s)://host:port[/path]")
+    credential: Name | None = None
+    timeout_seconds: int = Field(default=10, ge=1, le=120, alias="timeoutSeconds")
 
 
 DEFAULT_POLL_INTERVAL = "1m"  # Flux's GitRepository default interval is 1m too
@@ -365,6 +412,7 @@ class FleetDefinition(StrictModel):
     source: SourceSpec | None = None
     registries: list[RegistrySpec] = Field(default_factory=list)
     notifiers: list[NotifierSpec] = Field(default_factory=list)
+    metric_providers: list[MetricProvider] = Field(default_factory=list, alias="metricProviders")
     # hosts whose kustomize remote references (https, git over https/ssh) bundles may use;
     # anything else remote is refused, file:// always (fleet.spec.kustomize_remote)
     kustomize_remote_hosts: list[RemoteHost] = Field(
