@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fleet.engine.identity import Claims
 from fleet.errors import FleetError, Problem, TransientError
+from fleet.gates.config import GateSet
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries, spec_host
@@ -111,6 +112,31 @@ def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:
         raise FleetError(problems=problems)
 
 
+def check_gates(repo: FleetRepo, plugins: FleetPlugins) -> GateSet:
+    """Every gate of the commit built by its plugin (`fleet.gates.config`), or FleetError
+    with each gate that cannot be (unknown type, bad parameters) at its file:line."""
+    definition = repo.definition
+    gates = GateSet.build(
+        definition.rollout,
+        {b.name: b.options for b in repo.bundles},
+        definition.metric_providers,
+        plugins.gate,
+        plugins.gate_types,
+    )
+    problems = []
+    for found in gates.problems:
+        if found.where == "definition":
+            line = repo.document.line_of(found.loc) if repo.document else None
+            problems.append(Problem(found.message, str(repo.definition_file), line))
+        else:
+            bundle = next(b for b in repo.bundles if b.name == found.where)
+            file, line = bundle.where(found.loc)
+            problems.append(Problem(found.message, file, line))
+    if problems:
+        raise FleetError(problems=problems)
+    return gates
+
+
 def chart_pins(
     repo: FleetRepo, plugins: FleetPlugins, preset: Sequence[ChartPin] = ()
 ) -> ChartPins:
@@ -147,6 +173,7 @@ class DesiredState:
     clusters: list[str]  # the clusters this state covers, in definition order
     cache: RenderCache = field(default_factory=RenderCache)
     pins: ChartPins | None = None  # the OCI charts' versions, resolved when targeted
+    gates: GateSet = field(default_factory=GateSet)  # every gate, built when targeted
     renders: int = 0  # renders done by `render_all` (cache misses) ...
     cache_hits: int = 0  # ... and answered from the render cache
     _manifests: dict[UnitKey, list[Manifest]] = field(default_factory=dict, repr=False)
@@ -174,8 +201,9 @@ class DesiredState:
         if clusters:
             units = [u for u in units if u.cluster in clusters]
         reject_dependency_cycles(repo, units)
+        gates = check_gates(repo, plugins)
         covered = [c.name for c in repo.definition.clusters if not clusters or c.name in clusters]
-        return cls(repo, commit, plugins, units, covered, cache or RenderCache(), pinned)
+        return cls(repo, commit, plugins, units, covered, cache or RenderCache(), pinned, gates)
 
     @property
     def fleet_name(self) -> str:

@@ -88,6 +88,7 @@ def _register_commands() -> None:
         events_cmds,
         plan_cmds,
         render_cmds,
+        rollout_cmds,
         serve_cmds,
         sync_cmds,
     )

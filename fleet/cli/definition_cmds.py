@@ -72,12 +72,13 @@ def validate_command(
         if render:
             units = _render_all(repo)
         else:  # no registry is asked either: OCI chart versions are not resolved
-            from fleet.desired import check_notifiers, check_registries
+            from fleet.desired import check_gates, check_notifiers, check_registries
             from fleet.plugin.manager import FleetPlugins
 
             plugins = FleetPlugins.load()
             check_registries(repo, plugins)
             check_notifiers(repo, plugins)
+            check_gates(repo, plugins)
             units = compute_units(repo)
             reject_dependency_cycles(repo, units)
     except FleetError as err:

@@ -257,3 +257,28 @@ def cluster_free(message: str, cluster: str | None) -> str:
 
 def _names(objects: Iterable[ObjectResult]) -> tuple[str, ...]:
     return tuple(str(o.ref) for o in objects)
+
+
+def rollout_event(
+    fleet: str,
+    commit: str,
+    kind: str,
+    bundle: str,
+    wave: str,
+    message: str,
+    revision: str,
+    clusters: Sequence[str] = (),
+) -> Event:
+    """A progressive-delivery verdict (`wave.passed`, `wave.failed`, `rollout.succeeded`,
+    `rollout.failed`, `rollout.rolledBack`) of one bundle's revision."""
+    where = f" wave {wave}" if wave else ""
+    return Event(
+        EventType(kind),
+        f"{bundle}{where} (revision {revision}): {message}",
+        fleet=fleet,
+        bundle=bundle,
+        commit=commit,
+        wave=wave,
+        reason=f"{kind}{where}: {message}",
+        details={"revision": revision, **({"clusters": ",".join(clusters)} if clusters else {})},
+    )

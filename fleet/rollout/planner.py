@@ -21,8 +21,11 @@ Rules, decided here where the issue was silent:
   definition's `rollout.waves` in order; a cluster belongs to the first wave that selects
   it; clusters in no wave form an implicit last wave `(rest)`. Without waves all clusters
   are one wave `(all)`. A bundle's units in a wave are dispatched only when every unit of
-  that bundle in the earlier waves is at its desired id and available, and every gate
-  (`WaveGate`, the hook for progressive checks such as Prometheus queries) passes.
+  that bundle in the earlier waves is at its desired id and available, and the
+  `WaveVerifier` (progressive delivery: bake times, gates such as Prometheus queries,
+  `fleet.rollout.tracker`) passed each earlier wave. A wave it fails (by health, or a
+  gate) is in `Plan.failed`, and the bundle's later waves wait for good; a bundle it
+  holds (paused, revision rolled back) dispatches nothing.
 - **maxUnavailable** (per wave, else `rollout.maxUnavailable`, else 100%) limits how many
   of a bundle's units in a wave are unavailable at once, dispatched units included. A
   percentage is of the bundle's units in the wave, rounded down, at least 1 (so a rollout
@@ -45,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fleet.gates.model import GateVerdict
 from fleet.spec.definition import Rollout, Wave
 from fleet.states import ActualUnit, BundleState
 from fleet.targeting.dependencies import dependencies
@@ -100,6 +104,7 @@ class Plan:
     in_sync: list[DeploymentUnit] = field(default_factory=list)
     removals: list[Removal] = field(default_factory=list)
     waves: dict[str, str] = field(default_factory=dict)  # cluster -> wave name
+    failed: list[WaveFailure] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -107,17 +112,51 @@ class Plan:
         return not (self.dispatch or self.waiting or self.progressing or self.removals)
 
 
-class WaveGate(Protocol):
-    """A check between waves (health is built in; metrics queries, bake times, approvals).
+@dataclass(frozen=True, slots=True)
+class WaveCheck:
+    """A verifier's answer for a complete wave: passed, pending (with why), failed or
+    inconclusive (with the measured values)."""
 
-    Called for a bundle's wave once every earlier wave of that bundle is complete, with the
-    units of those earlier waves. Return None to let the wave start, or a one-line reason
-    it must wait ("error rate 3% > 1% on wave canary").
+    verdict: GateVerdict
+    message: str = ""
+
+
+PASSED = WaveCheck(GateVerdict.PASSED)
+
+
+@dataclass(frozen=True, slots=True)
+class WaveFailure:
+    """A wave the verifier failed (by health or a gate): the bundle's rollout halts."""
+
+    bundle: str
+    wave: str
+    message: str
+
+
+class WaveVerifier(Protocol):
+    """Progressive delivery's side of the plan (`fleet.rollout.tracker.RolloutTracker`).
+
+    `held`: a reason the bundle's units that need a sync must wait (paused, revision
+    rejected, rollout failed), or None. `watch`: for the first wave of a bundle that is not
+    complete, a failure by health, or None. `verify`: for a complete wave, whether the next
+    wave may start (passed), must wait (pending, with why) or never will (failed or
+    inconclusive, with the measured values).
     """
 
-    def __call__(
-        self, bundle: str, wave: str, earlier: Sequence[DeploymentUnit], now: float
+    def held(self, bundle: str) -> str | None: ...
+
+    def watch(
+        self,
+        bundle: str,
+        wave: str,
+        units: Sequence[DeploymentUnit],
+        actual: Mapping[UnitKey, ActualUnit],
+        now: float,
     ) -> str | None: ...
+
+    def verify(
+        self, bundle: str, wave: str, units: Sequence[DeploymentUnit], now: float
+    ) -> WaveCheck: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +235,7 @@ def plan(
     rollout: Rollout | None,
     *,
     now: float,
-    gates: Sequence[WaveGate] = (),
+    verifier: WaveVerifier | None = None,
     drift_check: bool = False,
 ) -> Plan:
     """What may be dispatched now; see the module docstring for the rules."""
@@ -214,25 +253,15 @@ def plan(
         grouped: dict[int, list[DeploymentUnit]] = {}
         for unit in bundle_units:
             grouped.setdefault(waves[unit.cluster].index, []).append(unit)
-        blocked: str | None = None
-        earlier: list[DeploymentUnit] = []
+        held = verifier.held(bundle) if verifier is not None else None
+        after: str | None = None  # what holds the waves after the ones planned so far
         for index in sorted(grouped):
             wave_units = grouped[index]
             info = waves[wave_units[0].cluster]
-            gate_reason = None
-            if blocked is None and earlier:
-                gate_reason = _gates(gates, bundle, info.name, earlier, now)
-            hold = f"wave {info.name} waits for {blocked}" if blocked else None
-            if hold is None and gate_reason is not None:
-                hold = f"wave {info.name} gate: {gate_reason}"
+            hold = held or (f"wave {info.name} {after}" if after else None)
             _plan_wave(result, wave_units, info, actual, desired, by_cluster, hold, drift_check)
-            if blocked is None:
-                laggards = [u for u in wave_units if not _complete(u, actual)]
-                if laggards:
-                    blocked = f"wave {info.name} ({_laggards(laggards, actual)})"
-                elif gate_reason is not None:
-                    blocked = f"the gate of wave {info.name}"
-            earlier.extend(wave_units)
+            if held is None and after is None:
+                after = _after_wave(result, bundle, info, wave_units, actual, verifier, now)
 
     for key, record in actual.items():
         if key not in desired:
@@ -304,18 +333,32 @@ def _laggards(units: list[DeploymentUnit], actual: Mapping[UnitKey, ActualUnit])
     return shown + (f", +{len(units) - 3} more" if len(units) > 3 else "")
 
 
-def _gates(
-    gates: Sequence[WaveGate],
+def _after_wave(
+    result: Plan,
     bundle: str,
-    wave: str,
-    earlier: Sequence[DeploymentUnit],
+    info: _WaveInfo,
+    wave_units: list[DeploymentUnit],
+    actual: Mapping[UnitKey, ActualUnit],
+    verifier: WaveVerifier | None,
     now: float,
 ) -> str | None:
-    for gate in gates:
-        reason = gate(bundle, wave, earlier, now)
-        if reason is not None:
-            return reason
-    return None
+    """What holds the waves after this one: None when it is complete and verified."""
+    laggards = [u for u in wave_units if not _complete(u, actual)]
+    if laggards:
+        failure = verifier.watch(bundle, info.name, wave_units, actual, now) if verifier else None
+        if failure is not None:
+            result.failed.append(WaveFailure(bundle, info.name, failure))
+            return f"waits for wave {info.name}, which failed: {failure}"
+        return f"waits for wave {info.name} ({_laggards(laggards, actual)})"
+    if verifier is None:
+        return None
+    check = verifier.verify(bundle, info.name, wave_units, now)
+    if check.verdict is GateVerdict.PASSED:
+        return None
+    if check.verdict is GateVerdict.PENDING:
+        return f"gate: {check.message}"
+    result.failed.append(WaveFailure(bundle, info.name, check.message))
+    return f"waits for wave {info.name}, which {check.verdict.value}: {check.message}"
 
 
 def _dependency_wait(

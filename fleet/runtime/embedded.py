@@ -69,6 +69,7 @@ from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.runtime.events import RunEvents, make_notifier
 from fleet.runtime.locks import LockBusy
+from fleet.runtime.progressive import EmbeddedRollout
 from fleet.runtime.removal_guard import embedded_verdict
 from fleet.runtime.unit_guard import UnitLocks
 from fleet.runtime.waits import deploy_options
@@ -205,6 +206,9 @@ def sync_fleet(
     try:
         run.connect(settings.env)
         run.read_actual()
+        if not dry_run:
+            redis = settings.redis_url if settings.redis_configured else None
+            run.rollout = EmbeddedRollout.open(run, settings.env, redis)
         run.guard_mass_delete(settings, allow=allow_mass_delete, dry_run=dry_run)
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)
@@ -288,6 +292,7 @@ class SyncRun:
         self.actual: dict[UnitKey, ActualUnit] = {}
         self.results: dict[UnitKey, UnitResult] = {}
         self.removed: dict[UnitKey, RemovalResult] = {}
+        self.rollout: EmbeddedRollout | None = None  # progressive delivery (not dry runs)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ clusters
@@ -332,7 +337,9 @@ class SyncRun:
 
     def plan(self) -> Plan:
         rollout = self.desired.repo.definition.rollout
-        return plan(self.desired.units, self.actual, rollout, now=time.time(), drift_check=True)
+        verifier = self.rollout.tracker if self.rollout is not None else None
+        return plan(self.desired.units, self.actual, rollout, now=time.time(),
+                    verifier=verifier, drift_check=True)  # fmt: skip
 
     def converge(self, *, wait: bool) -> Plan:
         """Plan, dispatch, and plan again each time a unit finishes, until nothing more can
@@ -368,16 +375,19 @@ class SyncRun:
                     flight.start(pool.submit(self._sync, link, item, False, wait),
                                  item.unit.cluster)  # fmt: skip
                 if not flight.running:
+                    if self.rollout is not None and self.rollout.idle(current):
+                        continue  # rolled back, or waited for a gate: plan again
                     return current
                 flight.wait_one()
 
     def _todo(self, current: Plan, wait: bool) -> list[Dispatch]:
         todo = [d for d in current.dispatch if self._may_go(d.unit.bundle, d.unit.cluster)]
         if wait:  # applied but not healthy yet (a previous run timed out): wait again
+            held = self.rollout.tracker.held if self.rollout is not None else (lambda b: None)
             todo += [
                 Dispatch(p.unit, f"wait for health ({p.state.value})", p.wave)
                 for p in current.progressing
-                if self._may_go(p.unit.bundle, p.unit.cluster)
+                if self._may_go(p.unit.bundle, p.unit.cluster) and held(p.unit.bundle) is None
             ]
         return todo
 
@@ -452,7 +462,7 @@ class SyncRun:
 
         locked: str | None = None
         try:
-            result = link.call(f"sync {unit.bundle}", self._locked(unit.bundle, dry_run, deploy))
+            result = link.call(f"sync {unit.bundle}", self.locked(unit.bundle, dry_run, deploy))
             if note is not None and wait and not dry_run:
                 result.message = f"{result.message} ({note})"
         except LockBusy as busy:
@@ -524,7 +534,7 @@ class SyncRun:
 
         try:
             outcome = link.call(
-                f"remove {removal.bundle}", self._locked(removal.bundle, dry_run, remove)
+                f"remove {removal.bundle}", self.locked(removal.bundle, dry_run, remove)
             )
         except LockBusy as busy:
             outcome = RemovalResult(
@@ -546,7 +556,7 @@ class SyncRun:
                 self.actual.pop(key, None)
         self.say(f"{removal.cluster}/{removal.bundle}: {outcome.message}")
 
-    def _locked(
+    def locked(
         self, bundle: str, dry_run: bool, work: Callable[[ClusterConnection, OwnerCheck | None], T]
     ) -> Callable[[ClusterConnection], T]:
         """`work(conn, still_owner)` under the unit's lock (none for a dry run)."""

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from fleet.gates.model import GateVerdict
 from fleet.rollout.planner import (
     ActualUnit,
     Plan,
+    WaveCheck,
     plan,
     resolve_max_unavailable,
 )
@@ -266,20 +268,37 @@ def test_drift_correction_and_drift_check() -> None:
     ]
 
 
+class _Bake:
+    """A verifier whose gate passes a complete wave from t=100 on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, list[str], float]] = []
+
+    def held(self, bundle: str) -> str | None:
+        return None
+
+    def watch(self, bundle: str, wave: str, units: Sequence[DeploymentUnit],
+              actual: object, now: float) -> str | None:  # fmt: skip
+        return None
+
+    def verify(
+        self, bundle: str, wave: str, units: Sequence[DeploymentUnit], now: float
+    ) -> WaveCheck:
+        self.seen.append((bundle, wave, [u.cluster for u in units], now))
+        if now < 100:
+            return WaveCheck(GateVerdict.PENDING, "canary bakes until t=100")
+        return WaveCheck(GateVerdict.PASSED)
+
+
 def test_gates_hold_a_wave_until_they_pass() -> None:
     units = [unit("web", "dev-1"), unit("web", "prod-1")]
     actual = {("web", "dev-1"): ActualUnit("v2", READY)}
-    seen: list[tuple[str, str, list[str], float]] = []
-
-    def bake(bundle: str, wave: str, earlier: Sequence[DeploymentUnit], now: float) -> str | None:
-        seen.append((bundle, wave, [u.cluster for u in earlier], now))
-        return "canary bakes until t=100" if now < 100 else None
-
+    bake = _Bake()
     r = rollout(waves=[{"name": "canary", "clusters": ["dev-1"]}])
-    p = plan(units, actual, r, now=50, gates=[bake])
+    p = plan(units, actual, r, now=50, verifier=bake)
     assert reasons(p) == {("web", "prod-1"): "wave (rest) gate: canary bakes until t=100"}
-    assert seen == [("web", "(rest)", ["dev-1"], 50)]
-    assert keys(plan(units, actual, r, now=150, gates=[bake]).dispatch) == [("web", "prod-1")]
+    assert bake.seen == [("web", "canary", ["dev-1"], 50)]
+    assert keys(plan(units, actual, r, now=150, verifier=bake).dispatch) == [("web", "prod-1")]
 
 
 def test_dependency_cycles_are_found() -> None:

@@ -1,0 +1,277 @@
+"""`fleet rollout ...`: see and steer progressive delivery (fleet.rollout.tracker).
+
+Every command reads the rollout records and writes the operators' controls in the store
+the runtimes use (`fleet.runtime.rollout_store`): the Redis of `fleet serve` with
+`--redis` or FLEET_REDIS_URL, else the `fleet-system/<fleet>.rollout` ConfigMaps of the
+clusters of REPO's definition (what `fleet sync` uses without Redis).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fleet.cli import app, check_output
+from fleet.errors import FleetError, UserError
+
+if TYPE_CHECKING:
+    from fleet.rollout.record import BundleRollout, Controls
+    from fleet.runtime.clusters import ClusterSet
+    from fleet.runtime.rollout_store import RolloutStore
+    from fleet.spec.loader import FleetRepo
+
+rollout_app = typer.Typer(
+    help="See and steer progressive delivery: status, pause, resume, abort, approve, "
+    "rollback, wait.",
+    no_args_is_help=True,
+)
+app.add_typer(rollout_app, name="rollout")
+
+RepoOption = Annotated[
+    str,
+    typer.Option("--repo", "-r", metavar="REPO", help="The fleet repository (default: .)."),
+]
+RedisOption = Annotated[
+    str | None,
+    typer.Option("--redis", metavar="URL", help="`fleet serve`'s Redis (else FLEET_REDIS_URL)."),
+]
+
+
+@dataclass
+class _Session:
+    store: RolloutStore
+    repo: FleetRepo
+    clusters: ClusterSet | None  # the embedded store's connections (None: Redis)
+
+
+@contextmanager
+def _session(repo_path: str, redis: str | None) -> Iterator[_Session]:
+    from fleet import config
+    from fleet.runtime.clusters import ClusterSet
+    from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore
+    from fleet.runtime.state_cache import connect_redis
+    from fleet.source.local import resolve_source
+    from fleet.spec.loader import load_repository
+
+    settings = config.current()
+    repo = load_repository(resolve_source(repo_path, None).path)
+    url = redis or (settings.redis_url if settings.redis_configured else None)
+    if url:
+        yield _Session(RedisRolloutStore(connect_redis(url), repo.definition.name), repo, None)
+        return
+    clusters = ClusterSet(list(repo.definition.clusters), retries=1, backoff=0.5)
+    try:
+        clusters.connect(settings.env)
+        for name, why in sorted(clusters.down.items()):
+            typer.echo(f"warning: cluster {name}: not reached ({why})", err=True)
+        conns = [link.conn for link in clusters.links.values() if link.conn is not None
+                 and link.down is None]  # fmt: skip
+        if not conns:
+            raise FleetError("no cluster of the definition answers: rollout records not read")
+        yield _Session(ClusterRolloutStore(conns, repo.definition.name), repo, clusters)
+    finally:
+        clusters.close()
+
+
+def _record(session: _Session, bundle: str) -> BundleRollout:
+    found = session.store.records().get(bundle)
+    if found is None:
+        known = ", ".join(sorted(session.store.records())) or "none"
+        raise UserError(f"no rollout record for bundle {bundle!r} (bundles with one: {known})")
+    return found
+
+
+# ---------------------------------------------------------------------- status
+
+
+def _stamp(at: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at)) if at else "-"
+
+
+def status_lines(records: list[BundleRollout], controls: dict[str, Controls]) -> list[str]:
+    """What `fleet rollout status` prints: per bundle its revision and outcome, per wave
+    its verdict, per gate its verdict and the last values it measured."""
+    lines: list[str] = []
+    for found in records:
+        control = controls.get(found.bundle)
+        flags = " (paused)" if control is not None and control.paused else ""
+        message = f": {found.message}" if found.message else ""
+        at = found.commit[:12] or "-"
+        lines.append(f"{found.bundle}: revision {found.revision} at {at}: "
+                     f"{found.outcome}{flags}{message}")  # fmt: skip
+        for wave in found.waves.values():
+            since = f" since {_stamp(wave.ready_at)}" if wave.ready_at else ""
+            shown = f": {wave.message}" if wave.message else ""
+            lines.append(f"  wave {wave.name}: {wave.verdict}{since}{shown}")
+            for gate in wave.gates.values():
+                lines.append(f"    gate {gate.name} ({gate.type}): {gate.verdict}: {gate.message}")
+                values = [f"{m.cluster or '*'}={m.value}{'' if m.ok else ' (bad)'}"
+                          for m in gate.measurements[-3:]]  # fmt: skip
+                if values:
+                    lines.append(f"      last measurements: {', '.join(values)}")
+            if wave.rolled_back:
+                lines.append(f"    rolled back on: {', '.join(wave.rolled_back)}")
+        if found.rejected:
+            shown = "; ".join(f"{rev}: {why}" for rev, why in found.rejected.items())
+            lines.append(f"  not rolled out again: {shown}")
+    return lines
+
+
+@rollout_app.command("status")
+def status_command(
+    bundle: Annotated[str | None, typer.Argument(metavar="[BUNDLE]")] = None,
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """Each bundle's rollout: its revision, outcome, waves, and which gate waits on what
+    with the values it measured."""
+    check_output(output)
+    with _session(repo, redis) as session:
+        records = session.store.records()
+        controls = session.store.controls()
+    chosen = [records[b] for b in sorted(records) if bundle in (None, b)]
+    if bundle is not None and not chosen:
+        raise UserError(f"no rollout record for bundle {bundle!r}")
+    if output == "json":
+        payload: list[dict[str, Any]] = []
+        for found in chosen:
+            control = controls.get(found.bundle)
+            payload.append({**found.to_json(), "controls": control.to_json() if control else {}})
+        typer.echo(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    for line in status_lines(chosen, controls) or ["no rollout records"]:
+        typer.echo(line)
+
+
+# ---------------------------------------------------------------------- controls
+
+
+@rollout_app.command("pause")
+def pause_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    reason: Annotated[str, typer.Option("--reason", help="Shown in the waiting units.")] = "",
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Dispatch nothing more of BUNDLE (what runs keeps running) until `resume`."""
+
+    def change(control: Controls) -> None:
+        control.paused, control.reason = True, reason
+
+    with _session(repo, redis) as session:
+        session.store.update_control(bundle, change)
+    typer.echo(f"{bundle}: paused")
+
+
+@rollout_app.command("resume")
+def resume_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Undo `pause`; a rollout that failed (not rolled back) or halted is verified again."""
+
+    def change(control: Controls) -> None:
+        control.paused, control.reason, control.resumed_at = False, "", time.time()
+
+    with _session(repo, redis) as session:
+        session.store.update_control(bundle, change)
+    typer.echo(f"{bundle}: resumed")
+
+
+@rollout_app.command("abort")
+def abort_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Stop the current revision of BUNDLE where it is: no later wave gets it (nothing is
+    rolled back: `rollback` does that) until a commit changes the bundle."""
+    with _session(repo, redis) as session:
+        revision = _record(session, bundle).revision
+
+        def change(control: Controls) -> None:
+            if revision not in control.aborted:
+                control.aborted = [*control.aborted, revision][-20:]
+
+        session.store.update_control(bundle, change)
+    typer.echo(f"{bundle}: revision {revision} aborted")
+
+
+@rollout_app.command("approve")
+def approve_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    wave: Annotated[str, typer.Option("--wave", "-w", metavar="W", help="The wave to approve.")],
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Pass the `approval` gate of wave W for BUNDLE's current revision."""
+    with _session(repo, redis) as session:
+        found = _record(session, bundle)
+        if wave not in found.waves:
+            known = ", ".join(found.waves) or "none verified yet"
+            raise UserError(f"{bundle}: no wave {wave!r} in revision {found.revision} ({known})")
+
+        def change(control: Controls) -> None:
+            approved = set(control.approved.get(found.revision, [])) | {wave}
+            control.approved = {found.revision: sorted(approved)}
+
+        session.store.update_control(bundle, change)
+    typer.echo(f"{bundle}: wave {wave} approved for revision {found.revision}")
+
+
+@rollout_app.command("wait")
+def wait_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    timeout: Annotated[
+        str, typer.Option("--timeout", metavar="DURATION", help="Give up after (exit 2).")
+    ] = "10m",
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Wait until BUNDLE's rollout of REPO's commit is decided: exit 0 succeeded, 1 failed,
+    halted, aborted or rolled back, 2 timed out."""
+    from fleet.rollout import record as rec
+    from fleet.spec.definition import parse_duration
+
+    try:
+        limit = parse_duration(timeout)
+    except ValueError as err:
+        raise UserError(f"--timeout: {err}") from None
+    deadline = time.monotonic() + limit
+    with _session(repo, redis) as session:
+        revision = _desired_revision(session.repo, bundle)
+        while True:
+            found = session.store.records().get(bundle)
+            if found is not None and found.revision == revision and found.finished:
+                typer.echo(f"{bundle}: {found.outcome}: {found.message}")
+                raise typer.Exit(0 if found.outcome == rec.SUCCEEDED else 1)
+            if found is not None and revision in found.rejected:
+                typer.echo(f"{bundle}: {rec.ROLLED_BACK}: {found.rejected[revision]}")
+                raise typer.Exit(1)
+            if time.monotonic() >= deadline:
+                state = found.outcome if found is not None and found.revision == revision else (
+                    "not started")  # fmt: skip
+                typer.echo(f"{bundle}: still {state} after {timeout}", err=True)
+                raise typer.Exit(2)
+            time.sleep(1.0)
+
+
+def _desired_revision(repo: FleetRepo, bundle: str) -> str:
+    from fleet.desired import fleet_units
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.rollout.record import revision_of
+
+    plugins = FleetPlugins.load()
+    plugins.raise_for_failures()
+    ids = [u.deployment_id for u in fleet_units(repo, plugins) if u.bundle == bundle]
+    if not ids:
+        raise UserError(f"bundle {bundle!r} is deployed to no cluster at this commit")
+    return revision_of(ids)
