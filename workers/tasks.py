@@ -31,7 +31,14 @@ from fleet.engine.kube import ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.runtime.locks import LockBusy
 from fleet.runtime.state_cache import connect_redis
-from fleet.runtime.tasks import APPLY_TASK, DRIFT_TASK, PING_TASK, REFRESH_TASK, REMOVE_TASK
+from fleet.runtime.tasks import (
+    APPLY_TASK,
+    DRIFT_TASK,
+    PING_TASK,
+    REFRESH_TASK,
+    REMOVE_TASK,
+    ROLLBACK_TASK,
+)
 from fleet.runtime.worker import UnitJob, UnitWorker
 
 MAX_RETRIES = 8
@@ -123,9 +130,27 @@ def check_drift(
     bundle: str,
     cluster: str,
     deployment_id: str,
+    health: bool = False,
 ) -> dict[str, Any]:
     job = UnitJob(fleet, repo_url, commit, bundle, cluster, deployment_id)
-    return _run(self, "drift", job, lambda w: w.check_drift(job))
+    return _run(self, "drift", job, lambda w: w.check_drift(job, health))
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=ROLLBACK_TASK, bind=True
+)
+def rollback_unit(
+    self: Task,
+    fleet: str,
+    repo_url: str,
+    commit: str,
+    bundle: str,
+    cluster: str,
+    deployment_id: str,
+    reason: str = "",
+) -> dict[str, Any]:
+    job = UnitJob(fleet, repo_url, commit, bundle, cluster, deployment_id)
+    return _run(self, "rollback", job, lambda w: w.rollback(job, reason))
 
 
 @shared_task(  # type: ignore[untyped-decorator]

@@ -61,15 +61,18 @@ from fleet.rollout.mass_delete import (
     commit_allows,
 )
 from fleet.rollout.planner import Plan, Removal, plan
+from fleet.rollout.tracker import RollbackDue, RolloutTracker
 from fleet.runtime.events import SchedulerEvents
 from fleet.runtime.leader import LeaderLease
 from fleet.runtime.metrics import WorkerMetrics
+from fleet.runtime.serve_rollout import ServeRollout
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.tasks import (
     APPLY_TASK,
     DRIFT_TASK,
     REFRESH_TASK,
     REMOVE_TASK,
+    ROLLBACK_TASK,
     Dispatcher,
     TaskArgs,
     apply_queue,
@@ -135,6 +138,8 @@ class Scheduler:
         self.revision: Revision | None = None  # the revision in force (last good one)
         self.commit_error: dict[str, object] | None = None
         self.plan: Plan | None = None
+        self.tracker: RolloutTracker | None = None  # this tick's (for /status)
+        self.rollouts = ServeRollout(client, (settings or fleet_config.current()).env)
         self.cached: dict[UnitKey, CachedUnit] = {}
         self.known: dict[str, dict[str, object]] = {}
         self.stats = TickStats()
@@ -244,8 +249,10 @@ class Scheduler:
                 self._send(cache, stats, REFRESH_TASK, "refresh", "*", cluster, "", regions)
 
         self.cached = cache.actual(desired.clusters)
-        current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now)
-        self.plan = current
+        tracker = self.rollouts.tracker(desired, revision.sha, now)
+        current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now,
+                       verifier=tracker)  # fmt: skip
+        self.plan, self.tracker = current, tracker
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:
             unit = item.unit
@@ -254,6 +261,8 @@ class Scheduler:
                            unit.deployment_id, regions)  # fmt: skip
         for prog in current.progressing:
             rec = self.cached.get((prog.unit.bundle, prog.unit.cluster))
+            if tracker.held(prog.unit.bundle) is not None:
+                continue  # its rollout failed: it is rolled back or waits, not re-applied
             if rec is not None and now - rec.updated_at > self.config.health_recheck:
                 self._send(cache, stats, APPLY_TASK, "apply", prog.unit.bundle,
                            prog.unit.cluster, prog.unit.deployment_id, regions)  # fmt: skip
@@ -263,6 +272,19 @@ class Scheduler:
                 self._send(cache, stats, REMOVE_TASK, "remove", removal.bundle, removal.cluster,
                            "", regions, keep_resources=removal.keep_resources)  # fmt: skip
         checked = cache.drift_checked()
+
+        def send_rollback(due: RollbackDue, cluster: str) -> bool:
+            unit = desired.by_key[(due.bundle, cluster)]
+            return self._send(cache, stats, ROLLBACK_TASK, "rollback", due.bundle, cluster,
+                              unit.deployment_id, regions, reason=due.reason)  # fmt: skip
+
+        def send_health(bundle: str, cluster: str, deployment_id: str) -> None:
+            self._send(cache, stats, DRIFT_TASK, "drift", bundle, cluster, deployment_id,
+                       regions, health=True)  # fmt: skip
+
+        self._commit_events += self.rollouts.after_plan(
+            tracker, desired, self.cached, send_rollback, send_health, checked, now
+        )
         for unit in current.in_sync:
             last = checked.get(f"{unit.bundle}/{unit.cluster}", 0.0)
             if now - last > self.config.drift_interval:
@@ -335,7 +357,11 @@ class Scheduler:
         self.known = cache.known(desired.clusters)
         self.cached = cache.actual(desired.clusters)
         rollout = desired.repo.definition.rollout
-        self.plan = plan(desired.units, self.cached, rollout, now=self.clock())
+        tracker = self.rollouts.tracker(desired, self.revision.sha if self.revision else "",
+                                        self.clock())  # fmt: skip
+        tracker.dirty.clear()  # a follower writes nothing
+        self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker)
+        self.tracker = tracker
         self._desired_written = None  # when we lead again, write the desired map at once
         self.ticks += 1
         stats.seconds = self.clock() - started
@@ -354,9 +380,12 @@ class Scheduler:
         regions: dict[str, str | None],
         *,
         keep_resources: bool | None = None,
-    ) -> None:
+        reason: str | None = None,
+        health: bool = False,
+    ) -> bool:
+        """Send one task unless the same one is queued or in flight; True when sent."""
         if not cache.claim(kind, bundle, cluster, deployment_id, self.config.task_ttl):
-            return  # queued or in flight already
+            return False  # queued or in flight already
         assert self.revision is not None
         kwargs: dict[str, str | bool] = {
             "fleet": cache.ns,
@@ -368,6 +397,10 @@ class Scheduler:
         }
         if keep_resources is not None:
             kwargs["keep_resources"] = keep_resources
+        if reason is not None:
+            kwargs["reason"] = reason
+        if health:
+            kwargs["health"] = True
         if kind == "refresh":
             kwargs = {
                 k: v for k, v in kwargs.items() if k in ("fleet", "repo_url", "commit", "cluster")
@@ -381,3 +414,4 @@ class Scheduler:
         log.debug("sent %s %s/%s %s", task, cluster, bundle, deployment_id[:12])
         stats.dispatched[task] = stats.dispatched.get(task, 0) + 1
         self.totals[task] = self.totals.get(task, 0) + 1
+        return True

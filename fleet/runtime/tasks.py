@@ -31,6 +31,7 @@ APPLY_TASK = "fleet.apply_unit"
 REMOVE_TASK = "fleet.remove_unit"
 DRIFT_TASK = "fleet.check_drift"
 REFRESH_TASK = "fleet.refresh_cluster"
+ROLLBACK_TASK = "fleet.rollback_unit"
 PING_TASK = "fleet.ping"
 
 QUEUE_PREFIX = "fleet.apply."

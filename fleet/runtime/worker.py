@@ -54,7 +54,6 @@ import redis
 from fleet import config, engine
 from fleet.desired import DesiredState
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
-from fleet.engine.unit import check_drift, drift_state
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
@@ -192,6 +191,40 @@ class UnitWorker:
         cache.mark_drift_checked(job.bundle, job.cluster)
         return self._outcome(job, result.state, message, writes=result.writes)
 
+    def rollback(self, job: UnitJob, reason: str) -> TaskOutcome:
+        """Put the revision before `job.deployment_id` back (its exact manifests, from the
+        cluster's history: `fleet.engine.rollback_unit`): the wave it was in failed."""
+        cache = StateCache(self.redis, job.fleet)
+        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        lock = self._lock(job)
+        with lock.hold():
+            current = cache.actual([job.cluster]).get((job.bundle, job.cluster))
+            if current is not None and current.deployment_id != job.deployment_id:
+                cache.release("rollback", job.bundle, job.cluster, job.deployment_id)
+                return self._outcome(job, current.state,
+                                     "runs another revision already: nothing to roll back",
+                                     skipped=True)  # fmt: skip
+            result = self._call(
+                rev,
+                job.cluster,
+                f"rollback {job.bundle}",
+                lambda conn: engine.rollback_unit(
+                    conn,
+                    job.bundle,
+                    rev.fleet_name,
+                    reason=reason,
+                    details={"deploymentId": job.deployment_id, "commit": job.commit},
+                    claims=lambda: rev.claims(job.cluster),
+                    still_owner=lock.still_owner,
+                ),
+            )
+        record = CachedUnit(result.deployment_id, result.state, result.commit, result.message,
+                            by=self.name)  # fmt: skip
+        cache.record(job.bundle, job.cluster, record)
+        cache.release("rollback", job.bundle, job.cluster, job.deployment_id)
+        message = f"rolled back to {result.deployment_id[:12]}: {result.message}"
+        return self._outcome(job, result.state, message, writes=result.writes)
+
     def deploy_options(self, unit: DeploymentUnit) -> tuple[BundleOptions, str | None]:
         """The unit's options as the engine gets them: the health wait capped at
         `wait_cap` (and the note saying so, also logged), see fleet.runtime.waits."""
@@ -231,22 +264,32 @@ class UnitWorker:
         cache.release("remove", job.bundle, job.cluster, "")
         return self._outcome(job, removed.state, removed.message)
 
-    def check_drift(self, job: UnitJob) -> TaskOutcome:
-        """Read-only drift check; Modified goes to the cache (correctDrift then re-applies)."""
+    def check_drift(self, job: UnitJob, health: bool = False) -> TaskOutcome:
+        """Read-only drift check; Modified goes to the cache (correctDrift then re-applies).
+        With `health` (a wave being verified) the health rules judge the live objects too,
+        and NotReady goes to the cache (the rollout tracker fails the wave on it)."""
         current = self._current(job, "drift")
         if isinstance(current, TaskOutcome):
             return current
         rev, cache, unit, manifests = current
-        items = self._call(
+        seen = self._call(
             rev,
             job.cluster,
             f"drift check {job.bundle}",
-            lambda conn: check_drift(
-                conn, job.bundle, job.deployment_id, manifests, unit.options, fleet=rev.fleet_name
+            lambda conn: engine.inspect(
+                conn,
+                job.bundle,
+                job.deployment_id,
+                manifests,
+                unit.options,
+                health=health,
+                fleet=rev.fleet_name,
             ),
         )
-        state = drift_state(items)
+        items, state = seen.drift, seen.state
         message = "; ".join(str(i) for i in items[:3]) if items else "no drift"
+        if state is BundleState.NOT_READY:
+            message = seen.message
         previous = cache.actual([job.cluster]).get((job.bundle, job.cluster))
         self.events.drift(job.fleet, rev.fleet_name, previous, job.bundle, job.cluster,
                           job.deployment_id, items, self._on(rev, job.cluster))  # fmt: skip
@@ -256,6 +299,8 @@ class UnitWorker:
         changed = state is BundleState.MODIFIED or (
             previous is not None and previous.state is BundleState.MODIFIED
         )
+        if health:  # a verified wave: any change of health is news for the tracker
+            changed = previous is not None and previous.state is not state
         if previous is not None and same and changed:
             cache.record(
                 job.bundle,
