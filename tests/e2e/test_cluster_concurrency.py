@@ -159,7 +159,8 @@ def test_a_namespace_a_sibling_created_a_moment_ago_is_taken_over_by_its_declari
     assert isinstance(conn, _SiblingCreatesFirst)
     conn.sibling, conn.target = Owner("apps-web", fleet.name), shop
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": shop}}
-    web_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": shop}}
+    meta = {"name": "web", "namespace": shop}
+    web_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
     claims = Claims.of([("apps-infra", [ns], ""), ("apps-web", [web_cm], "")])
     try:
         result = sync_unit(conn, "apps-infra", "1" * 64, "c1", [ns], BundleOptions(),
