@@ -128,10 +128,10 @@ def test_one_at_a_time_when_asked(fleet: SafeFleet) -> None:
 
 class _SiblingCreatesFirst(ClusterConnection):
     """A connection on which, just before the first write of the Namespace `name`, a
-    sibling unit (bundle `sibling`) creates that namespace for its own objects: the
+    sibling unit (bundle `other`) creates that namespace for its own objects: the
     interleaving two units synced at the same time on one cluster can hit."""
 
-    sibling: Owner
+    other: Owner
     target: str
     done: bool = False
 
@@ -141,7 +141,7 @@ class _SiblingCreatesFirst(ClusterConnection):
         ref = ObjectRef.of(manifest)
         if not self.done and ref.kind == "Namespace" and ref.name == self.target:
             self.done = True
-            created, errors = ensure_namespaces(self, self.sibling, {self.target})
+            created, errors = ensure_namespaces(self, self.other, {self.target})
             assert created == [self.target] and not errors
         return super().apply(manifest, force=force, dry_run=dry_run, field_manager=field_manager)
 
@@ -157,7 +157,7 @@ def test_a_namespace_a_sibling_created_a_moment_ago_is_taken_over_by_its_declari
     kubeconfig = local_fleet.clusters["dev-eu"].kubeconfig
     conn = _SiblingCreatesFirst.from_kubeconfig(kubeconfig, name="dev-eu")
     assert isinstance(conn, _SiblingCreatesFirst)
-    conn.sibling, conn.target = Owner("apps-web", fleet.name), shop
+    conn.other, conn.target = Owner("apps-web", fleet.name), shop
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": shop}}
     meta = {"name": "web", "namespace": shop}
     web_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
