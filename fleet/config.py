@@ -46,6 +46,8 @@ DEFAULT_NOTIFY_GROUP_WAIT = 10.0  # seconds events wait for others of their grou
 DEFAULT_NOTIFY_BACKOFF = 1.0  # first wait between a notifier's delivery attempts
 DEFAULT_ALERT_RESEND = 3600.0  # seconds between reminders of alerts still firing
 DEFAULT_CLUSTER_CONCURRENCY = 8  # units `fleet sync` applies at once on one cluster
+DEFAULT_HISTORY_LIMIT = 10  # revisions kept per bundle and cluster (Helm's --history-max)
+MIN_HISTORY_LIMIT = 2  # the running revision and the one a rollback goes back to
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -83,6 +85,7 @@ class Settings:
     notify_backoff: float = DEFAULT_NOTIFY_BACKOFF  # FLEET_NOTIFY_BACKOFF
     alert_resend: float = DEFAULT_ALERT_RESEND  # FLEET_ALERT_RESEND
     cluster_concurrency: int = DEFAULT_CLUSTER_CONCURRENCY  # FLEET_CLUSTER_CONCURRENCY
+    history_limit: int = DEFAULT_HISTORY_LIMIT  # FLEET_HISTORY_LIMIT (fleet.engine.history)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -129,6 +132,7 @@ class Settings:
             cluster_concurrency=max(
                 1, _count(env, "FLEET_CLUSTER_CONCURRENCY", DEFAULT_CLUSTER_CONCURRENCY)
             ),
+            history_limit=history_limit_from(env),
             env=copy,
         )
 
@@ -168,6 +172,20 @@ def kubeconfig_dir_from(env: Mapping[str, str]) -> Path:
 def git_allow_http_from(env: Mapping[str, str]) -> bool:
     """`FLEET_GIT_ALLOW_HTTP`: may a Git token be sent over plain `http://`? (default no)"""
     return _flag(env, "FLEET_GIT_ALLOW_HTTP")
+
+
+def history_limit_from(env: Mapping[str, str]) -> int:
+    """`FLEET_HISTORY_LIMIT`: revisions kept per bundle and cluster (at least 2: the one
+    running and the one a rollback returns to)."""
+    raw = (env.get("FLEET_HISTORY_LIMIT") or "").strip()
+    if not raw:
+        return DEFAULT_HISTORY_LIMIT
+    if not raw.isdigit() or int(raw) < MIN_HISTORY_LIMIT:
+        raise UserError(
+            f"FLEET_HISTORY_LIMIT must be a whole number of revisions, at least "
+            f"{MIN_HISTORY_LIMIT}, not {raw!r}"
+        )
+    return int(raw)
 
 
 def current() -> Settings:

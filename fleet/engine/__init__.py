@@ -3,7 +3,7 @@
 The embedded `fleet sync` / `fleet diff` / `fleet status` (`fleet.runtime.embedded`,
 `fleet.runtime.live_status`) and the distributed workers (`fleet.runtime.worker`) only
 orchestrate: which unit, when, on which connection. What happens on the cluster is these
-four verbs, in the manner of fluxcd/pkg's ssa `ResourceManager` and Argo CD's gitops-engine:
+these verbs, in the manner of fluxcd/pkg's ssa `ResourceManager` and Argo CD's gitops-engine:
 
 - `deploy(conn, bundle, deployment_id, commit, manifests, options, fleet=...)`: apply
   (CRDs first, then namespaces, then the rest; a no-op writes nothing), correct drift when
@@ -25,6 +25,9 @@ another bundle now renders is left to it) and conflicts (two bundles rendering o
   deployed or wants (`DeployedBundle.to_actual()` is the rollout planner's input).
 - `inspect(conn, bundle, deployment_id, manifests, options)`: read-only drift and health
   of a deployed unit (server-side dry runs). Out: `Inspection` (state, message, drift).
+- `rollback(conn, bundle, fleet, to=..., reason=...)`: apply a revision of the unit's
+  history again, exactly as it ran (`fleet.engine.rollback`, `fleet.engine.history`:
+  `list_revisions`, `read_revision`, `mark_revision`, `previous_good`). Out: `UnitResult`.
 
 `ClusterUnreachable` propagates from every verb: retrying is the runtime's decision. Every
 other API error is a result (ErrApplied, with the object and the reason). The engine knows
@@ -33,9 +36,20 @@ nothing of Git, targeting, Redis or Celery. Labels and annotations it writes:
 """
 
 from fleet.engine.apply import Action, ObjectResult
+from fleet.engine.history import (
+    HistoryUnreadable,
+    Revision,
+    RevisionStatus,
+    list_revisions,
+    mark_revision,
+    previous_good,
+    read_revision,
+)
 from fleet.engine.identity import Claims, Owner
 from fleet.engine.inventory import DeployedBundle, OwnerStamp, read_deployed
 from fleet.engine.prune import RemovalResult, remove
+from fleet.engine.rollback import RollbackRefused
+from fleet.engine.rollback import rollback_unit as rollback
 from fleet.engine.unit import Inspection, UnitResult, inspect
 from fleet.engine.unit import sync_unit as deploy
 
@@ -43,14 +57,23 @@ __all__ = [
     "Action",
     "Claims",
     "DeployedBundle",
+    "HistoryUnreadable",
     "Inspection",
     "ObjectResult",
     "Owner",
     "OwnerStamp",
     "RemovalResult",
+    "Revision",
+    "RevisionStatus",
+    "RollbackRefused",
     "UnitResult",
     "deploy",
     "inspect",
+    "list_revisions",
+    "mark_revision",
+    "previous_good",
     "read_deployed",
+    "read_revision",
     "remove",
+    "rollback",
 ]

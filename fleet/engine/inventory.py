@@ -132,6 +132,7 @@ class DeployedRevision:
     time: str
     state: str
     message: str = ""
+    history: int = 0  # its revision number in `fleet.engine.history` (0: none kept yet)
 
 
 @dataclass
@@ -172,6 +173,7 @@ class Inventory:
                         "time": r.time,
                         "state": r.state,
                         "message": r.message,
+                        **({"history": r.history} if r.history else {}),
                     }
                     for r in self.revisions
                 ],
@@ -192,7 +194,12 @@ class Inventory:
         ]
         revisions = [
             DeployedRevision(
-                r["commit"], r["deploymentId"], r["time"], r["state"], r.get("message", "")
+                r["commit"],
+                r["deploymentId"],
+                r["time"],
+                r["state"],
+                r.get("message", ""),
+                int(r.get("history", 0)),
             )
             for r in raw["revisions"]
         ]
@@ -270,11 +277,13 @@ def record(
     deployment_id: str,
     state: str,
     message: str,
+    history: int = 0,
 ) -> Inventory | None:
     """The inventory to write after a sync, or None when nothing worth writing changed.
 
     A sync of the same deployment with the same result writes nothing; a new result for
-    the same deployment updates the last revision in place; a new deployment appends one.
+    the same deployment updates the last revision in place (keeping its history number
+    unless `history` gives one); a new deployment appends one.
     """
     objects = sorted(objects, key=lambda e: (e.ref.kind, e.ref.namespace or "", e.ref.name))
     current = old.current
@@ -283,16 +292,17 @@ def record(
         commit,
     )
     unchanged = current is not None and current.state == state and objects == old.objects
+    unchanged = unchanged and (not history or current is None or current.history == history)
     if same_deploy and unchanged and not old.legacy:
         return None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    revision = DeployedRevision(commit, deployment_id, now, state, message[:300])
-    history = old.revisions[:-1] if same_deploy else list(old.revisions)
-    history = [*history, revision][-MAX_REVISIONS:]
+    number = history or (current.history if same_deploy and current is not None else 0)
+    revision = DeployedRevision(commit, deployment_id, now, state, message[:300], number)
+    earlier = old.revisions[:-1] if same_deploy else list(old.revisions)
     return Inventory(
         old.bundle,
         objects,
-        history,
+        [*earlier, revision][-MAX_REVISIONS:],
         exists=True,
         owner=old.owner,
         fleet=old.fleet,
@@ -384,6 +394,7 @@ def merge_into(fresh: Inventory, ours: Inventory) -> Inventory | None:
         deployment_id=current.deployment_id,
         state=current.state,
         message=current.message,
+        history=current.history,
     )
 
 

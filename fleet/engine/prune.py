@@ -27,6 +27,7 @@ as pruned: there is nothing left to delete.
 Deletes use propagationPolicy Background and a uid precondition, in reverse apply order
 (namespaced objects first, CRDs last). The caller decides *whether* to prune: never after a
 render failure, an apply error, or an unreadable inventory (see `fleet.engine.unit`).
+Removing a bundle deletes its inventory and then its revision history (`fleet.engine.history`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fleet.engine.apply import CRD_KEY, Action, ObjectResult
+from fleet.engine.history import delete_history
 from fleet.engine.identity import Claims, ClaimsSource, Owner, key_of
 from fleet.engine.inventory import (
     Inventory,
@@ -342,5 +344,6 @@ def _remove(
         version = "" if inv.legacy else inv.resource_version
         delete_inventory(conn, bundle, fleet=inv.fleet, resource_version=version)
         drop_legacy(conn, inv)
+        delete_history(conn, bundle, inv.fleet)
         log.info("%s: bundle %s removed (%d objects)", conn.name, bundle, len(results))
     return results

@@ -4,9 +4,11 @@
 and the workers); it knows nothing about Git, targeting or Celery. Its phases run in
 order on one `SyncPass` (what is known so far about each object), each a function:
 `apply_crds` -> `apply_rest` -> `correct_drift` (when the bundle asks) -> `prune_leftovers`
--> `judge_health` -> the inventory record and the owner stamp. Its promises:
+-> `judge_health` -> the revision history (`fleet.engine.history_store`) -> the inventory
+record and the owner stamp. Its promises:
 
-- a no-op sync (same content, objects still there) makes no write request at all;
+- a no-op sync (same content, objects still there) makes no write request at all, and
+  asks nothing of the revision history;
 - nothing destructive happens after a render failure (`render_error`), an apply error, or
   when the inventory cannot be read;
 - `dry_run` writes nothing: server-side dry-run applies and a YAML diff per object;
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fleet import config
 from fleet.engine.apply import (
     CRD_KEY,
     Action,
@@ -42,6 +45,13 @@ from fleet.engine.apply import (
 )
 from fleet.engine.drift import DriftItem, detect_drift, object_diff
 from fleet.engine.health import Health
+from fleet.engine.history_store import (
+    Applied,
+    history_due,
+    is_redeploy,
+    keep_revision,
+    with_history,
+)
 from fleet.engine.identity import Claims, ClaimsSource, Owner
 from fleet.engine.immutable import apply_or_recreate, force_wanted
 from fleet.engine.inventory import (
@@ -95,6 +105,7 @@ class UnitResult:
     diff: str = ""
     inventory_written: bool = False
     inventory_objects: int | None = None  # how many objects the inventory lists afterwards
+    revision: int | None = None  # its number in the unit's history (`fleet.engine.history`)
     owner_stamped: bool = False
     lost_lock: bool = False  # stopped before prune or the inventory write (`still_owner`)
     dry_run: bool = False
@@ -131,6 +142,7 @@ def sync_unit(
     fleet: str | None = None,
     claims: ClaimsSource | None = None,
     still_owner: OwnerCheck | None = None,
+    history_limit: int | None = None,
 ) -> UnitResult:
     """Make one cluster run `manifests` for `bundle`; see the module docstring.
 
@@ -139,7 +151,9 @@ def sync_unit(
     fleet's afterwards, once, and only when the stamp read with the inventory differs
     (`fleet.engine.inventory` on ownership). `claims` tells what every bundle of the fleet
     renders on this cluster at this commit (`fleet.engine.identity`; called only when an
-    object of another bundle is met): it decides handovers and conflicts.
+    object of another bundle is met): it decides handovers and conflicts. After a clean
+    apply the unit's revision history (`fleet.engine.history`) records `manifests` and
+    `options`, keeping the last `history_limit` revisions (default: FLEET_HISTORY_LIMIT).
     """
     result = UnitResult(bundle, conn.name, deployment_id, commit, BundleState.READY, "")
     result.dry_run = dry_run
@@ -147,7 +161,8 @@ def sync_unit(
     owner = Owner(bundle, fleet)
     mine = still_owner or (lambda: True)
     _sync(conn, result, owner, claims, manifests, options, wait=wait,
-          render_error=render_error, read=read, still_owner=mine)  # fmt: skip
+          render_error=render_error, read=read, still_owner=mine,
+          history_limit=history_limit)  # fmt: skip
     if fleet is not None and not dry_run and read and not result.lost_lock:
         result.owner_stamped = _stamp(conn, result, read[0], fleet, options)
     return result
@@ -286,6 +301,7 @@ def _sync(
     render_error: str | None,
     read: list[Inventory],
     still_owner: OwnerCheck,
+    history_limit: int | None = None,
 ) -> UnitResult:
     """The phases of one sync, in order; each hands data to the next."""
     started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
@@ -326,6 +342,17 @@ def _sync(
         state, message = judge_health(run, desired, result.objects, wait=wait)
         new = record(old, entries, commit=commit, deployment_id=deployment_id,
                      state=state.value, message=message)  # fmt: skip
+        if _applied_cleanly(result.objects) and history_due(old, new):
+            if not still_owner():
+                return _lost(result, done, "the history write")
+            ready = state is BundleState.READY
+            applied = Applied(owner, deployment_id, commit, manifests, options, ready)
+            limit = history_limit or config.current().history_limit
+            redeploy = is_redeploy(old, deployment_id)
+            number = keep_revision(conn, applied, redeploy=redeploy, limit=limit)
+            new = with_history(old, new, number)
+        kept = (new or old).current
+        result.revision = (kept.history or None) if kept is not None else None
         if new is not None:  # at most one write, none when nothing changed
             if not still_owner():
                 return _lost(result, done, "the inventory write")
@@ -340,6 +367,11 @@ def _sync(
     except KubeError as err:  # forbidden LIST, inventory write refused, ...
         log.error("%s; the unit is ErrApplied and retried at the next sync", err)
         return done(BundleState.ERR_APPLIED, str(err))
+
+
+def _applied_cleanly(objects: list[ObjectResult]) -> bool:
+    """Every object applied (none failed, none held for its CRD): a revision to keep."""
+    return not any(o.action in (Action.FAILED, Action.HELD) for o in objects)
 
 
 def _lost(

@@ -101,7 +101,7 @@ def test_changed_object_is_the_only_one_rewritten(
     result = sync_unit(conn, bundle, "2" * 64, "c2", manifests, options())
     assert result.state is BundleState.READY, result.message
     assert result.count(Action.CONFIGURED) == 1
-    assert result.writes == 2  # the object and the inventory
+    assert result.writes == 3  # the object, the inventory and its history revision
     assert core.read_namespaced_config_map("a", ns).data == {"v": "2"}
     assert core.read_namespaced_config_map("b", ns).metadata.resource_version == rv_b
     inv = read_inventory(conn, bundle)
