@@ -342,20 +342,16 @@ def _sync(
         state, message = judge_health(run, desired, result.objects, wait=wait)
         new = record(old, entries, commit=commit, deployment_id=deployment_id,
                      state=state.value, message=message)  # fmt: skip
-        if _applied_cleanly(result.objects) and history_due(old, new):
-            if not still_owner():
-                return _lost(result, done, "the history write")
+        keep = _applied_cleanly(result.objects) and history_due(old, new)
+        if (keep or new is not None) and not still_owner():  # the record: history, inventory
+            return _lost(result, done, "the inventory write")
+        if keep:
             ready = state is BundleState.READY
             applied = Applied(owner, deployment_id, commit, manifests, options, ready)
-            limit = history_limit or config.current().history_limit
-            redeploy = is_redeploy(old, deployment_id)
-            number = keep_revision(conn, applied, redeploy=redeploy, limit=limit)
-            new = with_history(old, new, number)
+            new = _keep_history(conn, applied, old, new, history_limit)
         kept = (new or old).current
         result.revision = (kept.history or None) if kept is not None else None
         if new is not None:  # at most one write, none when nothing changed
-            if not still_owner():
-                return _lost(result, done, "the inventory write")
             store_inventory(conn, new)
             drop_legacy(conn, old)
             result.inventory_written = True
@@ -367,6 +363,21 @@ def _sync(
     except KubeError as err:  # forbidden LIST, inventory write refused, ...
         log.error("%s; the unit is ErrApplied and retried at the next sync", err)
         return done(BundleState.ERR_APPLIED, str(err))
+
+
+def _keep_history(
+    conn: ClusterConnection,
+    applied: Applied,
+    old: Inventory,
+    new: Inventory | None,
+    limit: int | None,
+) -> Inventory | None:
+    """Keep the revision in the unit's history; the inventory to write then (its current
+    revision carrying the revision's number, so the next no-op sync asks nothing)."""
+    limit = limit or config.current().history_limit
+    redeploy = is_redeploy(old, applied.deployment_id)
+    number = keep_revision(conn, applied, redeploy=redeploy, limit=limit)
+    return with_history(old, new, number)
 
 
 def _applied_cleanly(objects: list[ObjectResult]) -> bool:
