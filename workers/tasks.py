@@ -148,9 +148,10 @@ def rollback_unit(
     cluster: str,
     deployment_id: str,
     reason: str = "",
+    revision: str = "",
 ) -> dict[str, Any]:
     job = UnitJob(fleet, repo_url, commit, bundle, cluster, deployment_id)
-    return _run(self, "rollback", job, lambda w: w.rollback(job, reason))
+    return _run(self, "rollback", job, lambda w: w.rollback(job, reason, revision))
 
 
 @shared_task(  # type: ignore[untyped-decorator]

@@ -23,7 +23,7 @@ the commit (`GateSet`, built once per commit by `build_gates`) and the operators
 
 A failed wave of a bundle with `autoRollback` is queued in `rollbacks`; the runtime puts
 the previous revision back on the wave's clusters that run the failed one (the exact
-manifests, from the cluster's history: `fleet.engine.rollback_unit`) and calls
+manifests, from the cluster's history: `fleet.engine.rollback`) and calls
 `rolled_back`. The failed revision is then rejected: the planner holds it everywhere
 (later waves never see it) until a new commit changes the bundle.
 

@@ -4,7 +4,7 @@
 the planner's verifier is a `RolloutTracker` (`fleet.rollout.tracker`), and each time
 nothing is in flight the run:
 
-1. rolls back the waves that failed with `autoRollback` (`fleet.engine.rollback_unit` on
+1. rolls back the waves that failed with `autoRollback` (`fleet.engine.rollback` on
    each of the wave's clusters that runs the failed revision: the previous good
    revision's exact manifests from the cluster's history, under the unit's lock);
 2. marks the bundles whose every wave passed `succeeded`, and writes the records it
@@ -150,11 +150,12 @@ class EmbeddedRollout:
         run.say(f"{cluster}/{due.bundle}: rolling back ({due.reason})")
 
         def work(conn: ClusterConnection, still_owner: OwnerCheck | None) -> engine.UnitResult:
-            return engine.rollback_unit(
+            return engine.rollback(
                 conn,
                 due.bundle,
                 run.desired.fleet_name,
                 reason=f"wave {due.wave}: {due.reason}",
+                details={"revision": due.revision, "wave": due.wave},
                 claims=lambda: run.desired.claims(cluster),
                 still_owner=still_owner,
             )

@@ -276,7 +276,8 @@ class Scheduler:
         def send_rollback(due: RollbackDue, cluster: str) -> bool:
             unit = desired.by_key[(due.bundle, cluster)]
             return self._send(cache, stats, ROLLBACK_TASK, "rollback", due.bundle, cluster,
-                              unit.deployment_id, regions, reason=due.reason)  # fmt: skip
+                              unit.deployment_id, regions, reason=due.reason,
+                              revision=due.revision)  # fmt: skip
 
         def send_health(bundle: str, cluster: str, deployment_id: str) -> None:
             self._send(cache, stats, DRIFT_TASK, "drift", bundle, cluster, deployment_id,
@@ -381,6 +382,7 @@ class Scheduler:
         *,
         keep_resources: bool | None = None,
         reason: str | None = None,
+        revision: str | None = None,
         health: bool = False,
     ) -> bool:
         """Send one task unless the same one is queued or in flight; True when sent."""
@@ -399,6 +401,8 @@ class Scheduler:
             kwargs["keep_resources"] = keep_resources
         if reason is not None:
             kwargs["reason"] = reason
+        if revision is not None:
+            kwargs["revision"] = revision
         if health:
             kwargs["health"] = True
         if kind == "refresh":

@@ -191,9 +191,9 @@ class UnitWorker:
         cache.mark_drift_checked(job.bundle, job.cluster)
         return self._outcome(job, result.state, message, writes=result.writes)
 
-    def rollback(self, job: UnitJob, reason: str) -> TaskOutcome:
+    def rollback(self, job: UnitJob, reason: str, revision: str = "") -> TaskOutcome:
         """Put the revision before `job.deployment_id` back (its exact manifests, from the
-        cluster's history: `fleet.engine.rollback_unit`): the wave it was in failed."""
+        cluster's history: `fleet.engine.rollback`): the wave it was in failed."""
         cache = StateCache(self.redis, job.fleet)
         rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
         lock = self._lock(job)
@@ -208,12 +208,12 @@ class UnitWorker:
                 rev,
                 job.cluster,
                 f"rollback {job.bundle}",
-                lambda conn: engine.rollback_unit(
+                lambda conn: engine.rollback(
                     conn,
                     job.bundle,
                     rev.fleet_name,
                     reason=reason,
-                    details={"deploymentId": job.deployment_id, "commit": job.commit},
+                    details={"revision": revision, "commit": job.commit},
                     claims=lambda: rev.claims(job.cluster),
                     still_owner=lock.still_owner,
                 ),
