@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleet.cli import app, check_output
+from fleet.cli import FleetGroup, app, check_output
 from fleet.errors import FleetError, UserError
 
 if TYPE_CHECKING:
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
     from fleet.spec.loader import FleetRepo
 
 rollout_app = typer.Typer(
+    cls=FleetGroup,  # its unset --help imports no pydantic either
     help="See and steer progressive delivery: status, pause, resume, abort, approve, "
     "rollback, wait.",
     no_args_is_help=True,
 )
 app.add_typer(rollout_app, name="rollout")
+
+
 
 RepoOption = Annotated[
     str,
