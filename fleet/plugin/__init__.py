@@ -24,6 +24,15 @@ releases. The names below are the contract.
   and `provider_for` (the definition's `metricProviders`), `Gate` (what the hook returns:
   `check(ctx)`), `GateContext`, `GateTarget`, `GateResult`, `GateVerdict`, `Measurement`,
   `GateConfigError` (bad parameters, with the key), `parse_duration` ("30s", "5m").
+  What the built-in measuring gates share, so a third party's gate behaves alike:
+  `GateParams` (read and check parameters, unknown keys rejected), `AnalysisPolicy` and
+  `run_analysis` (count/interval/failureLimit/inconclusiveLimit rounds kept in the gate's
+  memory; `decide`, `round_outcome`, `Outcome` are its pure parts), `describe_measurements`
+  and `format_value` (values for messages), `parse_condition` (`Condition`,
+  `ConditionError`: a `successCondition` without eval), `GateTemplate`, `Placeholder`,
+  `target_values`, `MissingValue` (`{{cluster}}`, `{{labels.KEY}}` substitutions), and
+  `authorization_header`, `metrics_secret`, `metrics_variable`, `gate_variable` (the
+  operator's FLEET_METRICS_<NAME> / FLEET_GATE_<NAME> credentials).
 - Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
   `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
@@ -47,15 +56,34 @@ from typing import TYPE_CHECKING, Any
 from fleet.errors import FleetError, TransientError
 from fleet.events.http import post_json
 from fleet.events.model import Delivery, Event, EventType, Notification, NotifierTarget, Severity
-from fleet.gates.model import (
+from fleet.gates import (
+    AnalysisPolicy,
+    Condition,
+    ConditionError,
     Gate,
     GateConfigError,
     GateContext,
+    GateParams,
     GateResult,
     GateTarget,
+    GateTemplate,
     GateVerdict,
     Measurement,
+    MissingValue,
+    Outcome,
+    Placeholder,
+    authorization_header,
+    decide,
+    describe_measurements,
+    format_value,
+    gate_variable,
+    metrics_secret,
+    metrics_variable,
+    parse_condition,
     provider_for,
+    round_outcome,
+    run_analysis,
+    target_values,
 )
 from fleet.manifest import Manifest
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
@@ -106,8 +134,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "KUSTOMIZATION_FILES",
+    "AnalysisPolicy",
     "BundleOptions",
     "ClusterContext",
+    "Condition",
+    "ConditionError",
     "Credential",
     "Delivery",
     "Event",
@@ -118,9 +149,11 @@ __all__ = [
     "Gate",
     "GateConfigError",
     "GateContext",
+    "GateParams",
     "GateResult",
     "GateSpec",
     "GateTarget",
+    "GateTemplate",
     "GateVerdict",
     "HealthVerdict",
     "HelmOptions",
@@ -130,9 +163,12 @@ __all__ = [
     "Manifest",
     "Measurement",
     "MetricProvider",
+    "MissingValue",
     "Notification",
     "NotifierTarget",
+    "Outcome",
     "PatchError",
+    "Placeholder",
     "RateLimit",
     "RegisteredRenderer",
     "RegistryClient",
@@ -153,14 +189,22 @@ __all__ = [
     "TransientError",
     "YamlOptions",
     "apply_patch",
+    "authorization_header",
     "build_context",
+    "decide",
     "deep_merge",
+    "describe_measurements",
     "docker_config",
     "dump_manifests",
     "find_tool",
+    "format_value",
+    "gate_variable",
     "has_template",
     "hookimpl",
     "load_manifests",
+    "metrics_secret",
+    "metrics_variable",
+    "parse_condition",
     "parse_duration",
     "parse_quota",
     "parse_reference",
@@ -170,5 +214,8 @@ __all__ = [
     "registry_credential",
     "render_bundle",
     "render_values",
+    "round_outcome",
+    "run_analysis",
     "run_tool",
+    "target_values",
 ]

@@ -49,6 +49,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.notify_slack",
     "plugins.notify_alertmanager",
     "plugins.notify_commit_status",
+    "plugins.gate_prometheus",
+    "plugins.gate_http",
+    "plugins.gate_approval",
 )
 BUILTIN = "builtin"
 RUNTIME = "runtime"
