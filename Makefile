@@ -26,8 +26,8 @@ testbin: venv
 	  if [ -x tests/testbin/bin/$$tool ]; then ln -sfn "$(CURDIR)/tests/testbin/bin/$$tool" $(BIN)/$$tool; fi; \
 	done
 
-## redis: make sure Debian's redis-server and prometheus-alertmanager are there (installs
-## them when root on Debian/Ubuntu)
+## redis: make sure Debian's redis-server, prometheus and prometheus-alertmanager are there
+## (installs them when root on Debian/Ubuntu)
 redis:
 	@tests/testbin/ensure-system-packages.sh
 

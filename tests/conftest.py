@@ -71,6 +71,8 @@ sys.path.insert(0, str(ROOT))
 
 import localfleet  # noqa: E402
 
+from tests.support.exporter import Exporter  # noqa: E402
+from tests.support.prometheus import PrometheusServer  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 from tests.support.servers import AlertmanagerServer, GitServer, RedisServer  # noqa: E402
 from tests.support.tls import TlsFiles, make_tls  # noqa: E402
@@ -99,6 +101,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerServer]:
     """A real Prometheus Alertmanager on a free loopback port, for the whole session."""
     server = AlertmanagerServer(tmp_path_factory.mktemp("alertmanager"))
+    try:
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[Exporter]:
+    """The test clusters' stand-in exporter (`exporter.set("canary", error_rate=0.2)`)."""
+    server = Exporter()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, exporter: Exporter
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus (Debian's package) scraping `exporter` every second, for the
+    session. Tests use cluster names of their own, so their error rates do not mix."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [exporter.target])
     try:
         server.start()
     except RuntimeError as err:
