@@ -10,6 +10,7 @@ directory of `<name>.kubeconfig` copies (FLEET_CREDENTIALS_DIR).
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ def new_progressive(
     git_server: GitServer,
     five: dict[str, Path],
     exporter: Exporter,
+    prometheus: PrometheusServer,
     work: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> ProgressiveFleet:
@@ -162,7 +164,26 @@ def new_progressive(
     found = ProgressiveFleet(tree, sfx, kubeconfigs, exporter)
     for name in found.names:
         exporter.set(name, error_rate=0.0)
+    for name in found.names:
+        prometheus.wait_scraped(name, times=3)
     return found
+
+
+def wait_error_rate(
+    prometheus: PrometheusServer, cluster: str, low: float, high: float, timeout: float = 60
+) -> float:
+    """Until the gate's query gives a value in [low, high] for `cluster` (the exporter's
+    new error share has filled the rate window)."""
+    promql = ERROR_RATE.replace("{{cluster}}", cluster)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = prometheus.query(promql)
+        value = float(found[0]["value"][1]) if found else None
+        if value is not None and low <= value <= high:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"error rate of {cluster} stayed {value}, not in [{low}, {high}]")
+        time.sleep(0.3)
 
 
 def prometheus_gate(prometheus: PrometheusServer, **params: Any) -> dict[str, Any]:

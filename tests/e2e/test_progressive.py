@@ -22,6 +22,7 @@ from tests.e2e.progressive_support import (
     five_clusters,  # noqa: F401  (fixture)
     new_progressive,
     prometheus_gate,
+    wait_error_rate,
 )
 from tests.support.exporter import Exporter
 from tests.support.prometheus import PrometheusServer
@@ -38,7 +39,7 @@ def fleet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ProgressiveFleet]:
     monkeypatch.setenv("FLEET_MAX_WAIT_SECONDS", "8")  # a pod that never schedules: 8 s
-    made = new_progressive(git_server, five_clusters, exporter, tmp_path, monkeypatch)
+    made = new_progressive(git_server, five_clusters, exporter, prometheus, tmp_path, monkeypatch)
     yield made
     made.close()
 
@@ -57,7 +58,9 @@ def waves(prometheus: PrometheusServer, fleet: ProgressiveFleet, **canary: Any) 
 
 def sync(fleet: ProgressiveFleet) -> tuple[Any, list[tuple[float, str]]]:
     lines: list[tuple[float, str]] = []
-    report = sync_fleet(fleet.tree.remote_url, progress=lambda s: lines.append((time.monotonic(), s)))
+    report = sync_fleet(
+        fleet.tree.remote_url, progress=lambda s: lines.append((time.monotonic(), s))
+    )
     return report, lines
 
 
@@ -122,7 +125,7 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
               for c in fleet.names}  # fmt: skip
 
     fleet.exporter.set(canary, error_rate=0.2)
-    prometheus.wait_scraped(canary, times=3)
+    wait_error_rate(prometheus, canary, 0.19, 0.21)
     fleet.app("v2")
     fleet.commit("v2: breaks the canary's error rate")
     report, lines = sync(fleet)
@@ -131,7 +134,10 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
     # the canary got v2, its gate failed, and it runs v1 again: the same manifests as before
     assert any(c == canary for c in spans(lines)), lines
     assert fleet.version(canary) == "v1"
-    cm, deploy = fleet.live(canary, "ConfigMap", "web-config"), fleet.live(canary, "Deployment", "web")
+    cm, deploy = (
+        fleet.live(canary, "ConfigMap", "web-config"),
+        fleet.live(canary, "Deployment", "web"),
+    )
     assert cm is not None and deploy is not None
     assert cm["data"] == before[canary][0]["data"]  # type: ignore[index]
     assert deploy["spec"]["template"] == before[canary][1]["spec"]["template"]  # type: ignore[index]
@@ -143,7 +149,8 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
     code = main(["rollout", "status", "apps-web", "--repo", fleet.tree.remote_url])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "rolledBack" in out and "error-rate" in out and "0.2" in out, out
+    assert "rolledBack" in out and "gate error-rate (prometheus): failed" in out, out
+    assert f"error-rate: 0.2 on {canary} (max 0.05)" in out, out
     assert f"rolled back on: {canary}" in out, out
 
     # not retried while the commit stays: the next sync dispatches nothing
@@ -154,7 +161,7 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
 
     # a new commit that fixes it goes through
     fleet.exporter.set(canary, error_rate=0.0)
-    prometheus.wait_scraped(canary, times=6)
+    wait_error_rate(prometheus, canary, 0.0, 0.001)
     fleet.app("v3")
     fleet.commit("v3: fixed")
     fixed, _ = sync(fleet)
@@ -192,10 +199,14 @@ def test_manual_approval_holds_the_next_wave_until_approved(
     report, lines = sync(fleet)
     assert not report.ok  # waits for a person: the run ends, nothing failed
     assert set(spans(lines)) == {fleet.name("canary")}
-    waiting = {u.cluster: u.message for u in report.status.units if u.cluster != fleet.name("canary")}
+    waiting = {
+        u.cluster: u.message for u in report.status.units if u.cluster != fleet.name("canary")
+    }
     assert all("approve" in why for why in waiting.values()), waiting
 
-    code = main(["rollout", "approve", "apps-web", "--wave", "canary", "--repo", fleet.tree.remote_url])
+    code = main(
+        ["rollout", "approve", "apps-web", "--wave", "canary", "--repo", fleet.tree.remote_url]
+    )
     assert code == 0, capsys.readouterr()
     report, lines = sync(fleet)
     assert report.ok, [(u.cluster, u.state, u.message) for u in report.status.units]
