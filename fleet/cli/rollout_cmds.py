@@ -35,7 +35,6 @@ rollout_app = typer.Typer(
 app.add_typer(rollout_app, name="rollout")
 
 
-
 RepoOption = Annotated[
     str,
     typer.Option("--repo", "-r", metavar="REPO", help="The fleet repository (default: .)."),
@@ -228,6 +227,116 @@ def approve_command(
 
         session.store.update_control(bundle, change)
     typer.echo(f"{bundle}: wave {wave} approved for revision {found.revision}")
+
+
+@rollout_app.command("rollback")
+def rollback_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="REVISION",
+            help="A commit (prefix) or a history "
+            "number; default: each cluster's previous good revision.",
+        ),
+    ] = None,
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option("--cluster", "-c", metavar="C", help="Only these clusters (repeatable)."),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Recorded with the rollback.")
+    ] = "by hand",
+    repo: RepoOption = ".",
+    redis: RedisOption = None,
+) -> None:
+    """Put BUNDLE's previous good revision back (the exact manifests that ran, from each
+    cluster's history; nothing is rendered) on every cluster that runs it, or on --cluster;
+    its current revision is then held until a commit changes the bundle. Needs the
+    clusters' credentials (as `fleet sync` does)."""
+    with _session(repo, redis) as session:
+        revision = _desired_revision(session.repo, bundle)
+        results = _roll_back(session, bundle, to, set(clusters or ()), reason)
+
+        def change(control: Controls) -> None:
+            control.rolled_back = {**control.rolled_back, revision: reason}
+
+        if any(ok for ok, _ in results.values()):
+            session.store.update_control(bundle, change)
+    failed = False
+    for cluster, (ok, message) in sorted(results.items()):
+        typer.echo(f"{cluster}/{bundle}: {message}", err=not ok)
+        failed = failed or not ok
+    if not results:
+        raise UserError(f"bundle {bundle!r} runs on no reachable cluster: nothing rolled back")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _roll_back(
+    session: _Session, bundle: str, to: str | None, only: set[str], reason: str
+) -> dict[str, tuple[bool, str]]:
+    """cluster -> (done, one line) for each cluster that runs the bundle."""
+    from fleet import config, engine
+    from fleet.engine.inventory import read_inventory
+    from fleet.engine.kube import ClusterConnection
+    from fleet.runtime.clusters import ClusterSet
+
+    fleet = session.repo.definition.name
+    specs = [c for c in session.repo.definition.clusters if not only or c.name in only]
+    unknown = only - {c.name for c in specs}
+    if unknown:
+        raise UserError(f"no cluster {sorted(unknown)[0]!r} in the definition")
+    clusters = session.clusters
+    own = clusters is None
+    if clusters is None:
+        clusters = ClusterSet(specs, retries=1, backoff=0.5)
+        clusters.connect(config.current().env)
+    results: dict[str, tuple[bool, str]] = {}
+    try:
+        for spec in specs:
+            link = clusters.links[spec.name]
+            if link.down is not None:
+                results[spec.name] = (False, f"not reached: {link.down}")
+                continue
+
+            def one(conn: ClusterConnection) -> tuple[bool, str] | None:
+                if read_inventory(conn, bundle, fleet).current is None:
+                    return None  # not deployed here
+                number = _revision_number(conn, bundle, fleet, to)
+                result = engine.rollback(conn, bundle, fleet, to=number,
+                                         reason=f"fleet rollout rollback: {reason}")  # fmt: skip
+                return (result.state.value != "ErrApplied",
+                        f"rolled back to {result.deployment_id[:12]} "
+                        f"({result.commit[:12]}): {result.state.value}")  # fmt: skip
+
+            try:
+                found = link.call(f"rollback {bundle}", one)
+            except FleetError as err:
+                results[spec.name] = (False, err.reason)
+                continue
+            if found is not None:
+                results[spec.name] = found
+    finally:
+        if own:
+            clusters.close()
+    return results
+
+
+def _revision_number(conn: Any, bundle: str, fleet: str, to: str | None) -> int | None:
+    """--to as this cluster's history number: itself when it is a number, else the
+    latest revision of that commit."""
+    from fleet import engine
+
+    if to is None:
+        return None
+    if to.isdigit() and len(to) < 7:
+        return int(to)
+    matches = [r for r in engine.list_revisions(conn, bundle, fleet) if r.commit.startswith(to)]
+    if not matches:
+        raise UserError(f"{conn.name}: no revision of {bundle} at commit {to!r} in its history")
+    return max(matches, key=lambda r: r.sequence).number
 
 
 @rollout_app.command("wait")

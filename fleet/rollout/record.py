@@ -194,14 +194,16 @@ class Controls:
     """What operators said about a bundle's rollout (written by `fleet rollout ...`).
 
     `approved`: revision -> the waves approved for it. `paused`: no new dispatch until
-    resumed. `aborted`: revisions stopped by hand (held, not rolled back). `resumed_at`:
-    the last `resume`, which also lets a halted or failed (not rolled back) revision be
-    verified again."""
+    resumed. `aborted`: revisions stopped by hand (held, not rolled back). `rolled_back`:
+    revisions `fleet rollout rollback` put back (held like the tracker's rejected ones).
+    `resumed_at`: the last `resume`, which also lets a halted or failed (not rolled back)
+    revision be verified again."""
 
     paused: bool = False
     reason: str = ""
     approved: dict[str, list[str]] = field(default_factory=dict)
     aborted: list[str] = field(default_factory=list)
+    rolled_back: dict[str, str] = field(default_factory=dict)
     resumed_at: float = 0.0
 
     def approves(self, revision: str, wave: str) -> bool:
@@ -213,6 +215,7 @@ class Controls:
             "reason": self.reason,
             "approved": self.approved,
             "aborted": self.aborted,
+            "rolledBack": self.rolled_back,
             "resumedAt": self.resumed_at,
         }
 
@@ -224,6 +227,7 @@ class Controls:
             reason=str(data.get("reason", "")),
             approved={str(k): [str(w) for w in v] for k, v in approved.items()},
             aborted=[str(r) for r in data.get("aborted") or []],
+            rolled_back={str(k): str(v) for k, v in (data.get("rolledBack") or {}).items()},
             resumed_at=float(data.get("resumedAt") or 0.0),
         )
 

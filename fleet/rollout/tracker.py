@@ -135,6 +135,11 @@ class RolloutTracker:
             return f"paused by `fleet rollout pause`{why}"
         if revision in control.aborted:
             return f"revision {revision} aborted by `fleet rollout abort`; waiting for a new commit"
+        if revision in control.rolled_back:
+            return (
+                f"revision {revision} was rolled back by `fleet rollout rollback` "
+                f"({control.rolled_back[revision]}); waiting for a new commit"
+            )
         if found is None:
             return None
         if revision in found.rejected:

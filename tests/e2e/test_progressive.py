@@ -234,3 +234,35 @@ def test_pause_holds_and_resume_lets_it_go(
     assert report.ok
     assert all(fleet.version(c) == "v2" for c in fleet.names)
     capsys.readouterr()
+
+
+def test_rollback_by_hand_puts_the_previous_revision_back_everywhere_and_holds(
+    fleet: ProgressiveFleet, prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout = waves(prometheus, fleet)
+    rollout["waves"][0]["gates"] = []
+    fleet.write_definition(rollout)
+    shas = {}
+    for version in ("v1", "v2"):
+        fleet.app(version)
+        shas[version] = fleet.commit(version)
+        assert sync(fleet)[0].ok
+    url = fleet.tree.remote_url
+    code = main(["rollout", "rollback", "apps-web", "--reason", "bad config", "--repo", url])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert all(fleet.version(c) == "v1" for c in fleet.names)
+    assert captured.out.count("rolled back to") == 5, captured.out
+    report, lines = sync(fleet)
+    assert not spans(lines), lines  # v2 is held, not rolled out again
+    assert all("bad config" in u.message for u in report.status.units), report.status.units
+    fleet.app("v3")
+    fleet.commit("v3")
+    assert sync(fleet)[0].ok
+    assert all(fleet.version(c) == "v3" for c in fleet.names)
+    # --to a commit: back to v1's on one cluster only (skipping v2)
+    us2 = fleet.names[4]
+    code = main(["rollout", "rollback", "apps-web", "--to", shas["v1"][:12], "-c", us2,
+                 "--repo", url])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert fleet.version(us2) == "v1" and fleet.version(fleet.names[3]) == "v3"
