@@ -190,7 +190,7 @@ class RolloutTracker:
         if record.verdict in (GateVerdict.FAILED.value, GateVerdict.INCONCLUSIVE.value):
             return WaveCheck(GateVerdict(record.verdict), record.message)
         if not settings.verified:
-            self._pass(found, record, now, "")
+            self._pass(found, record, now, "", quiet=True)
             return PASSED
         if record.ready_at is None:
             record.ready_at = now
@@ -228,7 +228,8 @@ class RolloutTracker:
                 continue
             found.outcome, found.finished_at = rec.SUCCEEDED, now
             found.message = f"every wave passed ({', '.join(found.waves) or 'none'})"
-            self._event("rollout.succeeded", found, "", found.message)
+            if any(self.settings(bundle, w).verified for w in found.waves):
+                self._event("rollout.succeeded", found, "", found.message)
             self.dirty.add(bundle)
 
     def next_check(self) -> float | None:
@@ -335,13 +336,24 @@ class RolloutTracker:
         self._pass(found, wave, now, "; ".join(passed))
         return PASSED
 
-    def _pass(self, found: BundleRollout, wave: WaveRecord, now: float, message: str) -> None:
+    def _pass(
+        self,
+        found: BundleRollout,
+        wave: WaveRecord,
+        now: float,
+        message: str,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        """The wave passed; `quiet`: it had nothing to verify (no event: the fleet's own
+        `rollout.succeeded` says it all)."""
         wave.verdict, wave.passed_at = GateVerdict.PASSED.value, now
         if wave.ready_at is None:
             wave.ready_at = now
         wave.message = message or "passed"
         self.dirty.add(found.bundle)
-        self._event("wave.passed", found, wave.name, wave.message)
+        if not quiet:
+            self._event("wave.passed", found, wave.name, wave.message)
 
     def _fail(
         self,

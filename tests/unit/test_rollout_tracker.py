@@ -222,13 +222,23 @@ def test_paused_and_aborted_hold_the_bundle() -> None:
 
 
 def test_success_when_every_wave_passed() -> None:
-    r = the_rollout()
+    r = the_rollout(bake="1m")
     t = tracker(r)
     done = actual({c: ("v2", READY) for c in CLUSTERS})
     plan(units(), done, r, now=10, verifier=t)
-    t.settle(lambda b: True, 10)
+    plan(units(), done, r, now=70, verifier=t)
+    plan(units(), done, r, now=130, verifier=t)
+    t.settle(lambda b: True, 130)
     assert t.records["web"].outcome == rec.SUCCEEDED
     assert [e.kind for e in t.drain_events()] == ["wave.passed", "wave.passed", "rollout.succeeded"]
+
+
+def test_a_rollout_without_anything_to_verify_is_no_news() -> None:
+    r = the_rollout()
+    t = tracker(r)
+    plan(units(), actual({c: ("v2", READY) for c in CLUSTERS}), r, now=10, verifier=t)
+    t.settle(lambda b: True, 10)
+    assert t.records["web"].outcome == rec.SUCCEEDED and t.drain_events() == []
 
 
 def test_records_round_trip_through_json() -> None:
