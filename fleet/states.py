@@ -87,10 +87,12 @@ class ActualUnit:
     @property
     def available(self) -> bool:
         """Applied and healthy (drift is reported, it does not block a rollout)."""
-        return self.state in AVAILABLE
+        state = self.state  # identity, not `in AVAILABLE`: the planner asks for every unit
+        return state is _READY or state is _MODIFIED
 
 
 AVAILABLE = frozenset({BundleState.READY, BundleState.MODIFIED})
+_READY, _MODIFIED = BundleState.READY, BundleState.MODIFIED
 
 
 def worst_state(states: Iterable[BundleState]) -> BundleState:

@@ -16,9 +16,10 @@ have one):
 - Unit changes with the same bundle, kind of change and byte-identical object diffs are one
   `ChangeGroup`, whatever the number of clusters, named by the labels its clusters share
   (and by the definition group with exactly those clusters, if any).
-- Waves are the head commit's (`fleet.rollout.planner.assign_waves`): a group counts its
-  added and changed clusters per wave; removals are not gated by waves (the planner's
-  rule) and take none. A cluster whose wave differs between the commits is a `WaveMove`.
+- Waves are the head commit's, per bundle (`fleet.rollout.waves`: a bundle's partitions,
+  else the definition's waves, else auto-partitions): a group counts its added and changed
+  clusters per wave; removals are not gated by waves (the planner's rule) and take none. A
+  cluster whose definition wave differs between the commits is a `WaveMove`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from fleet.manifest import Manifest
 from fleet.plan.model import Change, ChangeGroup, FleetPlan, ObjectChange, Placement, WaveMove
 from fleet.plan.objects import compare_manifests
 from fleet.plan.selectors import parse_selector
-from fleet.rollout.planner import ALL_WAVE, REST_WAVE, assign_waves
+from fleet.rollout.waves import ALL_WAVE, REST_WAVE, DefinitionWaves, unit_waves
 from fleet.targeting.selectors import compile_selector
 from fleet.targeting.units import DeploymentUnit, UnitKey
 
@@ -86,7 +87,7 @@ def compute_plan(
 
     groups: dict[tuple[object, ...], ChangeGroup] = {}
     diffs: dict[tuple[str, str], tuple[tuple[ObjectChange, ...], str]] = {}
-    waves = assign_waves(head.units, head.repo.definition.rollout)
+    waves = unit_waves(head.units, head.repo.definition.rollout)
     for key in _ordered_keys(head, base, head_units, base_units):
         old, new = base_units.get(key), head_units.get(key)
         if old is not None and new is not None and old.deployment_id == new.deployment_id:
@@ -109,7 +110,7 @@ def compute_plan(
             )
         group.clusters.append(cluster)
         if new is not None:
-            wave = waves[cluster].name
+            wave = waves[key]
             group.waves[wave] = group.waves.get(wave, 0) + 1
 
     plan = FleetPlan(
@@ -118,7 +119,7 @@ def compute_plan(
         head=head.commit,
         groups=sorted(groups.values(), key=_group_order),
         placements=_placements(base, head, base_units, head_units),
-        waves=_wave_order(head),
+        waves=_wave_order(head, waves),
         wave_moves=_wave_moves(base, head, base_units, head_units),
         clusters_total=len({c for _, c in head_units} | {c for _, c in base_units}),
         units_total=len(head_units),
@@ -248,11 +249,20 @@ def _placements(
     return out
 
 
-def _wave_order(head: DesiredState) -> list[str]:
+def _wave_order(head: DesiredState, waves: Mapping[UnitKey, str]) -> list[str]:
+    """The definition's waves in order, then the bundles' own (partitions, auto-N)."""
     rollout = head.repo.definition.rollout
-    if rollout is None or not rollout.waves:
-        return [ALL_WAVE]
-    return [w.name for w in rollout.waves] + [REST_WAVE]
+    order = (
+        [ALL_WAVE]
+        if rollout is None or not rollout.waves
+        else [w.name for w in rollout.waves] + [REST_WAVE]
+    )
+    seen = set(order)
+    for name in waves.values():
+        if name not in seen:
+            seen.add(name)
+            order.append(name)
+    return order
 
 
 def _wave_moves(
@@ -261,12 +271,12 @@ def _wave_moves(
     base_units: Mapping[UnitKey, DeploymentUnit],
     head_units: Mapping[UnitKey, DeploymentUnit],
 ) -> list[WaveMove]:
-    before = assign_waves(list(base_units.values()), base.repo.definition.rollout)
-    after = assign_waves(list(head_units.values()), head.repo.definition.rollout)
+    before = DefinitionWaves(base.repo.definition.rollout).names(list(base_units.values()))
+    after = DefinitionWaves(head.repo.definition.rollout).names(list(head_units.values()))
     return [
-        WaveMove(cluster, before[cluster].name, info.name)
-        for cluster, info in after.items()
-        if cluster in before and before[cluster].name != info.name
+        WaveMove(cluster, before[cluster], name)
+        for cluster, name in after.items()
+        if cluster in before and before[cluster] != name
     ]
 
 

@@ -17,16 +17,45 @@ Rules, decided here where the issue was silent:
   dispatched again, counted as unavailable.
 - **Available** means Ready or Modified (applied and healthy; drift is reported, it does
   not block a rollout). Everything else a cluster reports is unavailable.
-- **Waves are per bundle** (Rancher Fleet rolls out each bundle by its partitions): the
-  definition's `rollout.waves` in order; a cluster belongs to the first wave that selects
-  it; clusters in no wave form an implicit last wave `(rest)`. Without waves all clusters
-  are one wave `(all)`. A bundle's units in a wave are dispatched only when every unit of
-  that bundle in the earlier waves is at its desired id and available, and the
-  `WaveVerifier` (progressive delivery: bake times, gates such as Prometheus queries,
-  `fleet.rollout.tracker`) passed each earlier wave. A wave it fails (by health, or a
-  gate) is in `Plan.failed`, and the bundle's later waves wait for good; a bundle it
-  holds (paused, revision rolled back) dispatches nothing.
-- **maxUnavailable** (per wave, else `rollout.maxUnavailable`, else 100%) limits how many
+- **Waves are per bundle** (`fleet.rollout.waves`, which has the full precedence rules):
+  the bundle's `rolloutStrategy.partitions` (they win over the definition's waves for
+  that bundle), else the definition's `rollout.waves`, else Rancher's auto-partitions
+  (a bundle on at least `autoPartitionThreshold`, default 200, clusters is cut into waves
+  `auto-1`.. of `autoPartitionSize`, default 25%, by cluster name), else one wave
+  `(all)`. A cluster belongs to the first wave or partition that selects it; clusters in
+  none form an implicit last wave `(rest)`. A bundle's units in a wave are dispatched
+  only when every unit of that bundle in the earlier waves is at its desired id and
+  available, and the `WaveVerifier` (progressive delivery: bake times, gates such as
+  Prometheus queries, `fleet.rollout.tracker`) passed each earlier wave. A wave it fails
+  (by health, or a gate) is in `Plan.failed`, and the bundle's later waves wait for good;
+  a bundle it holds (paused, revision rolled back) dispatches nothing. Unlike Rancher,
+  where a partition holds the next one only once more than its maxUnavailable clusters
+  are unavailable (so with the default 100% partitions never wait for each other), a
+  fleet wave is complete only when all its units are Ready at the new id: that is the
+  health gate the issue asks for.
+- **maxUnavailablePartitions** (the bundle's; Rancher stops the rollout once more than
+  this many partitions are unavailable, default 0): an incomplete wave is an unavailable
+  partition, and later waves start while at most that many earlier waves are incomplete;
+  0 is wave by wave. A wave with gates, a bake time or autoRollback is never passed over
+  this way (`fleet.rollout.pacing`).
+- **Offline clusters** (`offline=`, the clusters the runtime cannot reach now) follow the
+  wave's policy (wave/partition, else the bundle's `rolloutStrategy.offline`, else
+  `rollout.offline`): `wait` (default) changes nothing, the wave waits for the cluster;
+  `skip`: the wave completes without it, its unit waits "offline (skipped by the wave's
+  offline policy)" and is deployed when it is back; `unavailable`: the same, and the
+  cluster uses one place of the wave's maxUnavailable budget while it is offline.
+- **Maintenance windows and freezes** (`fleet.rollout.windows`): a unit that would start
+  a *new revision* (not deployed, or its id changed) waits while a freeze selects its
+  cluster ("frozen: <reason>") or while the cluster has windows and none is open
+  ("outside its maintenance window (next: ...)"). Retries and drift corrections of the
+  revision it runs are not held.
+- **Pacing** (`fleet.rollout.pacing`): `maxNew` caps the units started at a new revision
+  and not available yet (a wave's own cap per wave; the bundle's or the definition's per
+  bundle); a wave's `delay` holds its new revisions until that long after the previous
+  wave passed, as told by `completed_at[(bundle, wave)]` (the tracker records it; with
+  no time the wave waits). `Plan.waves_done` lists the (bundle, wave) pairs complete now.
+- **maxUnavailable** (per wave or partition, else the bundle's
+  `rolloutStrategy.maxUnavailable`, else `rollout.maxUnavailable`, else 100%) limits how many
   of a bundle's units in a wave are unavailable at once, dispatched units included. A
   percentage is of the bundle's units in the wave, rounded down, at least 1 (so a rollout
   can always progress; Kubernetes rounds the same way). Re-dispatching a unit that is
@@ -44,23 +73,55 @@ Rules, decided here where the issue was silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fleet.gates.model import GateVerdict
-from fleet.spec.definition import Rollout, Wave
+from fleet.rollout.pacing import NEW_REVISION, NewBudget, PartitionTolerance, delay_hold
+from fleet.rollout.waves import (
+    ALL_WAVE,
+    DEFAULT_MAX_UNAVAILABLE,
+    REST_WAVE,
+    BundleWaves,
+    DefinitionWaves,
+    WavePlan,
+    plan_waves,
+    resolve_count,
+)
+from fleet.rollout.windows import RolloutCalendar
+from fleet.spec.definition import Rollout
 from fleet.states import ActualUnit, BundleState
 from fleet.targeting.dependencies import dependencies
-from fleet.targeting.selectors import compile_selector
 from fleet.targeting.units import DeploymentUnit, UnitKey
 
-ALL_WAVE = "(all)"
-REST_WAVE = "(rest)"
-DEFAULT_MAX_UNAVAILABLE = "100%"
+# module constants: an Enum member looked up on its class costs a call in Python 3.11
+READY, MODIFIED, ERR_APPLIED = BundleState.READY, BundleState.MODIFIED, BundleState.ERR_APPLIED
+__all__ = [
+    "ALL_WAVE",
+    "DEFAULT_MAX_UNAVAILABLE",
+    "PASSED",
+    "REST_WAVE",
+    "ActualUnit",
+    "BundleWaves",
+    "Dispatch",
+    "Plan",
+    "Progressing",
+    "Removal",
+    "Waiting",
+    "WaveCheck",
+    "WaveFailure",
+    "WavePlan",
+    "WaveVerifier",
+    "dispatch_reason",
+    "plan",
+    "resolve_max_unavailable",
+]
+OFFLINE_SKIPPED = "offline (skipped by the wave's offline policy)"
+OFFLINE_UNAVAILABLE = "offline (counted as unavailable by the wave's offline policy)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and a tick makes 50,000
 class Dispatch:
     """A unit to sync now, and why (`not deployed`, `changed`, `retry`, `correct drift`)."""
 
@@ -69,7 +130,7 @@ class Dispatch:
     wave: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and a tick makes 50,000
 class Waiting:
     """A unit that needs syncing but may not be dispatched yet; `reason` is one line."""
 
@@ -78,7 +139,7 @@ class Waiting:
     wave: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and a tick makes 50,000
 class Progressing:
     """A unit at its desired id that is not available yet (health pending, in flight)."""
 
@@ -103,8 +164,17 @@ class Plan:
     progressing: list[Progressing] = field(default_factory=list)
     in_sync: list[DeploymentUnit] = field(default_factory=list)
     removals: list[Removal] = field(default_factory=list)
-    waves: dict[str, str] = field(default_factory=dict)  # cluster -> wave name
+    # cluster -> its wave among the definition's `rollout.waves` (the fleet-wide view); a
+    # bundle with partitions or auto-partitions has its own: `unit_waves`
+    waves: dict[str, str] = field(default_factory=dict)
+    unit_waves: dict[UnitKey, str] = field(default_factory=dict)  # (bundle, cluster) -> wave
+    bundle_waves: dict[str, BundleWaves] = field(default_factory=dict)  # each bundle's waves
+    waves_done: list[tuple[str, str]] = field(default_factory=list)  # (bundle, wave) complete
     failed: list[WaveFailure] = field(default_factory=list)
+
+    def wave_of(self, unit: DeploymentUnit) -> str:
+        """The unit's wave in this plan ("" when the unit was not planned)."""
+        return self.unit_waves.get(unit.key, "")
 
     @property
     def converged(self) -> bool:
@@ -159,55 +229,9 @@ class WaveVerifier(Protocol):
     ) -> WaveCheck: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _WaveInfo:
-    index: int
-    name: str
-    max_unavailable: int | str
-
-
-def assign_waves(units: Sequence[DeploymentUnit], rollout: Rollout | None) -> dict[str, _WaveInfo]:
-    """cluster -> its wave (first wave that selects it; else the implicit last wave)."""
-    default: int | str = DEFAULT_MAX_UNAVAILABLE
-    if rollout is not None and rollout.max_unavailable is not None:
-        default = rollout.max_unavailable
-    waves = rollout.waves if rollout is not None else []
-    if not waves:
-        return {u.cluster: _WaveInfo(0, ALL_WAVE, default) for u in units}
-    matchers = [(i, w, _wave_matcher(w)) for i, w in enumerate(waves)]
-    rest = _WaveInfo(len(waves), REST_WAVE, default)
-    out: dict[str, _WaveInfo] = {}
-    for unit in units:
-        if unit.cluster in out:
-            continue
-        out[unit.cluster] = rest
-        for index, wave, matches in matchers:
-            if matches(unit):
-                limit = wave.max_unavailable if wave.max_unavailable is not None else default
-                out[unit.cluster] = _WaveInfo(index, wave.name, limit)
-                break
-    return out
-
-
-def _wave_matcher(wave: Wave) -> Callable[[DeploymentUnit], bool]:
-    if wave.clusters is not None:
-        names = frozenset(wave.clusters)
-        return lambda unit: unit.cluster in names
-    if wave.group is not None:
-        group = wave.group
-        return lambda unit: group in unit.groups
-    assert wave.selector is not None
-    selector = compile_selector(wave.selector)
-    return lambda unit: selector.matches(unit.labels)
-
-
 def resolve_max_unavailable(value: int | str, total: int) -> int:
     """An int, or "N%" of `total` rounded down; at least 1 so a rollout can progress."""
-    if isinstance(value, str) and value.endswith("%"):
-        count = int(value[:-1]) * total // 100
-    else:
-        count = int(value)
-    return max(count, 1)
+    return resolve_count(value, total)
 
 
 def dispatch_reason(
@@ -218,13 +242,13 @@ def dispatch_reason(
         return "not deployed"
     if actual.deployment_id != unit.deployment_id:
         return "changed"
-    if actual.state is BundleState.ERR_APPLIED:
+    if actual.state is ERR_APPLIED:
         return "retry after ErrApplied"
     drift = unit.options.correct_drift
     if drift is not None and drift.enabled:
-        if actual.state is BundleState.MODIFIED:
+        if actual.state is MODIFIED:
             return "correct drift"
-        if drift_check and actual.state is BundleState.READY:
+        if drift_check and actual.state is READY:
             return "check drift"
     return None
 
@@ -237,77 +261,172 @@ def plan(
     now: float,
     verifier: WaveVerifier | None = None,
     drift_check: bool = False,
+    offline: Collection[str] = (),
+    completed_at: Mapping[tuple[str, str], float] | None = None,
 ) -> Plan:
-    """What may be dispatched now; see the module docstring for the rules."""
-    result = Plan()
-    waves = assign_waves(units, rollout)
-    result.waves = {cluster: info.name for cluster, info in waves.items()}
-    desired = {(u.bundle, u.cluster): u for u in units}
-    by_cluster: dict[str, list[DeploymentUnit]] = {}
-    by_bundle: dict[str, list[DeploymentUnit]] = {}
-    for unit in units:
-        by_cluster.setdefault(unit.cluster, []).append(unit)
-        by_bundle.setdefault(unit.bundle, []).append(unit)
+    """What may be dispatched now; see the module docstring for the rules.
 
-    for bundle, bundle_units in by_bundle.items():
-        grouped: dict[int, list[DeploymentUnit]] = {}
-        for unit in bundle_units:
-            grouped.setdefault(waves[unit.cluster].index, []).append(unit)
+    `offline`: the clusters that cannot be reached now (each wave's offline policy says
+    what that means). `completed_at`: (bundle, wave) -> when that wave passed (epoch
+    seconds), for the next wave's `delay`.
+    """
+    result = Plan()
+    definition = DefinitionWaves(rollout)
+    layouts = plan_waves(units, rollout, definition)
+    result.bundle_waves = layouts
+    result.waves = definition.names(units)
+    tick = _Tick(units, actual, frozenset(offline), RolloutCalendar(rollout, now), drift_check)
+
+    for bundle, layout in layouts.items():
         held = verifier.held(bundle) if verifier is not None else None
         after: str | None = None  # what holds the waves after the ones planned so far
-        for index in sorted(grouped):
-            wave_units = grouped[index]
-            info = waves[wave_units[0].cluster]
+        news = NewBudget(layout, actual)
+        tolerance = PartitionTolerance(layout)
+        previous: WavePlan | None = None
+        for info in layout.waves:
             hold = held or (f"wave {info.name} {after}" if after else None)
-            _plan_wave(result, wave_units, info, actual, desired, by_cluster, hold, drift_check)
+            paced = delay_hold(bundle, info, previous, completed_at or {}, now)
+            laggards = _plan_wave(result, info, tick, hold, paced, news)
+            if not laggards:
+                result.waves_done.append((bundle, info.name))
             if held is None and after is None:
-                after = _after_wave(result, bundle, info, wave_units, actual, verifier, now)
+                after = _after_wave(
+                    result, bundle, info, laggards, actual, verifier, tolerance, now
+                )
+            previous = info
 
+    planned = result.unit_waves  # every desired unit's key
     for key, record in actual.items():
-        if key not in desired:
+        if key not in planned:
             result.removals.append(Removal(key[0], key[1], record.keep_resources))
     return result
 
 
+class _Tick:
+    """What every wave of one plan reads: the reports, who is offline, the calendar, and
+    (built on first use, for dependsOn only) the desired units by key and by cluster."""
+
+    def __init__(
+        self,
+        units: Sequence[DeploymentUnit],
+        actual: Mapping[UnitKey, ActualUnit],
+        offline: frozenset[str],
+        calendar: RolloutCalendar,
+        drift_check: bool,
+    ) -> None:
+        self.units, self.actual, self.offline = units, actual, offline
+        self.calendar, self.drift_check = calendar, drift_check
+        self._desired: dict[UnitKey, DeploymentUnit] | None = None
+        self._by_cluster: dict[str, list[DeploymentUnit]] = {}
+
+    def dependency_wait(self, unit: DeploymentUnit) -> str | None:
+        if not unit.options.depends_on:
+            return None
+        if self._desired is None:
+            self._desired = {(u.bundle, u.cluster): u for u in self.units}
+            for u in self.units:
+                self._by_cluster.setdefault(u.cluster, []).append(u)
+        same_cluster = self._by_cluster[unit.cluster]
+        return _dependency_wait(unit, self.actual, self._desired, same_cluster)
+
+
 def _plan_wave(
     result: Plan,
-    wave_units: list[DeploymentUnit],
-    info: _WaveInfo,
-    actual: Mapping[UnitKey, ActualUnit],
-    desired: Mapping[UnitKey, DeploymentUnit],
-    by_cluster: Mapping[str, list[DeploymentUnit]],
+    info: WavePlan,
+    tick: _Tick,
     hold: str | None,
-    drift_check: bool,
-) -> None:
-    limit = resolve_max_unavailable(info.max_unavailable, len(wave_units))
-    unavailable = sum(1 for u in wave_units if _unavailable(actual.get((u.bundle, u.cluster))))
+    paced: str | None,
+    news: NewBudget,
+) -> list[DeploymentUnit]:
+    """Sort one wave's units into dispatch/waiting/progressing/in sync; return the units
+    that keep the wave from being complete (not at their id and available, offline units
+    the wave's policy does not wait for aside).
+
+    `hold` stops every dispatch of the wave (an earlier wave or a gate); `paced` stops
+    only new revisions (the wave's delay); windows, freezes, maxNew and the offline policy
+    are checked per unit. This is the planner's inner loop (every unit, every tick): the
+    common case, a unit in sync, takes the first branch.
+    """
+    actual, offline, name = tick.actual, tick.offline, info.name
+    wave_units = info.units
+    limit = resolve_count(info.max_unavailable, len(wave_units))
+    not_waited = offline if info.offline != "wait" else frozenset()
+    counted = offline if info.offline == "unavailable" else frozenset()
+    unavailable = -1  # counted when a unit first needs the budget: a held wave never does
+    calendar = None if tick.calendar.empty else tick.calendar
+    unit_waves, in_sync, laggards = result.unit_waves, result.in_sync, []
+    waiting, drift_check = result.waiting, tick.drift_check
+    budget_full = f"maxUnavailable {limit} reached in wave {name}"
     for unit in wave_units:
-        record = actual.get((unit.bundle, unit.cluster))
-        reason = dispatch_reason(unit, record, drift_check=drift_check)
+        key = (unit.bundle, unit.cluster)
+        unit_waves[key] = name
+        record = actual.get(key)
+        if record is None:
+            reason: str | None = "not deployed"
+        elif record.deployment_id != unit.deployment_id:
+            reason = "changed"
+        elif record.state is READY and not (drift_check and unit.options.correct_drift):
+            in_sync.append(unit)  # the common case: nothing to do
+            continue
+        else:
+            reason = dispatch_reason(unit, record, drift_check=drift_check)
+        complete = reason is None and record is not None and record.available
+        if not complete and unit.cluster not in not_waited:
+            laggards.append(unit)
         if reason is None:
             assert record is not None
             if record.available:
-                result.in_sync.append(unit)
+                in_sync.append(unit)
             else:
-                result.progressing.append(Progressing(unit, record.state, info.name))
+                result.progressing.append(Progressing(unit, record.state, name))
             continue
-        wait = None
         if unit.options.paused:
-            wait = "paused"
-        elif hold is not None:
-            wait = hold
-        else:
-            wait = _dependency_wait(unit, actual, desired, by_cluster[unit.cluster])
-        was_unavailable = _unavailable(record)
-        if wait is None and reason != "check drift" and not was_unavailable:
-            if unavailable >= limit:
-                wait = f"maxUnavailable {limit} reached in wave {info.name}"
-            else:
-                unavailable += 1
+            waiting.append(Waiting(unit, "paused", name))
+            continue
+        if hold is not None:  # every unit of a held wave: no further checks
+            waiting.append(Waiting(unit, hold, name))
+            continue
+        new = reason in NEW_REVISION
+        wait = None
+        if unit.cluster in not_waited:
+            wait = OFFLINE_SKIPPED if info.offline == "skip" else OFFLINE_UNAVAILABLE
+        elif new and paced is not None:
+            wait = paced
+        elif new and calendar is not None:
+            wait = calendar.hold(unit)
+        if wait is None:
+            wait = tick.dependency_wait(unit)
+        uses_budget = reason != "check drift" and not _unavailable(record)
+        if unavailable < 0:
+            unavailable = _count_unavailable(wave_units, actual, counted)
+        if wait is None and uses_budget and unavailable >= limit:
+            wait = budget_full
+        if wait is None and new:
+            wait = news.full(info)
         if wait is not None:
-            result.waiting.append(Waiting(unit, wait, info.name))
-        else:
-            result.dispatch.append(Dispatch(unit, reason, info.name))
+            waiting.append(Waiting(unit, wait, name))
+            continue
+        if uses_budget:
+            unavailable += 1
+        if new:
+            news.take(info)
+        result.dispatch.append(Dispatch(unit, reason, name))
+    return laggards
+
+
+def _count_unavailable(
+    units: Sequence[DeploymentUnit],
+    actual: Mapping[UnitKey, ActualUnit],
+    counted_offline: frozenset[str],
+) -> int:
+    """Units of a wave that use its maxUnavailable budget now (offline ones its policy
+    counts included)."""
+    count = 0
+    for u in units:
+        record = actual.get((u.bundle, u.cluster))
+        if u.cluster in counted_offline or (record is not None and not record.available):
+            count += 1
+    return count
 
 
 def _unavailable(record: ActualUnit | None) -> bool:
@@ -336,23 +455,26 @@ def _laggards(units: list[DeploymentUnit], actual: Mapping[UnitKey, ActualUnit])
 def _after_wave(
     result: Plan,
     bundle: str,
-    info: _WaveInfo,
-    wave_units: list[DeploymentUnit],
+    info: WavePlan,
+    laggards: list[DeploymentUnit],
     actual: Mapping[UnitKey, ActualUnit],
     verifier: WaveVerifier | None,
+    tolerance: PartitionTolerance,
     now: float,
 ) -> str | None:
-    """What holds the waves after this one: None when it is complete and verified."""
-    laggards = [u for u in wave_units if not _complete(u, actual)]
+    """What holds the waves after this one: None when it is complete and verified (or
+    incomplete and maxUnavailablePartitions still lets the next waves go)."""
     if laggards:
-        failure = verifier.watch(bundle, info.name, wave_units, actual, now) if verifier else None
+        failure = verifier.watch(bundle, info.name, info.units, actual, now) if verifier else None
         if failure is not None:
             result.failed.append(WaveFailure(bundle, info.name, failure))
             return f"waits for wave {info.name}, which failed: {failure}"
+        if tolerance.tolerate(info):
+            return None
         return f"waits for wave {info.name} ({_laggards(laggards, actual)})"
     if verifier is None:
         return None
-    check = verifier.verify(bundle, info.name, wave_units, now)
+    check = verifier.verify(bundle, info.name, info.units, now)
     if check.verdict is GateVerdict.PASSED:
         return None
     if check.verdict is GateVerdict.PENDING:

@@ -338,8 +338,9 @@ class SyncRun:
     def plan(self) -> Plan:
         rollout = self.desired.repo.definition.rollout
         verifier = self.rollout.tracker if self.rollout is not None else None
+        offline = [name for name, link in self.links.items() if link.down is not None]
         return plan(self.desired.units, self.actual, rollout, now=time.time(),
-                    verifier=verifier, drift_check=True)  # fmt: skip
+                    verifier=verifier, drift_check=True, offline=offline)  # fmt: skip
 
     def converge(self, *, wait: bool) -> Plan:
         """Plan, dispatch, and plan again each time a unit finishes, until nothing more can
@@ -399,7 +400,7 @@ class SyncRun:
             key = (unit.bundle, unit.cluster)
             reason = _reason(unit, self.actual.get(key), drift_check=True)
             if reason is not None and not unit.options.paused and self._may_go(*key):
-                todo.append(Dispatch(unit, reason, current.waves.get(unit.cluster, "")))
+                todo.append(Dispatch(unit, reason, current.wave_of(unit)))
         gone = [r for r in current.removals if self.links[r.cluster].down is None]
         self._batch(todo, gone, dry_run=True, wait=False)
         return current
@@ -583,7 +584,7 @@ class SyncRun:
                 dry_run=dry_run,
                 down=self.links[unit.cluster].down,
                 waiting=waiting.get(unit.key),
-                wave=final.waves.get(unit.cluster, ""),
+                wave=final.wave_of(unit),
             )
             status.units.append(row)
         for (bundle, cluster), removed in self.removed.items():

@@ -77,7 +77,7 @@ def fleet_status(
             for key, rec in run.read_deployed(desired.fleet_name, units).items()
         }
         rollout = desired.repo.definition.rollout
-        waves = plan(desired.units, actual, rollout, now=time.time()).waves
+        waves = plan(desired.units, actual, rollout, now=time.time()).unit_waves
 
         def look(link_name: str) -> list[UnitStatus]:
             link = run[link_name]
@@ -86,7 +86,7 @@ def fleet_status(
                 if unit.cluster != link_name:
                     continue
                 record = actual.get(unit.key)
-                row = unit_row(unit, record, down=link.down, wave=waves.get(unit.cluster, ""))
+                row = unit_row(unit, record, down=link.down, wave=waves.get(unit.key, ""))
                 if link.down is None and needs_look(unit, record):
                     _look(link, unit, desired.manifests(unit), row, desired.fleet_name)
                 rows.append(row)

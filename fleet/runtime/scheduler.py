@@ -251,7 +251,7 @@ class Scheduler:
         self.cached = cache.actual(desired.clusters)
         tracker = self.rollouts.tracker(desired, revision.sha, now)
         current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now,
-                       verifier=tracker)  # fmt: skip
+                       verifier=tracker, offline=unreachable(self.known))  # fmt: skip
         self.plan, self.tracker = current, tracker
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:
@@ -361,7 +361,8 @@ class Scheduler:
         tracker = self.rollouts.tracker(desired, self.revision.sha if self.revision else "",
                                         self.clock())  # fmt: skip
         tracker.dirty.clear()  # a follower writes nothing
-        self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker)
+        self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker,
+                         offline=unreachable(self.known))  # fmt: skip
         self.tracker = tracker
         self._desired_written = None  # when we lead again, write the desired map at once
         self.ticks += 1
@@ -419,3 +420,9 @@ class Scheduler:
         stats.dispatched[task] = stats.dispatched.get(task, 0) + 1
         self.totals[task] = self.totals.get(task, 0) + 1
         return True
+
+
+def unreachable(known: dict[str, dict[str, object]]) -> list[str]:
+    """Clusters whose last inventory refresh failed (a worker could not reach them): the
+    planner's `offline` set. A cluster never refreshed yet is unknown, not offline."""
+    return [cluster for cluster, seen in known.items() if seen.get("error")]

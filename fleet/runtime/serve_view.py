@@ -39,7 +39,7 @@ def fleet_status(scheduler: Scheduler) -> FleetStatus:
     waiting = (
         {(w.unit.bundle, w.unit.cluster): w.reason for w in current.waiting} if current else {}
     )
-    waves = current.waves if current else {}
+    waves = current.unit_waves if current else {}
     for unit in desired.units:
         rec = scheduler.cached.get(unit.key)
         seen = scheduler.known.get(unit.cluster)
@@ -51,7 +51,7 @@ def fleet_status(scheduler: Scheduler) -> FleetStatus:
             inventories_unread=seen is None,
             waiting=waiting.get(unit.key),
             dispatched=True,
-            wave=waves.get(unit.cluster, ""),
+            wave=waves.get(unit.key, ""),
         )
         status.units.append(row)
     if current is not None:

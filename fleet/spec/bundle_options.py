@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fleet.spec.rollout_spec import Duration, GateSpec, OfflinePolicy
+from fleet.spec.rollout_spec import Duration, GateSpec, MaxUnavailable, OfflinePolicy
 
 
 class StrictModel(BaseModel):
@@ -237,7 +237,7 @@ class Partition(StrictModel):
     """One rollout wave: the clusters a selector picks, rolled out together."""
 
     name: str | None = None
-    max_unavailable: int | str | None = Field(default=None, alias="maxUnavailable")
+    max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
     cluster_name: str | None = Field(default=None, alias="clusterName")
     cluster_selector: LabelSelector | None = Field(default=None, alias="clusterSelector")
     cluster_group: str | None = Field(default=None, alias="clusterGroup")
@@ -254,11 +254,11 @@ class RolloutStrategy(StrictModel):
     the definition's `rollout.waves` for this bundle). fleet adds gates, bake and
     autoRollback (for every wave of the bundle)."""
 
-    max_unavailable: int | str | None = Field(default=None, alias="maxUnavailable")
-    max_unavailable_partitions: int | str | None = Field(
+    max_unavailable: MaxUnavailable | None = Field(default=None, alias="maxUnavailable")
+    max_unavailable_partitions: MaxUnavailable | None = Field(
         default=None, alias="maxUnavailablePartitions"
     )
-    auto_partition_size: int | str | None = Field(default=None, alias="autoPartitionSize")
+    auto_partition_size: MaxUnavailable | None = Field(default=None, alias="autoPartitionSize")
     auto_partition_threshold: int | None = Field(default=None, ge=0, alias="autoPartitionThreshold")
     max_new: int | None = Field(default=None, ge=1, alias="maxNew")
     partitions: list[Partition] = Field(default_factory=list)

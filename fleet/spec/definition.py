@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
@@ -242,6 +243,14 @@ class MaintenanceWindow(ClusterScope):
     schedule: str = Field(min_length=9, description="cron, 5 fields, UTC: '0 2 * * 1-5'")
     duration: Duration
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from fleet.spec.cron import parse_cron
+
+        parse_cron(value)  # CronError is a ValueError: a file:line problem
+        return value
+
 
 class Freeze(ClusterScope):
     """No new revision starts on the clusters it selects while it is in the definition (and,
@@ -251,6 +260,26 @@ class Freeze(ClusterScope):
     until: str | None = Field(
         default=None, description="ISO 8601 time (UTC if no offset) when the freeze ends."
     )
+
+    @field_validator("until")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            freeze_end(value)
+        return value
+
+
+def freeze_end(until: str) -> float:
+    """Seconds since the epoch of a freeze's `until` (ISO 8601; UTC when no offset)."""
+    try:
+        when = datetime.fromisoformat(until)
+    except ValueError:
+        raise ValueError(
+            f"until must be an ISO 8601 time like '2026-12-24T18:00:00Z', not {until!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 class Rollout(StrictModel):
@@ -467,6 +496,21 @@ def check_references(definition: FleetDefinition) -> Iterator[tuple[Loc, str]]:
             for j, name in enumerate(wave.clusters or ()):
                 if name not in clusters:
                     yield ("rollout", "waves", i, "clusters", j), f"undefined cluster '{name}'"
+        scoped = (("windows", definition.rollout.windows), ("freezes", definition.rollout.freezes))
+        for key, scopes in scoped:
+            for i, scope in enumerate(scopes):
+                yield from _scope_refs(scope, ("rollout", key, i), groups, clusters)
+
+
+def _scope_refs(
+    scope: ClusterScope, loc: Loc, groups: set[str], clusters: set[str]
+) -> Iterator[tuple[Loc, str]]:
+    """A window's or a freeze's `group` and `clusters` must name defined ones."""
+    if scope.group is not None and scope.group not in groups:
+        yield (*loc, "group"), undefined_group(scope.group, groups)
+    for j, name in enumerate(scope.clusters or ()):
+        if name not in clusters:
+            yield (*loc, "clusters", j), f"undefined cluster '{name}'"
 
 
 def _registry_hosts(registries: list[RegistrySpec]) -> Iterator[tuple[Loc, str]]:

@@ -69,6 +69,9 @@ class DeploymentUnit:
     groups: frozenset[str] = frozenset()
     bundle_path: str = ""
     renderer: str = "auto"
+    # labels of every group of the definition (shared by all units), for partitions'
+    # clusterGroupSelector; the unit's own groups are `groups`
+    group_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -164,6 +167,7 @@ class _Variant:
             cluster.groups,
             self.bundle.rel_path,
             self.renderer,
+            cluster.group_labels,
         )
 
     def _for_cluster(self, cluster: _Cluster) -> tuple[BundleOptions, str]:

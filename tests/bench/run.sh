@@ -14,6 +14,10 @@ echo "== render dedupe: 1,000 clusters, renders performed vs. units"
 $py tests/bench/bench_render.py
 
 echo
+echo "== planner: one tick, 1,000 clusters x 50 bundles, waves, gates, windows, maxNew"
+$py tests/bench/bench_planner.py
+
+echo
 echo "== fleet plan: 1,000 clusters x 50 bundles, one values file changes"
 $py tests/bench/bench_plan.py
 

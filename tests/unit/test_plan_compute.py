@@ -78,7 +78,8 @@ def test_a_change_identical_on_400_clusters_is_one_group(tmp_path: Path) -> None
     assert group.group_name == "prod" and group.selector == "env=prod" and group.selector_exact
     assert [o.ref for o in group.objects] == ["v1 ConfigMap web/web"]
     assert "-  color: blue\n+  color: red\n" in group.objects[0].diff
-    assert plan.summary == "1 bundle changes on 400 clusters in 1 wave"
+    # no waves and >= 200 clusters: Rancher's auto-partitions, 4 x 25%
+    assert plan.summary == "1 bundle changes on 400 clusters in 4 waves"
     text = render_text(plan)
     assert text.count("color: red") == 1  # shown once, not 400 times
     assert "c001, c003, c005" in text and "+390 more" in text
