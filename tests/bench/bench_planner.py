@@ -6,8 +6,8 @@ A script, not a test: prints figures and ratios, never fails on them. Run:
     python tests/bench/bench_planner.py [--clusters 1000] [--bundles 50] [--ticks 7]
 
 The units are built in memory (targeting has its own benchmark). The rollout has 4 waves
-(a canary list, a group, a selector, the rest), a fleet-wide gate (a trivial callable, so
-the figure is the planner's, not a metrics server's), two maintenance windows (one open,
+(a canary list, a group, a selector, the rest), a verifier whose every wave passes (so the
+figure is the planner's, not a metrics server's), two maintenance windows (one open,
 one closed), a freeze and `maxNew`; every fifth bundle brings its own partitions instead
 (per-bundle waves, with a partition gate and a delay). The clusters report a rollout in
 the middle: each bundle's first waves done, a tenth of the next one applied and progressing,
@@ -26,13 +26,13 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from fleet.rollout.planner import Plan, plan  # noqa: E402
+from fleet.rollout.planner import PASSED, Plan, WaveCheck, plan  # noqa: E402
 from fleet.spec.bundle_options import BundleOptions  # noqa: E402
 from fleet.spec.definition import Rollout  # noqa: E402
 from fleet.states import ActualUnit, BundleState  # noqa: E402
@@ -118,8 +118,26 @@ def reports(units: Sequence[DeploymentUnit], waves: Plan) -> dict[UnitKey, Actua
     return actual
 
 
-def gate(bundle: str, wave: str, earlier: Sequence[DeploymentUnit], now: float) -> str | None:
-    return None
+class PassingVerifier:
+    """A trivial `WaveVerifier`: every wave passes at once (the figure is the planner's)."""
+
+    def held(self, bundle: str) -> str | None:
+        return None
+
+    def watch(
+        self,
+        bundle: str,
+        wave: str,
+        units: Sequence[DeploymentUnit],
+        actual: Mapping[UnitKey, ActualUnit],
+        now: float,
+    ) -> str | None:
+        return None
+
+    def verify(
+        self, bundle: str, wave: str, units: Sequence[DeploymentUnit], now: float
+    ) -> WaveCheck:
+        return PASSED
 
 
 def timed(tick: Callable[[], Plan], ticks: int) -> tuple[float, Plan]:
@@ -147,7 +165,7 @@ def main() -> None:
     base_s, base = timed(lambda: plan(flat, actual, None, now=NOW), args.ticks)
     prog_s, prog = timed(
         lambda: plan(
-            units, actual, rollout, now=NOW, gates=[gate], offline=offline,
+            units, actual, rollout, now=NOW, verifier=PassingVerifier(), offline=offline,
             completed_at={(u.bundle, "canary"): NOW - 3600 for u in units[:: args.clusters]},
         ),
         args.ticks,
@@ -157,7 +175,7 @@ def main() -> None:
     print(f"baseline (one wave, no rules): {base_s * 1000:7.1f} ms per tick "
           f"({len(base.dispatch):,} dispatched)")  # fmt: skip
     waves = {(b, w) for b, w in ((k[0], v) for k, v in prog.unit_waves.items())}
-    print(f"progressive ({len(waves)} bundle waves, gates, windows, maxNew): "
+    print(f"progressive ({len(waves)} bundle waves, verifier, windows, maxNew): "
           f"{prog_s * 1000:7.1f} ms per tick ({len(prog.dispatch):,} dispatched, "
           f"{len(prog.waiting):,} waiting)")  # fmt: skip
     print(f"ratio progressive / baseline: {prog_s / base_s:.2f}x")
