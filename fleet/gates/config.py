@@ -5,21 +5,22 @@ declares: the definition's `rollout.gates` (every wave), each definition wave's 
 and a bundle's `rolloutStrategy.gates` (every wave of that bundle) and its partitions'
 `gates`. A gate no plugin serves, or whose parameters its plugin refuses, is a problem at
 its file:line, so `fleet validate` and every sync reject the commit before a cluster is
-touched. `GateSet.settings(bundle, wave)` is then what the rollout tracker needs for one
-wave of one bundle: its gates in order (rollout, bundle, wave), its bake time (the wave's,
-else the bundle's, else the rollout's) and whether a failure rolls back (`autoRollback`:
-the bundle's `rolloutStrategy.autoRollback`, else the definition's).
+touched. `wave_settings` is then what the rollout tracker needs for one wave of one
+bundle, from the wave as `fleet.rollout.waves` resolved it (its gate entries in order:
+rollout, bundle, wave; its bake time; whether a failure rolls back): the gates built for
+those entries.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fleet.gates.model import Gate, GateConfigError
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.definition import MetricProvider, Rollout
-from fleet.spec.rollout_spec import GateSpec, gate_names, parse_duration
+from fleet.spec.rollout_spec import GateSpec, gate_names
 
 Loc = tuple[str | int, ...]
 GateBuilder = Callable[[GateSpec, Mapping[str, MetricProvider]], Gate | None]
@@ -69,6 +70,7 @@ class GateSet:
     by_bundle: dict[str, tuple[ConfiguredGate, ...]] = field(default_factory=dict)
     by_partition: dict[tuple[str, str], tuple[ConfiguredGate, ...]] = field(default_factory=dict)
     problems: list[GateProblem] = field(default_factory=list)
+    built: dict[str, Gate] = field(default_factory=dict)  # by `spec_key`
 
     @classmethod
     def build(
@@ -86,6 +88,7 @@ class GateSet:
         def make(specs: Sequence[GateSpec], where: str, loc: Loc) -> tuple[ConfiguredGate, ...]:
             built, problems = configure_gates(specs, lambda s: build(s, by_name), loc, known_types)
             found.problems += [GateProblem(where, p_loc, msg) for p_loc, msg in problems]
+            found.built.update({spec_key(g.spec): g.gate for g in built})
             return tuple(built)
 
         if rollout is not None:
@@ -105,30 +108,24 @@ class GateSet:
                 )
         return found
 
-    def settings(self, bundle: str, wave: str) -> WaveSettings:
-        """How wave `wave` of `bundle` is verified (see module docstring)."""
-        opts = self.options.get(bundle)
-        strategy = opts.rollout_strategy if opts is not None else None
-        spec_wave = next((w for w in self.rollout.waves if w.name == wave), None) if (
-            self.rollout is not None) else None  # fmt: skip
-        partition = None
-        if strategy is not None:
-            partition = next((p for p in strategy.partitions if p.name == wave), None)
-        gates = [*self.common, *self.by_bundle.get(bundle, ())]
-        if partition is not None:
-            gates += self.by_partition.get((bundle, wave), ())
-        elif spec_wave is not None:
-            gates += self.by_wave.get(wave, ())
-        bake = first_duration(
-            partition.bake if partition is not None else None,
-            spec_wave.bake if spec_wave is not None and partition is None else None,
-            strategy.bake if strategy is not None else None,
-            self.rollout.bake if self.rollout is not None else None,
-        )
-        auto = strategy.auto_rollback if strategy is not None else None
-        if auto is None:
-            auto = self.rollout.auto_rollback if self.rollout is not None else False
-        return WaveSettings(tuple(gates), bake, auto)
+
+def spec_key(spec: GateSpec) -> str:
+    """Equal gate entries, equal keys (a wave's gate is found again by what it says)."""
+    return json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, default=str)
+
+
+def wave_settings(
+    gates: GateSet, specs: Sequence[GateSpec], bake: int, auto_rollback: bool
+) -> WaveSettings:
+    """A wave's settings from its resolved gate entries (`fleet.rollout.waves.WavePlan`),
+    each with the gate built for it when the commit was loaded."""
+    names = gate_names(list(specs))
+    configured = tuple(
+        ConfiguredGate(name, spec, gates.built[spec_key(spec)])
+        for name, spec in zip(names, specs, strict=True)
+        if spec_key(spec) in gates.built
+    )
+    return WaveSettings(configured, bake, auto_rollback)
 
 
 def configure_gates(
@@ -158,11 +155,3 @@ def configure_gates(
             continue
         built.append(ConfiguredGate(name, spec, gate))
     return built, problems
-
-
-def first_duration(*values: int | str | None) -> int:
-    """The first duration given, in seconds (0: none)."""
-    for value in values:
-        if value is not None:
-            return parse_duration(value)
-    return 0

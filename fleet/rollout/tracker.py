@@ -38,11 +38,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fleet.gates.config import ConfiguredGate, WaveSettings
+from fleet.gates.config import ConfiguredGate, GateSet, WaveSettings, wave_settings
 from fleet.gates.model import GateContext, GateResult, GateTarget, GateVerdict
 from fleet.rollout import record as rec
 from fleet.rollout.planner import PASSED, WaveCheck
 from fleet.rollout.record import BundleRollout, Controls, GateRecord, WaveRecord, revision_of
+from fleet.rollout.waves import BundleWaves
 from fleet.states import ActualUnit, BundleState
 from fleet.targeting.units import DeploymentUnit, UnitKey
 
@@ -52,6 +53,26 @@ HEALTH_FAILED = (BundleState.ERR_APPLIED, BundleState.NOT_READY)
 
 
 SettingsSource = Callable[[str, str], WaveSettings]  # (bundle, wave) -> settings
+
+
+def settings_source(waves: Mapping[str, BundleWaves], gates: GateSet) -> SettingsSource:
+    """(bundle, wave) -> how it is verified, from the commit's per-bundle waves
+    (`fleet.rollout.waves.plan_waves`: partitions, definition waves or auto partitions,
+    with what each resolved) and its built gates."""
+    cache: dict[tuple[str, str], WaveSettings] = {}
+    none = WaveSettings()
+
+    def settings(bundle: str, wave: str) -> WaveSettings:
+        found = cache.get((bundle, wave))
+        if found is None:
+            plan = waves.get(bundle)
+            spec = next((w for w in plan.waves if w.name == wave), None) if plan else None
+            found = none if spec is None else wave_settings(
+                gates, spec.gates, spec.bake, spec.auto_rollback)  # fmt: skip
+            cache[(bundle, wave)] = found
+        return found
+
+    return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +112,7 @@ class RolloutTracker:
     controls: Mapping[str, Controls] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     namespaces: Mapping[UnitKey, str] = field(default_factory=dict)
+    layout: Mapping[str, BundleWaves] = field(default_factory=dict)  # for waves' delays
     rollbacks: list[RollbackDue] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     events: list[TrackerEvent] = field(default_factory=list)
@@ -232,9 +254,10 @@ class RolloutTracker:
                 self._event("rollout.succeeded", found, "", found.message)
             self.dirty.add(bundle)
 
-    def next_check(self) -> float | None:
-        """The earliest time a pending, time-based check wants to run (None: nothing to
-        wait for in-process: every pending gate waits for a person, or nothing pends)."""
+    def next_check(self, now: float) -> float | None:
+        """The earliest time after `now` a pending, time-based check wants to run (None:
+        nothing to wait for in-process: every pending gate waits for a person, or nothing
+        pends)."""
         times: list[float] = []
         for found in self.records.values():
             if found.finished:
@@ -248,7 +271,20 @@ class RolloutTracker:
                     times.append(end)
                 times += [g.next_check for g in wave.gates.values() if g.next_check is not None
                           and g.verdict == GateVerdict.PENDING.value]  # fmt: skip
-        return min(times) if times else None
+        times += self._delays_ending()
+        ahead = [t for t in times if t > now]
+        return min(ahead) if ahead else None
+
+    def _delays_ending(self) -> list[float]:
+        """When a wave's `delay` after the previous wave's pass ends (still ahead)."""
+        passed = self.completed_at()
+        ends = []
+        for bundle, layout in self.layout.items():
+            for previous, wave in zip(layout.waves, layout.waves[1:], strict=False):
+                at = passed.get((bundle, previous.name))
+                if wave.delay and at is not None and (bundle, wave.name) not in passed:
+                    ends.append(at + wave.delay)
+        return ends
 
     def verifying(self) -> list[tuple[str, str]]:
         """(bundle, wave) pairs whose verification runs now (Ready, not decided)."""
@@ -259,6 +295,17 @@ class RolloutTracker:
             for wave in found.waves.values()
             if wave.ready_at is not None and wave.verdict == GateVerdict.PENDING.value
         ]
+
+    def completed_at(self) -> dict[tuple[str, str], float]:
+        """(bundle, wave) -> when the wave passed, at the current revisions (the planner's
+        `completed_at`, for the next wave's `delay`)."""
+        return {
+            (found.bundle, wave.name): wave.passed_at
+            for found in self.records.values()
+            if found.revision == self.revisions.get(found.bundle)
+            for wave in found.waves.values()
+            if wave.passed_at is not None
+        }
 
     def drain_events(self) -> list[TrackerEvent]:
         out, self.events = self.events, []

@@ -340,7 +340,8 @@ class SyncRun:
         verifier = self.rollout.tracker if self.rollout is not None else None
         offline = [name for name, link in self.links.items() if link.down is not None]
         return plan(self.desired.units, self.actual, rollout, now=time.time(),
-                    verifier=verifier, drift_check=True, offline=offline)  # fmt: skip
+                    verifier=verifier, drift_check=True, offline=offline,
+                    completed_at=verifier.completed_at() if verifier else None)  # fmt: skip
 
     def converge(self, *, wait: bool) -> Plan:
         """Plan, dispatch, and plan again each time a unit finishes, until nothing more can

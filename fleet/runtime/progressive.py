@@ -32,7 +32,8 @@ from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError
 from fleet.errors import FleetError
 from fleet.events import changes
 from fleet.rollout.planner import Plan
-from fleet.rollout.tracker import RollbackDue, RolloutTracker
+from fleet.rollout.tracker import RollbackDue, RolloutTracker, settings_source
+from fleet.rollout.waves import plan_waves
 from fleet.runtime.locks import LockBusy
 from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore, RolloutStore
 from fleet.states import ActualUnit, BundleState
@@ -52,14 +53,16 @@ class EmbeddedRollout:
         self.run = run
         self.store = store
         desired = run.desired
+        layout = plan_waves(desired.units, desired.repo.definition.rollout)
         self.tracker = RolloutTracker(
             desired.fleet_name,
             desired.commit,
             desired.units,
-            desired.gates.settings,
+            settings_source(layout, desired.gates),
             records=store.records(),
             controls=store.controls(),
             env=env,
+            layout=layout,
         )
         self.tracker.begin(time.time())
         self.sleep: Callable[[float], None] = time.sleep
@@ -87,11 +90,11 @@ class EmbeddedRollout:
         self.flush()
         if rolled:
             return True
-        due = self.tracker.next_check()
+        due = self.tracker.next_check(time.time())
         if due is None:
             return False
         self._look_at_health()
-        self.sleep(max(0.0, min(due - time.time(), HEALTH_EVERY)))
+        self.sleep(max(0.05, min(due - time.time(), HEALTH_EVERY)))
         return True
 
     def flush(self) -> None:

@@ -251,7 +251,8 @@ class Scheduler:
         self.cached = cache.actual(desired.clusters)
         tracker = self.rollouts.tracker(desired, revision.sha, now)
         current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now,
-                       verifier=tracker, offline=unreachable(self.known))  # fmt: skip
+                       verifier=tracker, offline=unreachable(self.known),
+                       completed_at=tracker.completed_at())  # fmt: skip
         self.plan, self.tracker = current, tracker
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:
@@ -362,7 +363,8 @@ class Scheduler:
                                         self.clock())  # fmt: skip
         tracker.dirty.clear()  # a follower writes nothing
         self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker,
-                         offline=unreachable(self.known))  # fmt: skip
+                         offline=unreachable(self.known),
+                         completed_at=tracker.completed_at())  # fmt: skip
         self.tracker = tracker
         self._desired_written = None  # when we lead again, write the desired map at once
         self.ticks += 1

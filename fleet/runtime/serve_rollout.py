@@ -28,7 +28,8 @@ import redis
 from fleet.desired import DesiredState
 from fleet.events import changes
 from fleet.events.model import Event
-from fleet.rollout.tracker import RollbackDue, RolloutTracker
+from fleet.rollout.tracker import RollbackDue, RolloutTracker, settings_source
+from fleet.rollout.waves import BundleWaves, plan_waves
 from fleet.runtime.rollout_store import RedisRolloutStore
 from fleet.states import ActualUnit
 from fleet.targeting.units import UnitKey
@@ -43,18 +44,24 @@ SendHealth = Callable[[str, str, str], None]  # (bundle, cluster, deployment id)
 class ServeRollout:
     client: redis.Redis[str]
     env: Mapping[str, str]
+    _layout: tuple[DesiredState, dict[str, BundleWaves]] | None = None
 
     def tracker(self, desired: DesiredState, commit: str, now: float) -> RolloutTracker:
-        """This tick's tracker, from what Redis remembers."""
+        """This tick's tracker, from what Redis remembers (the waves of a commit are
+        worked out once)."""
         store = RedisRolloutStore(self.client, desired.fleet_name)
+        if self._layout is None or self._layout[0] is not desired:
+            self._layout = (desired, plan_waves(desired.units, desired.repo.definition.rollout))
+        layout = self._layout[1]
         found = RolloutTracker(
             desired.fleet_name,
             commit,
             desired.units,
-            desired.gates.settings,
+            settings_source(layout, desired.gates),
             records=store.records(),
             controls=store.controls(),
             env=self.env,
+            layout=layout,
         )
         found.begin(now)
         return found

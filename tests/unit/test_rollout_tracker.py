@@ -14,7 +14,8 @@ from fleet.gates.model import GateContext, GateResult
 from fleet.rollout import record as rec
 from fleet.rollout.planner import Plan, plan
 from fleet.rollout.record import BundleRollout, Controls
-from fleet.rollout.tracker import RolloutTracker
+from fleet.rollout.tracker import RolloutTracker, settings_source
+from fleet.rollout.waves import plan_waves
 from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.definition import Rollout
 from fleet.spec.rollout_spec import GateSpec
@@ -62,10 +63,14 @@ def gate_set(
     )
 
 
+def settings_of(rollout: Rollout, gates: GateSet, these: list[DeploymentUnit]) -> Any:
+    return settings_source(plan_waves(these, rollout), gates)
+
+
 def tracker(rollout: Rollout, gate: Scripted | None = None, **kw: Any) -> RolloutTracker:
-    found = RolloutTracker(
-        "f", "c1", kw.pop("units", units()), gate_set(rollout, gate).settings, **kw
-    )
+    these = kw.pop("units", units())
+    settings = settings_of(rollout, gate_set(rollout, gate), these)
+    found = RolloutTracker("f", "c1", these, settings, **kw)
     found.begin(0.0)
     return found
 
@@ -89,7 +94,7 @@ def test_a_wave_bakes_then_the_next_starts() -> None:
     now = actual({"canary": ("v2", READY)})
     p = plan(units(), now, r, now=100, verifier=t)
     assert waiting(p) == {c: "wave eu gate: bake 5m00s left of 5m00s" for c in ("eu-1", "eu-2")}
-    assert t.next_check() == 400
+    assert t.next_check(100) == 400
     assert "bake 1m00s left" in waiting(plan(units(), now, r, now=340, verifier=t))["eu-1"]
     assert dispatched(plan(units(), now, r, now=400, verifier=t)) == ["eu-1", "eu-2"]
     assert t.records["web"].waves["canary"].verdict == "passed"
@@ -105,7 +110,7 @@ def test_a_gate_is_asked_again_at_its_next_check_and_keeps_its_memory() -> None:
         "wave eu gate: scripted: 1 of 3"
     )
     plan(units(), now, r, now=120, verifier=t)  # before next_check: not asked
-    assert len(gate.calls) == 1 and t.next_check() == 130
+    assert len(gate.calls) == 1 and t.next_check(120) == 130
     plan(units(), now, r, now=130, verifier=t)
     p = plan(units(), now, r, now=160, verifier=t)
     assert dispatched(p) == ["eu-1", "eu-2"]
@@ -199,12 +204,12 @@ def test_approval_comes_from_the_controls_of_the_revision() -> None:
     r = the_rollout(waves=[canary, {"name": "eu", "clusters": ["eu-1", "eu-2"]}])
     sets = GateSet.build(r, {"web": BundleOptions()}, [], lambda s, p: Approval(), set)
     now = actual({"canary": ("v2", READY)})
-    t = RolloutTracker("f", "c1", units(), sets.settings)
+    t = RolloutTracker("f", "c1", units(), settings_of(r, sets, units()))
     t.begin(0)
     assert not plan(units(), now, r, now=10, verifier=t).dispatch
-    assert t.next_check() is None  # waits for a person: nothing to wait for in-process
+    assert t.next_check(10) is None  # waits for a person: nothing to wait for in-process
     revision = t.revisions["web"]
-    ok = RolloutTracker("f", "c1", units(), sets.settings, records=t.records,
+    ok = RolloutTracker("f", "c1", units(), settings_of(r, sets, units()), records=t.records,
                         controls={"web": Controls(approved={revision: ["canary"]})})  # fmt: skip
     ok.begin(20)
     assert dispatched(plan(units(), now, r, now=20, verifier=ok)) == ["eu-1", "eu-2"]
@@ -274,6 +279,41 @@ def test_bundle_strategy_gates_and_auto_rollback_win_over_the_definition() -> No
     options = BundleOptions.model_validate(
         {"rolloutStrategy": {"gates": [{"type": "scripted"}], "bake": "2m", "autoRollback": True}}
     )
-    found = gate_set(r, Scripted(GateResult.passed("ok")), options).settings("web", "canary")
+    opts = {"rolloutStrategy": {"gates": [{"type": "scripted"}], "bake": "2m",
+                                "autoRollback": True}}  # fmt: skip
+    these = units(**opts)
+    found = settings_of(r, gate_set(r, Scripted(GateResult.passed("ok")), options), these)(
+        "web", "canary"
+    )
     assert [g.name for g in found.gates] == ["scripted"]
     assert found.bake == 120 and found.auto_rollback
+
+
+def test_an_unnamed_partition_s_gate_holds_the_next_partition() -> None:
+    gate = Scripted(GateResult.pending("measuring", 50))
+    strategy = {"partitions": [{"clusterName": "canary", "gates": [{"type": "scripted"}]},
+                               {"clusterSelector": {}}]}  # fmt: skip
+    these = units(rolloutStrategy=strategy)
+    r = Rollout()
+    gates = GateSet.build(r, {"web": these[0].options}, [], lambda s, p: gate, lambda: set())
+    t = RolloutTracker("f", "c1", these, settings_of(r, gates, these))
+    t.begin(0)
+    p = plan(these, actual({"canary": ("v2", READY)}), r, now=10, verifier=t)
+    assert set(waiting(p)) == {"eu-1", "eu-2"}, waiting(p)
+    assert all("measuring" in why for why in waiting(p).values())
+    assert len(gate.calls) == 1 and gate.calls[0].wave == "partition-0"
+
+
+def test_a_wave_delay_is_a_time_to_wake_up_for() -> None:
+    eu = {"name": "eu", "clusters": ["eu-1", "eu-2"], "delay": "1m"}
+    r = the_rollout(waves=[{"name": "canary", "clusters": ["canary"]}, eu])
+    these = units()
+    t = RolloutTracker("f", "c1", these, settings_of(r, gate_set(r, None), these),
+                       layout=plan_waves(these, r))  # fmt: skip
+    t.begin(0)
+    now = actual({"canary": ("v2", READY)})
+    p = plan(these, now, r, now=10, verifier=t, completed_at=t.completed_at())
+    assert not p.dispatch and "1m" in waiting(p)["eu-1"], waiting(p)
+    assert t.next_check(10) == 70
+    p = plan(these, now, r, now=70, verifier=t, completed_at=t.completed_at())
+    assert dispatched(p) == ["eu-1", "eu-2"]
