@@ -77,7 +77,6 @@ def test_a_restarted_scheduler_finishes_the_soak_and_rolls_the_canary_back(
     fleet, dist, url = setup
     store = RedisRolloutStore(connect_redis(url), f"prog-{fleet.sfx}")
     canary = fleet.name("canary")
-    fleet.write_definition  # the definition is in place; the first revision:
     fleet.app("v1")
     first = fleet.commit("v1")
     dist.start_worker("all", "eu", "us")
