@@ -113,6 +113,9 @@ class RolloutTracker:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     namespaces: Mapping[UnitKey, str] = field(default_factory=dict)
     layout: Mapping[str, BundleWaves] = field(default_factory=dict)  # for waves' delays
+    # False when units are applied without waiting for health (`fleet sync --no-wait`):
+    # NotReady then only means "not waited for", never a failed wave
+    health_failures: bool = True
     rollbacks: list[RollbackDue] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     events: list[TrackerEvent] = field(default_factory=list)
@@ -187,7 +190,7 @@ class RolloutTracker:
         """A failure by health of the wave being deployed, or None (see module doc)."""
         settings = self.settings(bundle, wave)
         found = self.records.get(bundle)
-        if not settings.verified or found is None or found.finished:
+        if not settings.verified or found is None or found.finished or not self.health_failures:
             return None
         record = found.wave(wave)
         if record.verdict != GateVerdict.PENDING.value:

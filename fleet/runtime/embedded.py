@@ -208,7 +208,7 @@ def sync_fleet(
         run.read_actual()
         if not dry_run:
             redis = settings.redis_url if settings.redis_configured else None
-            run.rollout = EmbeddedRollout.open(run, settings.env, redis)
+            run.rollout = EmbeddedRollout.open(run, settings.env, redis, wait=wait)
         run.guard_mass_delete(settings, allow=allow_mass_delete, dry_run=dry_run)
         final = run.dry_run() if dry_run else run.converge(wait=wait)
         report = run.report(final, dry_run=dry_run)

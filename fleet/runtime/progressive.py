@@ -49,7 +49,9 @@ HEALTH_EVERY = 5.0  # seconds between health looks during a bake
 class EmbeddedRollout:
     """The tracker of one `fleet sync` run, and what the run does for it."""
 
-    def __init__(self, run: SyncRun, store: RolloutStore, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, run: SyncRun, store: RolloutStore, env: Mapping[str, str], *, wait: bool = True
+    ) -> None:
         self.run = run
         self.store = store
         desired = run.desired
@@ -63,12 +65,15 @@ class EmbeddedRollout:
             controls=store.controls(),
             env=env,
             layout=layout,
+            health_failures=wait,
         )
         self.tracker.begin(time.time())
         self.sleep: Callable[[float], None] = time.sleep
 
     @classmethod
-    def open(cls, run: SyncRun, env: Mapping[str, str], redis_url: str | None) -> EmbeddedRollout:
+    def open(
+        cls, run: SyncRun, env: Mapping[str, str], redis_url: str | None, *, wait: bool = True
+    ) -> EmbeddedRollout:
         store: RolloutStore
         if redis_url:
             from fleet.runtime.state_cache import connect_redis
@@ -78,7 +83,7 @@ class EmbeddedRollout:
             conns = [link.conn for link in run.links.values()
                      if link.down is None and link.conn is not None]  # fmt: skip
             store = ClusterRolloutStore(conns, run.desired.fleet_name)
-        return cls(run, store, env)
+        return cls(run, store, env, wait=wait)
 
     # ------------------------------------------------------------------ each idle moment
 

@@ -111,6 +111,11 @@ def test_a_good_commit_walks_the_waves_in_order(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "succeeded" in out and "gate error-rate (prometheus): passed" in out, out
+    # what CI waits on: decided, and succeeded
+    code = main(
+        ["rollout", "wait", "apps-web", "--timeout", "10s", "--repo", fleet.tree.remote_url]
+    )
+    assert code == 0, capsys.readouterr()
 
 
 def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
@@ -152,6 +157,10 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
     assert "rolledBack" in out and "gate error-rate (prometheus): failed" in out, out
     assert f"error-rate: 0.2 on {canary} (max 0.05)" in out, out
     assert f"rolled back on: {canary}" in out, out
+    code = main(
+        ["rollout", "wait", "apps-web", "--timeout", "10s", "--repo", fleet.tree.remote_url]
+    )
+    assert code == 1, capsys.readouterr()
 
     # not retried while the commit stays: the next sync dispatches nothing
     again, lines = sync(fleet)
@@ -233,6 +242,21 @@ def test_pause_holds_and_resume_lets_it_go(
     report, _ = sync(fleet)
     assert report.ok
     assert all(fleet.version(c) == "v2" for c in fleet.names)
+
+    # abort: the revision stops where it is (no rollback), until a commit changes the bundle
+    rollout["waves"][0]["gates"] = [{"type": "approval"}]
+    fleet.write_definition(rollout)
+    fleet.app("v3")
+    fleet.commit("v3 waits for an approval on the canary")
+    sync(fleet)
+    assert fleet.version(fleet.name("canary")) == "v3"
+    assert main(["rollout", "abort", "apps-web", "--repo", url]) == 0
+    assert main(["rollout", "approve", "apps-web", "--wave", "canary", "--repo", url]) == 0
+    report, lines = sync(fleet)
+    assert not spans(lines), lines  # aborted: approving does not let it go on
+    assert all(fleet.version(c) == "v2" for c in fleet.names[1:])
+    assert fleet.version(fleet.name("canary")) == "v3"  # nothing rolled back
+    assert any("aborted" in u.message for u in report.status.units), report.status.units
     capsys.readouterr()
 
 
