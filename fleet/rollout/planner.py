@@ -370,7 +370,9 @@ def _plan_wave(
             continue
         else:
             reason = dispatch_reason(unit, record, drift_check=drift_check)
-        complete = reason is None and record is not None and record.available
+        complete = (  # at its id and available: a drift check to come does not undo that
+            record is not None and record.deployment_id == unit.deployment_id and record.available
+        )
         if not complete and unit.cluster not in not_waited:
             laggards.append(unit)
         if reason is None:

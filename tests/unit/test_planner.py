@@ -315,3 +315,15 @@ def test_dependency_cycles_are_found() -> None:
         dependsOn=[{"selector": {"matchLabels": {"tier": "db"}}}],
     )
     assert dependency_cycle([by_label]) is None  # a bundle never depends on itself
+
+
+def test_a_drift_check_due_in_a_wave_does_not_hold_the_next_wave() -> None:
+    drift = {"correctDrift": {"enabled": True}}
+    units = [unit("web", "dev-1", **drift), unit("web", "prod-1", **drift)]
+    actual = {("web", "dev-1"): ActualUnit("v2", READY)}
+    r = rollout(waves=[{"name": "canary", "clusters": ["dev-1"]}])
+    p = plan(units, actual, r, now=0, drift_check=True)
+    assert [(d.unit.cluster, d.reason) for d in p.dispatch] == [
+        ("dev-1", "check drift"),
+        ("prod-1", "not deployed"),
+    ]
