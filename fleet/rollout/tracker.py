@@ -130,21 +130,22 @@ class RolloutTracker:
     # ------------------------------------------------------------------ records
 
     def begin(self, now: float) -> None:
-        """Start (or go on with) each bundle's rollout record for the commit's revision."""
+        """Start (or go on with) each bundle's rollout record for the commit's revision.
+
+        A new record is not written by itself (`dirty`): it is once something happens to
+        it (a wave Ready, a verdict), so a run that could do nothing (every unit locked by
+        another writer) writes nothing."""
         for bundle, revision in self.revisions.items():
             found = self.records.get(bundle)
             control = self.controls.get(bundle, Controls())
             if found is None:
                 self.records[bundle] = BundleRollout(bundle, revision, self.commit, now)
-                self.dirty.add(bundle)
             elif found.revision != revision:
                 self.records[bundle] = found.restart(revision, self.commit, now)
-                self.dirty.add(bundle)
             elif found.outcome in (rec.FAILED, rec.HALTED) and _resumed(found, control):
                 fresh = found.restart(revision, self.commit, now)
                 fresh.previous = found.previous
                 self.records[bundle] = fresh  # verified again from the start
-                self.dirty.add(bundle)
 
     def record(self, bundle: str) -> BundleRollout | None:
         return self.records.get(bundle)
