@@ -40,7 +40,8 @@ Rules, decided here where the issue was silent:
   this way (`fleet.rollout.pacing`).
 - **Offline clusters** (`offline=`, the clusters the runtime cannot reach now) follow the
   wave's policy (wave/partition, else the bundle's `rolloutStrategy.offline`, else
-  `rollout.offline`): `wait` (default) changes nothing, the wave waits for the cluster;
+  `rollout.offline`): `wait` (default) changes nothing, the wave waits for the cluster
+  (the next wave's units say "waits for wave W (<cluster>: offline)");
   `skip`: the wave completes without it, its unit waits "offline (skipped by the wave's
   offline policy)" and is deployed when it is back; `unavailable`: the same, and the
   cluster uses one place of the wave's maxUnavailable budget while it is offline.
@@ -291,7 +292,7 @@ def plan(
                 result.waves_done.append((bundle, info.name))
             if held is None and after is None:
                 after = _after_wave(
-                    result, bundle, info, laggards, actual, verifier, tolerance, now
+                    result, bundle, info, laggards, tick, verifier, tolerance, now
                 )
             previous = info
 
@@ -440,7 +441,11 @@ def _complete(unit: DeploymentUnit, actual: Mapping[UnitKey, ActualUnit]) -> boo
     return record is not None and record.deployment_id == unit.deployment_id and record.available
 
 
-def _describe(unit: DeploymentUnit, actual: Mapping[UnitKey, ActualUnit]) -> str:
+def _describe(
+    unit: DeploymentUnit, actual: Mapping[UnitKey, ActualUnit], offline: Collection[str] = ()
+) -> str:
+    if unit.cluster in offline:  # what it runs is unknown (or last known): say why it lags
+        return "offline"
     record = actual.get((unit.bundle, unit.cluster))
     if record is None:
         return "not deployed"
@@ -449,8 +454,10 @@ def _describe(unit: DeploymentUnit, actual: Mapping[UnitKey, ActualUnit]) -> str
     return record.state.value
 
 
-def _laggards(units: list[DeploymentUnit], actual: Mapping[UnitKey, ActualUnit]) -> str:
-    shown = ", ".join(f"{u.cluster}: {_describe(u, actual)}" for u in units[:3])
+def _laggards(
+    units: list[DeploymentUnit], actual: Mapping[UnitKey, ActualUnit], offline: Collection[str]
+) -> str:
+    shown = ", ".join(f"{u.cluster}: {_describe(u, actual, offline)}" for u in units[:3])
     return shown + (f", +{len(units) - 3} more" if len(units) > 3 else "")
 
 
@@ -459,13 +466,14 @@ def _after_wave(
     bundle: str,
     info: WavePlan,
     laggards: list[DeploymentUnit],
-    actual: Mapping[UnitKey, ActualUnit],
+    tick: _Tick,
     verifier: WaveVerifier | None,
     tolerance: PartitionTolerance,
     now: float,
 ) -> str | None:
     """What holds the waves after this one: None when it is complete and verified (or
     incomplete and maxUnavailablePartitions still lets the next waves go)."""
+    actual = tick.actual
     if laggards:
         failure = verifier.watch(bundle, info.name, info.units, actual, now) if verifier else None
         if failure is not None:
@@ -473,7 +481,7 @@ def _after_wave(
             return f"waits for wave {info.name}, which failed: {failure}"
         if tolerance.tolerate(info):
             return None
-        return f"waits for wave {info.name} ({_laggards(laggards, actual)})"
+        return f"waits for wave {info.name} ({_laggards(laggards, actual, tick.offline)})"
     if verifier is None:
         return None
     check = verifier.verify(bundle, info.name, info.units, now)

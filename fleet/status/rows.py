@@ -6,7 +6,8 @@ unit. Each hands what it knows to `unit_row` (and `removal_row` for a bundle tha
 Git) and the same case reads the same everywhere. The first that applies wins:
 
 1. the result of a sync done in this pass (`fleet sync`, `fleet diff`);
-2. the cluster is down: ErrApplied, "cluster unreachable: <why>";
+2. the cluster is down: ErrApplied, "cluster unreachable: <why>" (and "; <reason>" when
+   the planner holds the unit back, e.g. "offline (skipped by the wave's offline policy)");
 3. the cluster runs the desired id: its state, and its message (or "in sync" when Ready,
    "last sync failed" when ErrApplied, when nobody recorded a message);
 4. the last attempt failed and we know why (ErrApplied with a message): that message;
@@ -72,6 +73,8 @@ def unit_row(
             row.commit = result.commit
     elif down is not None:
         row.state, row.message = BundleState.ERR_APPLIED, f"cluster unreachable: {down}"
+        if waiting is not None:  # e.g. the wave's offline policy skipped it
+            row.message += f"; {waiting}"
     elif actual is not None and at_desired(unit, actual):
         row.state = actual.state
         row.message = actual.message or _NO_MESSAGE.get(actual.state, "")
