@@ -233,6 +233,8 @@ class Scheduler:
             )
             if desired.pins is not None:  # workers render the charts the ids were made of
                 cache.set_chart_pins(revision.sha, desired.pins.all())
+            # and a worker whose helm or kustomize differs says so (its ids differ)
+            cache.set_renderers(revision.sha, {u.bundle: u.renderer for u in desired.units})
             self._desired_written = (revision.sha, self.redis_lost)
 
         now = self.clock()

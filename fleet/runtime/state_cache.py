@@ -202,6 +202,19 @@ class StateCache:
             return []
         return [ChartPin(**value) for value in json.loads(text)]
 
+    def set_renderers(self, commit: str, renderers: Mapping[str, str]) -> None:
+        """bundle -> the renderer identity the scheduler targeted `commit` with (renderer
+        and tool versions, chart pins: what its deployment ids were made of), so a worker
+        whose ids differ can say why (`fleet.runtime.worker`)."""
+        if renderers:
+            self.redis.set(f"{self.prefix}renderers:{commit}", json.dumps(dict(renderers)),
+                           ex=CHART_PINS_TTL)  # fmt: skip
+
+    def renderers(self, commit: str) -> dict[str, str]:
+        """What `set_renderers` wrote ({} if nothing)."""
+        text = self.redis.get(f"{self.prefix}renderers:{commit}")
+        return {str(k): str(v) for k, v in json.loads(text).items()} if text else {}
+
     def desired_id(self, bundle: str, cluster: str) -> str | None:
         value = self.redis.hget(f"{self.prefix}desired", f"{bundle}/{cluster}")
         return str(value) if value is not None else None

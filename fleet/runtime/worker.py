@@ -9,7 +9,10 @@ Every method is idempotent and keyed by (bundle, cluster, deployment id):
 
 - a task whose id is not what its commit produces, or no longer what the scheduler wants
   (`StateCache.desired_id`), is skipped as superseded, so a late or redelivered task can
-  never roll a cluster back;
+  never roll a cluster back; except when the scheduler still wants that id and made it
+  with another renderer identity (`StateCache.renderers`: another helm or kustomize
+  version, plugin version or chart pin): that is ErrApplied naming both, since every
+  retry on this worker would compute the same other id;
 - a remove task (retried while its cluster was unreachable, or redelivered after a worker
   died) is checked against the desired state *now* (the scheduler's `desired` map and the
   commit it was written for), before it takes the lock and again under the lock: when a
@@ -432,6 +435,9 @@ class UnitWorker:
         (one whose deployment id the scheduler no longer wants: it must not roll back)."""
         cache = StateCache(self.redis, job.fleet)
         rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        mismatch = self._renderer_mismatch(rev, cache, job)
+        if mismatch is not None:  # not stale: every retry would give the same other id
+            return self.report_failure(job, kind, mismatch)
         stale = self._stale(rev, cache, job)
         if stale is not None:
             cache.release(kind, job.bundle, job.cluster, job.deployment_id)
@@ -440,6 +446,28 @@ class UnitWorker:
         manifests = rev.manifests(unit)
         self.metrics.rendered(job.fleet, *rev.cache.take_stats())
         return rev, cache, unit, manifests
+
+    def _renderer_mismatch(
+        self, rev: DesiredState, cache: StateCache, job: UnitJob
+    ) -> str | None:
+        """Why this worker cannot compute the id the scheduler still wants for the job:
+        it renders the bundle with other renderer or tool versions (another helm or
+        kustomize, another plugin version, other chart pins), which are part of the id.
+        None when the ids agree, or differ for another reason (a stale task)."""
+        unit = rev.by_key.get((job.bundle, job.cluster))
+        if unit is None or unit.deployment_id == job.deployment_id:
+            return None
+        if cache.desired_id(job.bundle, job.cluster) != job.deployment_id:
+            return None  # the scheduler moved on: stale, skipped as before
+        theirs = cache.renderers(job.commit).get(job.bundle)
+        if theirs is None or theirs == unit.renderer:
+            return None
+        return (
+            f"worker {self.name} renders {job.bundle} with {unit.renderer!r}, the scheduler "
+            f"with {theirs!r}: the deployment ids differ ({unit.short_id} here, "
+            f"{job.deployment_id[:12]} wanted); give the workers and the scheduler the same "
+            "helm, kustomize and renderer plugin versions"
+        )
 
     def _stale(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
         unit = rev.by_key.get((job.bundle, job.cluster))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,3 +224,51 @@ def test_apply_and_failure_are_events_in_the_stream_and_on_the_inventory(bed: Be
     counts = bed.worker.redis.hgetall(f"fleet:{bed.fleet}:metrics:reconcile")
     assert counts["c|apps-cfg|dev-eu|Ready"] == "1"  # fleet_reconcile_duration_seconds
     assert counts["c|apps-cfg|dev-eu|ErrApplied"] == "2"
+
+
+def test_a_worker_with_another_helm_reports_both_versions(
+    bed: Bed, binary: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler targets with one helm, the worker has another: the worker's ids differ
+    (the renderer identity is part of them). That is ErrApplied naming both, in the cache,
+    not a task skipped as stale at every dispatch."""
+    bed.work.write("apps/chart/Chart.yaml", "apiVersion: v2\nname: chart\nversion: 0.1.0\n")
+    bed.work.write("apps/chart/templates/cm.yaml", CONFIGMAP.format(ns=bed.ns, value="helm"))
+    commit = bed.work.commit_and_push("a helm bundle")
+    monkeypatch.setenv("FLEET_HELM", binary("helm"))
+    scheduler = RevisionLoader(FleetPlugins.load(entry_points=False)).load(
+        bed.work.remote_url, commit
+    )
+    unit = scheduler.by_key[("apps-chart", "dev-eu")]
+    bed.cache.set_desired({u.key: u.deployment_id for u in scheduler.units}, commit=commit)
+    bed.cache.set_renderers(commit, {u.bundle: u.renderer for u in scheduler.units})
+
+    other = tmp_path / "other-helm"  # the same helm that says it is another version
+    other.write_text(
+        f'#!/bin/sh\ncase "$1" in version) echo v3.99.0-other; exit 0;; esac\n'
+        f'exec {binary("helm")} "$@"\n'
+    )
+    other.chmod(0o755)
+    monkeypatch.setenv("FLEET_HELM", str(other))
+    worker = UnitWorker(
+        bed.worker.redis,
+        name="other-worker",
+        loader=RevisionLoader(FleetPlugins.load(entry_points=False)),
+        env=bed.worker.env,
+    )
+    outcome = worker.apply(bed.job(commit, unit.deployment_id, bundle="apps-chart"))
+    assert (outcome.state, outcome.skipped) == ("ErrApplied", False)
+    assert "helm v3.99.0-other" in outcome.message, outcome.message
+    assert unit.renderer.split(" fleet-helm")[0] in outcome.message, outcome.message
+    assert outcome.message.startswith("worker other-worker renders apps-chart with ")
+    record = bed.cache.actual(["dev-eu"])[("apps-chart", "dev-eu")]
+    assert (record.state, record.message) == (BundleState.ERR_APPLIED, outcome.message)
+    assert bed.live_value() is None  # nothing applied
+
+    # the same helm as the scheduler's: applied
+    monkeypatch.setenv("FLEET_HELM", binary("helm"))
+    fixed = UnitWorker(bed.worker.redis, name="same-worker",
+                       loader=RevisionLoader(FleetPlugins.load(entry_points=False)),
+                       env=bed.worker.env)  # fmt: skip
+    assert fixed.apply(bed.job(commit, unit.deployment_id, bundle="apps-chart")).state == "Ready"
+    assert bed.live_value() == "helm"

@@ -145,6 +145,8 @@ def test_first_tick_only_reads_the_clusters_then_the_waves_go_in_order(bed: Bed)
     commit = bed.scheduler.revision.sha if bed.scheduler.revision else ""
     assert all(s.kwargs["commit"] == commit for s in first)
     assert set(first[0].kwargs) == {"fleet", "repo_url", "commit", "cluster"}
+    # what the ids were made of, for a worker whose renderers differ (it says so)
+    assert bed.cache.renderers(commit) == {"apps-web": "yaml fleet-yaml 1"}
 
     bed.scheduler.tick()
     assert bed.dispatcher.take() == []  # the refresh claims hold: nothing is queued twice
