@@ -31,8 +31,11 @@ Choices, where Rancher Fleet leaves room:
   removed afterwards), never on its command line. A version range (`helm.version:
   ">=1.0 <2"`) was resolved when the commit was targeted (`request.chart_version`: a
   version and its manifest digest, both in the deployment id), and helm pulls exactly
-  those bytes (`oci://...@sha256:...` plus `--version`); without a pin (`fleet render`
-  of a bundle directory) helm resolves the range itself.
+  those bytes (`oci://...@sha256:...` plus `--version`); a chart from a `helm.repo`
+  index is pinned the same way (the version and the archive's sha256 the index gave):
+  fleet runs `helm pull` of exactly that version, refuses an archive whose sha256 is not
+  the pinned one, and renders the archive; without a pin (`fleet render` of a bundle
+  directory) helm resolves the range itself.
 - no value from Git becomes a flag: chart, repo, version, releaseName and the namespaces
   are refused when they start with `-` (by the options model, with file:line, and again
   here), every flag is passed as `--flag=value`, and `--` ends the flags before the release
@@ -134,15 +137,26 @@ class HelmRenderer:
         release = release_name(helm.release_name or request.name)
         namespace = options.namespace or options.default_namespace or "default"
         flags = ["--include-crds", "--skip-tests", "--values=-", f"--namespace={namespace}"]
-        if remote and helm.repo:
-            flags.append(f"--repo={helm.repo}")
-        pinned = request.chart_version(chart_ref, helm.version) if remote else None
-        if pinned is not None:  # resolved when the commit was targeted: every cluster
-            version, digest = pinned  # pulls exactly these bytes
+        pin_key = f"{helm.repo.rstrip('/')}/{chart_ref}" if helm.repo else chart_ref
+        pinned = request.chart_version(pin_key, helm.version) if remote else None
+        stack = contextlib.ExitStack()
+        if pinned is not None and helm.repo:  # resolved from the index when the commit was
+            version, digest = pinned  # targeted: pull that version, check its bytes
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-helm-")))
+            try:
+                chart_ref = _pull_verified(request, helm, chart_ref, version, digest, workdir)
+            except BaseException:
+                stack.close()
+                raise
+        elif pinned is not None:  # OCI: every cluster pulls exactly these bytes
+            version, digest = pinned
             flags.append(f"--version={version}")
             chart_ref = f"{chart_ref}@{digest}"
-        elif remote and helm.version:
-            flags.append(f"--version={helm.version}")
+        elif remote:
+            if helm.repo:
+                flags.append(f"--repo={helm.repo}")
+            if helm.version:
+                flags.append(f"--version={helm.version}")
         if request.cluster.kube_version:
             flags.append(f"--kube-version={request.cluster.kube_version}")
         if helm.skip_schema_validation:
@@ -151,7 +165,7 @@ class HelmRenderer:
             _refuse_flag(what, value, request)
         values = json.dumps(merged_values(request, helm)).encode()
         what = f"helm template of bundle {request.name!r} (chart {display})"
-        with _registry_config(request, chart_ref) as config_flags:
+        with stack, _registry_config(request, chart_ref) as config_flags:
             done = run_tool(
                 [helm_executable(), "template", *flags, *config_flags, "--", release, chart_ref],
                 what=what,
@@ -166,6 +180,39 @@ class HelmRenderer:
                 f"helm template failed for chart {display}: {message}", file=request.options_file
             )
         return load_manifests(done.stdout.decode(errors="replace"), file=f"helm template {display}")
+
+
+def _pull_verified(
+    request: RenderRequest, helm: HelmOptions, chart: str, version: str, digest: str, into: Path
+) -> str:
+    """`helm pull` of `chart` at exactly `version` from `helm.repo` into `into`; the
+    archive's path, once its sha256 is the pinned `digest` (from the repository's index
+    when the commit was targeted). Another archive under the same version (published
+    again) is refused: the commit renders what it was pinned to, or nothing."""
+    display = f"{helm.repo}/{chart}@{version}"
+    _refuse_flag("chart", chart, request)
+    done = run_tool(
+        [helm_executable(), "pull", f"--repo={helm.repo}", f"--version={version}",
+         f"--destination={into}", "--", chart],
+        what=f"helm pull of chart {display}",
+        file=request.options_file,
+    )  # fmt: skip
+    if done.returncode != 0:
+        message = _helm_message(done.stderr.decode(errors="replace"))
+        failed = TransientError if _FETCH_FAILED.search(message) else FleetError
+        raise failed(f"helm pull failed for chart {display}: {message}", file=request.options_file)
+    archives = sorted(into.glob("*.tgz"))
+    if len(archives) != 1:
+        raise FleetError(f"helm pull of chart {display} gave no archive", file=request.options_file)
+    found = "sha256:" + hashlib.sha256(archives[0].read_bytes()).hexdigest()
+    if found != digest:
+        raise FleetError(
+            f"chart {display} is not the archive this commit was pinned to (its sha256 is "
+            f"{found}, the index said {digest} when the commit was loaded): the version was "
+            "published again; a new commit pins what the repository has now",
+            file=request.options_file,
+        )
+    return str(archives[0])
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Helm charts from OCI registries resolved once per commit: range -> version -> digest.
+"""Helm charts resolved once per commit: range -> version -> digest (OCI registries here,
+HTTP(S) chart repositories in `fleet.registry.chart_repo`).
 
 `helm.chart: oci://host/charts/web` with `helm.version: ">=1.0 <2"` names whatever the
 registry's highest matching tag is when helm runs, so two clusters (or two waves) could
@@ -9,7 +10,8 @@ ranges; helm writes `+` as `_` in OCI tags), then that tag's manifest digest. Th
 into the deployment id (a new matching tag, or a tag pushed again with other content,
 changes it at the next load) and into the render request, so helm pulls exactly those
 bytes (`oci://host/charts/web@sha256:...` with `--version`). An exact version is pinned
-too (its tag can be pushed again).
+too (its tag can be pushed again). Charts from a `helm.repo` index are pinned the same
+way (`fleet.registry.chart_repo`: the version and the archive's sha256 from the index).
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from dataclasses import dataclass, field
 
 from fleet.errors import FleetError
 from fleet.registry.access import Registries
+from fleet.registry.chart_repo import (
+    Index,
+    fetch_index,
+    repo_chart_key,
+    repo_charts,
+    resolve_repo_chart,
+)
 from fleet.source.semver import parse_range, parse_tag_version
 from fleet.spec.bundle_options import BundleOptions, HelmOptions
 from fleet.spec.bundles import Bundle
@@ -26,7 +35,7 @@ from fleet.spec.bundles import Bundle
 
 @dataclass(frozen=True)
 class ChartPin:
-    chart: str  # oci://host/path as written
+    chart: str  # oci://host/path as written, or <helm.repo>/<helm.chart>
     wanted: str  # helm.version as written ("" when unset: the highest release)
     version: str  # the chart version helm gets (`--version`)
     digest: str  # the manifest digest of that version's tag
@@ -59,6 +68,7 @@ class ChartPins:
 
     registries: Registries
     pins: dict[tuple[str, str], ChartPin] = field(default_factory=dict)
+    indexes: dict[str, Index] = field(default_factory=dict)  # repo -> its index, read once
 
     @classmethod
     def preset(cls, registries: Registries, pins: Iterable[ChartPin]) -> ChartPins:
@@ -76,10 +86,27 @@ class ChartPins:
             self.pins[(chart, wanted)] = found
         return found
 
+    def pin_repo(self, repo: str, chart: str, wanted: str) -> ChartPin:
+        """The pin of a chart from a `helm.repo` index (the index read once per repo)."""
+        key = repo_chart_key(repo, chart)
+        found = self.pins.get((key, wanted))
+        if found is None:
+            index = self.indexes.get(repo)
+            if index is None:
+                index = self.indexes[repo] = fetch_index(repo, self.registries.settings)
+            version, digest = resolve_repo_chart(index, repo, chart, wanted)
+            found = self.pins[(key, wanted)] = ChartPin(key, wanted, version, digest)
+        return found
+
+    def bundle_pins(self, options: BundleOptions) -> list[ChartPin]:
+        """Every pin the options' charts need (OCI and repository charts)."""
+        pins = [self.pin(c, v) for c, v in oci_charts(options)]
+        return pins + [self.pin_repo(r, c, v) for r, c, v in repo_charts(options)]
+
     def identity(self, bundle: Bundle) -> str:
-        """The bundle's pins as one string for its deployment id ("" without OCI charts)."""
+        """The bundle's pins as one string for its deployment id ("" without remote charts)."""
         try:
-            return " ".join(str(self.pin(c, v)) for c, v in oci_charts(bundle.options))
+            return " ".join(str(pin) for pin in self.bundle_pins(bundle.options))
         except FleetError as err:
             raise type(err)(
                 f"bundle {bundle.name!r}: {err.reason}", file=bundle.options_file
@@ -87,7 +114,7 @@ class ChartPins:
 
     def versions(self, bundle: Bundle) -> tuple[tuple[str, str, str, str], ...]:
         """(chart, wanted, version, digest) for the render request of a unit of `bundle`."""
-        pins = [self.pin(c, v) for c, v in oci_charts(bundle.options)]
+        pins = self.bundle_pins(bundle.options)
         return tuple((p.chart, p.wanted, p.version, p.digest) for p in pins)
 
 
