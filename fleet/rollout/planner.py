@@ -291,9 +291,7 @@ def plan(
             if not laggards:
                 result.waves_done.append((bundle, info.name))
             if held is None and after is None:
-                after = _after_wave(
-                    result, bundle, info, laggards, tick, verifier, tolerance, now
-                )
+                after = _after_wave(result, bundle, info, laggards, tick, verifier, tolerance, now)
             previous = info
 
     planned = result.unit_waves  # every desired unit's key

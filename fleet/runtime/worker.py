@@ -447,9 +447,7 @@ class UnitWorker:
         self.metrics.rendered(job.fleet, *rev.cache.take_stats())
         return rev, cache, unit, manifests
 
-    def _renderer_mismatch(
-        self, rev: DesiredState, cache: StateCache, job: UnitJob
-    ) -> str | None:
+    def _renderer_mismatch(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
         """Why this worker cannot compute the id the scheduler still wants for the job:
         it renders the bundle with other renderer or tool versions (another helm or
         kustomize, another plugin version, other chart pins), which are part of the id.

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
+from fleet.errors import TransientError
 from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.state_cache import StateCache, connect_redis
 from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
@@ -24,6 +26,7 @@ from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import core_api
 from tests.e2e.sync_support import fleet_env  # noqa: F401  (fixture)
+from tests.support.chart_repo import serve_chart_repo
 from tests.support.servers import GitServer, GitWorkTree, RedisServer
 
 DEFINITION = """\
@@ -272,3 +275,34 @@ def test_a_worker_with_another_helm_reports_both_versions(
                        env=bed.worker.env)  # fmt: skip
     assert fixed.apply(bed.job(commit, unit.deployment_id, bundle="apps-chart")).state == "Ready"
     assert bed.live_value() == "helm"
+
+
+def test_a_chart_server_outage_is_not_remembered_by_the_worker(
+    bed: Bed, binary: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 while the worker renders a pinned repository chart fails that task as transient
+    (the task layer reports it and the unit is dispatched again after the cooldown); the
+    same worker, with the same loaded commit and render cache, applies it once the server
+    answers again."""
+    repos = serve_chart_repo(binary("helm"), tmp_path / "charts", monkeypatch)
+    charts = next(repos)
+    try:
+        bed.work.write("apps/chart/fleet.yaml", yaml.safe_dump({
+            "defaultNamespace": bed.ns,
+            "helm": {"repo": charts.url, "chart": "demo", "version": "^0.1.0"}}))  # fmt: skip
+        commit = bed.work.commit_and_push("a chart from a repository")
+        rev = bed.worker.loader.load(bed.work.remote_url, commit)
+        unit = rev.by_key[("apps-chart", "dev-eu")]
+        bed.cache.set_desired({u.key: u.deployment_id for u in rev.units}, commit=commit)
+        job = bed.job(commit, unit.deployment_id, bundle="apps-chart")
+
+        charts.handler.outage = True
+        with pytest.raises(TransientError, match="503"):
+            bed.worker.apply(job)
+        charts.handler.outage = False
+        outcome = bed.worker.apply(job)
+        assert outcome.state == "Ready", outcome.message
+        found = bed.api.read_namespaced_config_map("demo", bed.ns)
+        assert found.data == {"chart": "0.1.0", "marker": "first"}
+    finally:
+        repos.close()

@@ -5,11 +5,8 @@ error (retried, never remembered as a broken commit or a failed render)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import subprocess
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,62 +16,18 @@ from fleet.desired import DesiredState
 from fleet.errors import FleetError, TransientError
 from fleet.plugin.manager import FleetPlugins
 from fleet.render.cache import RenderCache
+from fleet.runtime.scheduler import Scheduler, SchedulerConfig
+from fleet.runtime.state_cache import connect_redis
+from fleet.runtime.tasks import TaskArgs
+from fleet.source.git import GitSource
 from fleet.spec.loader import load_repository
-from tests.support.tls import https_server, make_tls
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    outage = False  # set on the class: every request answers 503 while True
-
-    def do_GET(self) -> None:
-        if type(self).outage:
-            self.send_error(503, "Service Unavailable")
-            return
-        super().do_GET()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@dataclass
-class ChartRepo:
-    helm: str
-    served: Path
-    src: Path
-    url: str
-    handler: type[_Handler]
-
-    def publish(self, version: str, marker: str = "first") -> None:
-        """Package chart `demo` at `version` (a ConfigMap saying both) and index again."""
-        chart = self.src / f"{version}-{marker}"
-        (chart / "templates").mkdir(parents=True)
-        (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: demo\nversion: {version}\n")
-        (chart / "templates" / "cm.yaml").write_text(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
-            f'data: {{chart: "{version}", marker: "{marker}"}}\n'
-        )
-        run = functools.partial(subprocess.run, check=True, capture_output=True)
-        run([self.helm, "package", str(chart), "-d", str(self.served)])
-        run([self.helm, "repo", "index", str(self.served), "--url", self.url])
+from tests.support.chart_repo import ChartRepo, serve_chart_repo
+from tests.support.servers import GitServer, RedisServer
 
 
 @pytest.fixture
 def chart_repo(binary: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChartRepo]:
-    helm: str = binary("helm")
-    monkeypatch.delenv("FLEET_HELM", raising=False)
-    for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-        monkeypatch.setenv(name, str(tmp_path / "helm-home" / name.lower()))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "tls" / "server.crt"))
-    monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path / "cache"))
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = type("Handler", (_Handler,), {"outage": False})
-    serve = functools.partial(handler, directory=str(served))
-    with https_server(serve, make_tls(tmp_path / "tls")) as url:
-        repo = ChartRepo(helm, served, tmp_path / "src", url, handler)
-        for version in ("0.1.0", "0.2.0", "1.0.0"):
-            repo.publish(version)
-        yield repo
+    yield from serve_chart_repo(binary("helm"), tmp_path, monkeypatch)
 
 
 def fleet_repo(root: Path, chart_repo: str, version: str) -> Path:
@@ -146,7 +99,7 @@ def test_a_503_from_the_chart_server_is_transient_at_load_and_at_render(
 ) -> None:
     repo = fleet_repo(tmp_path / "repo", chart_repo.url, "^0.1.0")
     chart_repo.handler.outage = True
-    with pytest.raises(TransientError, match="index.yaml: HTTP 503"):
+    with pytest.raises(TransientError, match=r"index\.yaml: HTTP 503"):
         target(repo)  # the scheduler loads the commit again later: not a broken commit
     chart_repo.handler.outage = False
     state = target(repo)  # back: the same commit loads
@@ -155,8 +108,44 @@ def test_a_503_from_the_chart_server_is_transient_at_load_and_at_render(
     cache = RenderCache()
     worker = target(repo, pins=state.pins.all(), cache=cache)
     chart_repo.handler.outage = True  # down again while a worker renders
-    with pytest.raises(TransientError, match="helm pull failed for chart .*503"):
+    with pytest.raises(TransientError, match=r"helm pull failed for chart .*503"):
         worker.manifests(worker.units[0])
     chart_repo.handler.outage = False
     # the same worker, the same render cache: rendered now, the outage was not remembered
     assert worker.manifests(worker.units[0])[0]["data"] == {"chart": "0.1.0", "marker": "first"}
+
+
+class _Dispatcher:
+    def send(self, task: str, kwargs: TaskArgs, queue: str) -> str:
+        return "task"
+
+
+def test_the_scheduler_loads_a_commit_again_once_its_chart_server_is_back(
+    chart_repo: ChartRepo, git_server: GitServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """One 503 does not mark the commit broken until the next push: the poller offers the
+    same commit again after its backoff, and it is loaded once the server answers."""
+    name = f"pins-{uuid.uuid4().hex[:6]}"
+    work = git_server.create_repo(name, tmp_path / "work")
+    fleet_repo(work.path, chart_repo.url, "^0.1.0")
+    sha = work.commit_and_push("a chart from a repository")
+    chart_repo.handler.outage = True
+    scheduler = Scheduler(
+        GitSource(git_server.url(name), "main"),
+        connect_redis(redis_server.url),
+        _Dispatcher(),
+        plugins=FleetPlugins.load(entry_points=False),
+        config=SchedulerConfig(poll_interval=3600),
+    )
+    scheduler.tick()
+    assert scheduler.desired is None  # not loaded ...
+    assert scheduler.commit_error is not None
+    assert "HTTP 503" in str(scheduler.commit_error["problems"])
+    assert scheduler.poller.current is None  # ... and not taken as this commit's verdict
+    assert not scheduler._commit_events  # no commit.rejected
+
+    chart_repo.handler.outage = False
+    scheduler.poller.next_poll_at = 0.0  # the backoff is over
+    scheduler.tick()
+    assert scheduler.desired is not None and scheduler.commit_error is None
+    assert scheduler.revision is not None and scheduler.revision.sha == sha

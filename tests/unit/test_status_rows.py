@@ -42,7 +42,10 @@ def test_the_same_case_reads_the_same_in_each_mode() -> None:
     # what the planner does about it (the wave's offline policy) is said too
     skipped = "offline (skipped by the wave's offline policy)"
     down = unit_row(unit(), other, down="connection refused", waiting=skipped)
-    assert (down.state, down.message) == (ERR, f"cluster unreachable: connection refused; {skipped}")
+    assert (down.state, down.message) == (
+        ERR,
+        f"cluster unreachable: connection refused; {skipped}",
+    )
 
 
 def test_waiting_and_unread_inventories_are_pending() -> None:
