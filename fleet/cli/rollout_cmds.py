@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 rollout_app = typer.Typer(
     cls=FleetGroup,  # its unset --help imports no pydantic either
     help="See and steer progressive delivery: status, pause, resume, abort, approve, "
-    "rollback, wait.",
+    "rollback, wait. Every command reads and writes the rollout state of REPO's fleet where "
+    "the runtime keeps it: `fleet serve`'s Redis with --redis or FLEET_REDIS_URL, else the "
+    "clusters' fleet-system/<fleet>.rollout ConfigMaps (with their credentials, as "
+    "`fleet sync`).",
     no_args_is_help=True,
 )
 app.add_typer(rollout_app, name="rollout")
@@ -127,13 +130,13 @@ def status_lines(records: list[BundleRollout], controls: dict[str, Controls]) ->
 
 @rollout_app.command("status")
 def status_command(
-    bundle: Annotated[str | None, typer.Argument(metavar="[BUNDLE]")] = None,
+    bundle: Annotated[str | None, typer.Argument(metavar="BUNDLE")] = None,
     repo: RepoOption = ".",
     redis: RedisOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
 ) -> None:
-    """Each bundle's rollout: its revision, outcome, waves, and which gate waits on what
-    with the values it measured."""
+    """Each bundle's rollout (or BUNDLE's): its revision, outcome, waves, and which gate
+    waits on what with the values it measured; -o json adds the operators' controls."""
     check_output(output)
     with _session(repo, redis) as session:
         records = session.store.records()
@@ -162,7 +165,8 @@ def pause_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Dispatch nothing more of BUNDLE (what runs keeps running) until `resume`."""
+    """Dispatch nothing more of BUNDLE, whatever the commit (what runs keeps running; the
+    waiting units show --reason), until `fleet rollout resume`."""
 
     def change(control: Controls) -> None:
         control.paused, control.reason = True, reason
@@ -178,7 +182,8 @@ def resume_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Undo `pause`; a rollout that failed (not rolled back) or halted is verified again."""
+    """Undo `pause`; a rollout that failed without a rollback, or halted on an
+    inconclusive gate, is verified again from its first wave."""
 
     def change(control: Controls) -> None:
         control.paused, control.reason, control.resumed_at = False, "", time.time()
@@ -194,8 +199,8 @@ def abort_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Stop the current revision of BUNDLE where it is: no later wave gets it (nothing is
-    rolled back: `rollback` does that) until a commit changes the bundle."""
+    """Stop BUNDLE's current revision where it is: no later wave and no retry gets it
+    until a commit changes the bundle; nothing is rolled back (`rollback` does that)."""
     with _session(repo, redis) as session:
         revision = _record(session, bundle).revision
 
@@ -214,7 +219,8 @@ def approve_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Pass the `approval` gate of wave W for BUNDLE's current revision."""
+    """Pass the `approval` gate of wave W for BUNDLE's current revision: the next
+    `fleet sync` (or `fleet serve`'s next tick) goes on. Only a wave the rollout reached."""
     with _session(repo, redis) as session:
         found = _record(session, bundle)
         if wave not in found.waves:
@@ -251,10 +257,11 @@ def rollback_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Put BUNDLE's previous good revision back (the exact manifests that ran, from each
-    cluster's history; nothing is rendered) on every cluster that runs it, or on --cluster;
-    its current revision is then held until a commit changes the bundle. Needs the
-    clusters' credentials (as `fleet sync` does)."""
+    """On every cluster where BUNDLE is deployed (or on --cluster), go back from what
+    that cluster runs to its previous good revision, or to --to: the exact manifests from
+    its history, nothing rendered. BUNDLE's current revision is then held until a commit
+    changes the bundle. Needs the clusters' credentials (as `fleet sync` does); exit 1
+    when a cluster could not be rolled back."""
     with _session(repo, redis) as session:
         revision = _desired_revision(session.repo, bundle)
         results = _roll_back(session, bundle, to, set(clusters or ()), reason)
@@ -343,13 +350,16 @@ def _revision_number(conn: Any, bundle: str, fleet: str, to: str | None) -> int 
 def wait_command(
     bundle: Annotated[str, typer.Argument(metavar="BUNDLE")],
     timeout: Annotated[
-        str, typer.Option("--timeout", metavar="DURATION", help="Give up after (exit 2).")
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="Give up after this long (exit 2): 30s, 10m, 1h."
+        ),
     ] = "10m",
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """Wait until BUNDLE's rollout of REPO's commit is decided: exit 0 succeeded, 1 failed,
-    halted, aborted or rolled back, 2 timed out."""
+    """Wait until BUNDLE's rollout of REPO's commit is decided: exit 0 succeeded; 1
+    failed, halted or rolled back by its gates; 2 not decided within --timeout."""
     from fleet.rollout import record as rec
     from fleet.spec.definition import parse_duration
 
