@@ -36,6 +36,42 @@ def test_validate_example_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out == "ok: 3 clusters, 3 bundles, 9 deployment units\n"
 
 
+def progressive_block(text: str) -> str:
+    """The commented progressive-delivery example of fleet.example.yaml, uncommented."""
+    begin = text.index("# --- progressive delivery: begin\n")
+    end = text.index("# --- progressive delivery: end\n")
+    lines = text[begin:end].splitlines()[1:]
+    assert lines and all(line.startswith("#") for line in lines), lines
+    return "\n".join(line[2:] for line in lines) + "\n"
+
+
+def test_validate_example_with_its_progressive_delivery_block(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commented example is what `fleet validate` accepts once uncommented: its
+    `rollout` replaces the plain one, its gates are built by their plugins."""
+    import yaml
+
+    repo = example_repo(tmp_path)
+    text = (repo / "fleet.yaml").read_text()
+    definition = yaml.safe_load(text)
+    block = yaml.safe_load(progressive_block(text))
+    assert set(block) == {"metricProviders", "rollout"}
+    assert [g["type"] for w in block["rollout"]["waves"] for g in w.get("gates", [])] == [
+        "prometheus",
+        "http",
+        "approval",
+    ]
+    (repo / "fleet.yaml").write_text(yaml.safe_dump({**definition, **block}, sort_keys=False))
+    assert main(["validate", "--no-render", str(repo)]) == 0
+    assert capsys.readouterr().out == "ok: 3 clusters, 3 bundles, 9 deployment units\n"
+    # and a typo in it is caught, so the test can fail
+    block["rollout"]["waves"][0]["gates"][0]["cont"] = 5
+    (repo / "fleet.yaml").write_text(yaml.safe_dump({**definition, **block}, sort_keys=False))
+    assert main(["validate", "--no-render", str(repo)]) == 1
+    assert "unknown parameter 'cont'" in capsys.readouterr().err
+
+
 # Each bad input: (files to write, expected stderr line with a {repo} placeholder)
 BAD_INPUTS = {
     "malformed-yaml": (
