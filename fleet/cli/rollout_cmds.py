@@ -106,6 +106,8 @@ def status_lines(records: list[BundleRollout], controls: dict[str, Controls]) ->
     for found in records:
         control = controls.get(found.bundle)
         flags = " (paused)" if control is not None and control.paused else ""
+        stopped = _stopped_by_hand(control, found.revision)
+        flags += f" ({stopped})" if stopped else ""
         message = f": {found.message}" if found.message else ""
         at = found.commit[:12] or "-"
         lines.append(f"{found.bundle}: revision {found.revision} at {at}: "
@@ -115,7 +117,8 @@ def status_lines(records: list[BundleRollout], controls: dict[str, Controls]) ->
             shown = f": {wave.message}" if wave.message else ""
             lines.append(f"  wave {wave.name}: {wave.verdict}{since}{shown}")
             for gate in wave.gates.values():
-                lines.append(f"    gate {gate.name} ({gate.type}): {gate.verdict}: {gate.message}")
+                said = gate.message.removeprefix(f"{gate.name}: ")
+                lines.append(f"    gate {gate.name} ({gate.type}): {gate.verdict}: {said}")
                 values = [f"{m.cluster or '*'}={m.value}{'' if m.ok else ' (bad)'}"
                           for m in gate.measurements[-3:]]  # fmt: skip
                 if values:
@@ -257,14 +260,17 @@ def rollback_command(
     repo: RepoOption = ".",
     redis: RedisOption = None,
 ) -> None:
-    """On every cluster where BUNDLE is deployed (or on --cluster), go back from what
-    that cluster runs to its previous good revision, or to --to: the exact manifests from
+    """On every cluster that runs the commit's revision of BUNDLE (or on --cluster), go
+    back from what that cluster runs to its previous good revision, or to --to: the exact manifests from
     its history, nothing rendered. BUNDLE's current revision is then held until a commit
     changes the bundle. Needs the clusters' credentials (as `fleet sync` does); exit 1
     when a cluster could not be rolled back."""
     with _session(repo, redis) as session:
-        revision = _desired_revision(session.repo, bundle)
-        results = _roll_back(session, bundle, to, set(clusters or ()), reason)
+        from fleet.rollout.record import revision_of
+
+        wanted = _desired_ids(session.repo, bundle)
+        revision = revision_of(wanted.values())
+        results = _roll_back(session, bundle, to, set(clusters or ()), reason, wanted)
 
         def change(control: Controls) -> None:
             control.rolled_back = {**control.rolled_back, revision: reason}
@@ -282,9 +288,16 @@ def rollback_command(
 
 
 def _roll_back(
-    session: _Session, bundle: str, to: str | None, only: set[str], reason: str
+    session: _Session,
+    bundle: str,
+    to: str | None,
+    only: set[str],
+    reason: str,
+    wanted: dict[str, str],
 ) -> dict[str, tuple[bool, str]]:
-    """cluster -> (done, one line) for each cluster that runs the bundle."""
+    """cluster -> (done, one line) for each cluster rolled back: those of `only`, else
+    every cluster that runs the commit's revision of the bundle (`wanted`: cluster -> its
+    deployment id; a cluster the rollout did not reach yet keeps what it runs)."""
     from fleet import config, engine
     from fleet.engine.inventory import read_inventory
     from fleet.engine.kube import ClusterConnection
@@ -309,8 +322,11 @@ def _roll_back(
                 continue
 
             def one(conn: ClusterConnection) -> tuple[bool, str] | None:
-                if read_inventory(conn, bundle, fleet).current is None:
+                current = read_inventory(conn, bundle, fleet).current
+                if current is None:
                     return None  # not deployed here
+                if not only and current.deployment_id != wanted.get(conn.name):
+                    return None  # runs another revision: not this rollout's to undo
                 number = _revision_number(conn, bundle, fleet, to)
                 result = engine.rollback(conn, bundle, fleet, to=number,
                                          reason=f"fleet rollout rollback: {reason}")  # fmt: skip
@@ -359,7 +375,8 @@ def wait_command(
     redis: RedisOption = None,
 ) -> None:
     """Wait until BUNDLE's rollout of REPO's commit is decided: exit 0 succeeded; 1
-    failed, halted or rolled back by its gates; 2 not decided within --timeout."""
+    failed, halted, rolled back (by its gates or by hand) or aborted; 2 not decided within
+    --timeout."""
     from fleet.rollout import record as rec
     from fleet.spec.definition import parse_duration
 
@@ -378,6 +395,10 @@ def wait_command(
             if found is not None and revision in found.rejected:
                 typer.echo(f"{bundle}: {rec.ROLLED_BACK}: {found.rejected[revision]}")
                 raise typer.Exit(1)
+            stopped = _stopped_by_hand(session.store.controls().get(bundle), revision)
+            if stopped is not None:
+                typer.echo(f"{bundle}: {stopped}")
+                raise typer.Exit(1)
             if time.monotonic() >= deadline:
                 state = found.outcome if found is not None and found.revision == revision else (
                     "not started")  # fmt: skip
@@ -386,14 +407,31 @@ def wait_command(
             time.sleep(1.0)
 
 
-def _desired_revision(repo: FleetRepo, bundle: str) -> str:
+def _stopped_by_hand(control: Controls | None, revision: str) -> str | None:
+    """`aborted` / `rolled back by hand` when an operator stopped `revision`, else None."""
+    if control is None:
+        return None
+    if revision in control.aborted:
+        return "aborted by `fleet rollout abort`"
+    if revision in control.rolled_back:
+        return f"rolled back by `fleet rollout rollback` ({control.rolled_back[revision]})"
+    return None
+
+
+def _desired_ids(repo: FleetRepo, bundle: str) -> dict[str, str]:
+    """cluster -> the deployment id REPO's commit gives BUNDLE there."""
     from fleet.desired import fleet_units
     from fleet.plugin.manager import FleetPlugins
-    from fleet.rollout.record import revision_of
 
     plugins = FleetPlugins.load()
     plugins.raise_for_failures()
-    ids = [u.deployment_id for u in fleet_units(repo, plugins) if u.bundle == bundle]
-    if not ids:
+    found = {u.cluster: u.deployment_id for u in fleet_units(repo, plugins) if u.bundle == bundle}
+    if not found:
         raise UserError(f"bundle {bundle!r} is deployed to no cluster at this commit")
-    return revision_of(ids)
+    return found
+
+
+def _desired_revision(repo: FleetRepo, bundle: str) -> str:
+    from fleet.rollout.record import revision_of
+
+    return revision_of(_desired_ids(repo, bundle).values())

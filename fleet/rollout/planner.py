@@ -486,7 +486,7 @@ def _after_wave(
     if check.verdict is GateVerdict.PASSED:
         return None
     if check.verdict is GateVerdict.PENDING:
-        return f"gate: {check.message}"
+        return f"waits for the gates of wave {info.name}: {check.message}"
     result.failed.append(WaveFailure(bundle, info.name, check.message))
     return f"waits for wave {info.name}, which {check.verdict.value}: {check.message}"
 

@@ -370,11 +370,11 @@ class RolloutTracker:
         names = [g.name for g in settings.gates]
         for name, result in zip(names, results, strict=True):
             if result.verdict in (GateVerdict.FAILED, GateVerdict.INCONCLUSIVE):
-                message = f"gate {name}: {result.message}"
+                message = f"gate {name}: {_without(name, result.message)}"
                 clusters = [u.cluster for u in units]
                 self._fail(found, wave, settings, message, clusters, now, result.verdict)
                 return WaveCheck(result.verdict, message)
-        waiting = [f"{n}: {r.message}" for n, r in zip(names, results, strict=True)
+        waiting = [f"{n}: {_without(n, r.message)}" for n, r in zip(names, results, strict=True)
                    if r.verdict is GateVerdict.PENDING]  # fmt: skip
         ready_at = wave.ready_at if wave.ready_at is not None else now
         left = ready_at + settings.bake - now
@@ -383,7 +383,8 @@ class RolloutTracker:
         if waiting:
             wave.message = "; ".join(waiting)
             return WaveCheck(GateVerdict.PENDING, wave.message)
-        passed = [f"{n}: {r.message}" for n, r in zip(names, results, strict=True) if r.message]
+        passed = [f"{n}: {_without(n, r.message)}" for n, r in zip(names, results, strict=True)
+                  if r.message]  # fmt: skip
         self._pass(found, wave, now, "; ".join(passed))
         return PASSED
 
@@ -442,6 +443,12 @@ class RolloutTracker:
     def _target(self, unit: DeploymentUnit) -> GateTarget:
         namespace = self.namespaces.get(unit.key) or unit.options.target_namespace or ""
         return GateTarget(unit.cluster, dict(unit.labels), namespace)
+
+
+def _without(name: str, message: str) -> str:
+    """A gate's message without its own name in front (the tracker says which gate)."""
+    prefix = f"{name}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 def _resumed(found: BundleRollout, control: Controls) -> bool:

@@ -214,7 +214,8 @@ def sync_fleet(
         report = run.report(final, dry_run=dry_run)
         if events is not None:
             counts = {s.value: n for s, n in report.status.counts().items()}
-            events.finish(desired.commit, counts, report.unreachable, report.ok)
+            waiting = run.rollout is not None and run.rollout.only_waiting(report.status)
+            events.finish(desired.commit, counts, report.unreachable, report.ok, waiting=waiting)
     finally:
         run.close()
         if own_locks and locks is not None:

@@ -103,12 +103,19 @@ class RunEvents:
         self.emit(changes.removal_events(self.fleet, cluster, result), conn)
 
     def finish(
-        self, commit: str, states: Mapping[str, int], down: Mapping[str, str], ok: bool
+        self,
+        commit: str,
+        states: Mapping[str, int],
+        down: Mapping[str, str],
+        ok: bool,
+        *,
+        waiting: bool = False,
     ) -> None:
         """The end of the pass: unreachable clusters, the rollout's result (when this pass
-        changed anything), then every notification, and wait for their delivery."""
+        changed anything, and unless it only ends `waiting`: for an approval, a pause, a
+        window, with nothing failed), then every notification, and wait for them."""
         self.emit(changes.cluster_unreachable(self.fleet, c, why) for c, why in down.items())
-        if self.emitted:
+        if self.emitted and (ok or not waiting):
             self.emit([changes.rollout_finished(self.fleet, commit, dict(states), ok)])
         self.close()
 

@@ -31,12 +31,14 @@ from fleet import engine
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError
 from fleet.errors import FleetError
 from fleet.events import changes
+from fleet.rollout import record as rec
 from fleet.rollout.planner import Plan
 from fleet.rollout.tracker import RollbackDue, RolloutTracker, settings_source
 from fleet.rollout.waves import plan_waves
 from fleet.runtime.locks import LockBusy
 from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore, RolloutStore
 from fleet.states import ActualUnit, BundleState
+from fleet.status.model import FleetStatus
 
 if TYPE_CHECKING:
     from fleet.runtime.embedded import SyncRun
@@ -67,7 +69,8 @@ class EmbeddedRollout:
             layout=layout,
             health_failures=wait,
         )
-        self.tracker.begin(time.time())
+        self.started = time.time()
+        self.tracker.begin(self.started)
         self.sleep: Callable[[float], None] = time.sleep
 
     @classmethod
@@ -117,6 +120,19 @@ class EmbeddedRollout:
                 events.emit([changes.rollout_event(
                     tracker.fleet, tracker.commit, found.kind, found.bundle, found.wave,
                     found.message, found.revision, found.clusters)])  # fmt: skip
+
+    def only_waiting(self, status: FleetStatus) -> bool:
+        """Nothing failed: every unit not at its revision waits (an approval, a pause, a
+        window, a later wave) and no rollout of this run failed or was rolled back."""
+        if any(
+            r.outcome in (rec.FAILED, rec.HALTED, rec.ROLLED_BACK)
+            and r.finished_at
+            and r.finished_at >= self.started
+            for r in self.tracker.records.values()
+        ):
+            return False  # fmt: skip
+        bad = (BundleState.ERR_APPLIED, BundleState.NOT_READY)
+        return not any(u.state in bad for u in status.units)
 
     # ------------------------------------------------------------------ internals
 
@@ -177,6 +193,8 @@ class EmbeddedRollout:
         run.actual[(due.bundle, cluster)] = ActualUnit(
             result.deployment_id, result.state, result.commit, result.message,
             unit.options.keep_resources, result.inventory_objects)  # fmt: skip
+        result.message = f"rolled back ({due.reason}): {result.message}"
+        run.results[(due.bundle, cluster)] = result  # the report shows what runs now
         run.say(f"{cluster}/{due.bundle}: rolled back to {result.deployment_id[:12]}: "
                 f"{result.state.value}")  # fmt: skip
         if result.state is BundleState.ERR_APPLIED:

@@ -20,7 +20,7 @@ from Redis, in the middle of a bake or a metric analysis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -129,12 +129,3 @@ class ServeRollout:
         unit = desired.by_key.get((due.bundle, cluster))
         rec = cached.get((due.bundle, cluster))
         return unit is not None and rec is not None and rec.deployment_id == unit.deployment_id
-
-
-def verified_clusters(tracker: RolloutTracker) -> Sequence[tuple[str, str]]:
-    """(bundle, cluster) of every wave being verified (for `/status`)."""
-    return [
-        (bundle, cluster)
-        for bundle, wave in tracker.verifying()
-        for cluster in tracker.records[bundle].waves[wave].clusters
-    ]

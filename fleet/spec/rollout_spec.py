@@ -7,10 +7,10 @@ Shared by the root definition (`rollout:` waves, gates, windows, freezes) and bu
 - `GateSpec`: one check between waves. Its `type` names a gate plugin (`prometheus`,
   `http`, `approval` are built in, a third party adds more through the `fleet_gate` hook);
   every other key is that plugin's parameter, validated by the plugin when the commit is
-  loaded (`fleet.rollout.gates`), so a typo is a file:line problem like any other;
+  loaded (`fleet.gates.config`), so a typo is a file:line problem like any other;
 - `OfflinePolicy`: what a wave does about a cluster that cannot be reached.
 
-The planner (`fleet.rollout.planner`) and the gate runner (`fleet.rollout.gates`) give these
+The planner (`fleet.rollout.planner`) and the rollout tracker (`fleet.rollout.tracker`) give these
 their meaning; the README's "Progressive delivery" section documents them for users.
 """
 

@@ -296,7 +296,12 @@ def test_gates_hold_a_wave_until_they_pass() -> None:
     bake = _Bake()
     r = rollout(waves=[{"name": "canary", "clusters": ["dev-1"]}])
     p = plan(units, actual, r, now=50, verifier=bake)
-    assert reasons(p) == {("web", "prod-1"): "wave (rest) gate: canary bakes until t=100"}
+    assert reasons(p) == {
+        (
+            "web",
+            "prod-1",
+        ): "wave (rest) waits for the gates of wave canary: canary bakes until t=100"
+    }
     assert bake.seen == [("web", "canary", ["dev-1"], 50)]
     assert keys(plan(units, actual, r, now=150, verifier=bake).dispatch) == [("web", "prod-1")]
 

@@ -93,7 +93,10 @@ def test_a_wave_bakes_then_the_next_starts() -> None:
     t = tracker(r)
     now = actual({"canary": ("v2", READY)})
     p = plan(units(), now, r, now=100, verifier=t)
-    assert waiting(p) == {c: "wave eu gate: bake 5m00s left of 5m00s" for c in ("eu-1", "eu-2")}
+    assert waiting(p) == {
+        c: "wave eu waits for the gates of wave canary: bake 5m00s left of 5m00s"
+        for c in ("eu-1", "eu-2")
+    }
     assert t.next_check(100) == 400
     assert "bake 1m00s left" in waiting(plan(units(), now, r, now=340, verifier=t))["eu-1"]
     assert dispatched(plan(units(), now, r, now=400, verifier=t)) == ["eu-1", "eu-2"]
@@ -107,7 +110,7 @@ def test_a_gate_is_asked_again_at_its_next_check_and_keeps_its_memory() -> None:
     t = tracker(r, gate)
     now = actual({"canary": ("v2", READY)})
     assert waiting(plan(units(), now, r, now=100, verifier=t))["eu-1"] == (
-        "wave eu gate: scripted: 1 of 3"
+        "wave eu waits for the gates of wave canary: scripted: 1 of 3"
     )
     plan(units(), now, r, now=120, verifier=t)  # before next_check: not asked
     assert len(gate.calls) == 1 and t.next_check(120) == 130
