@@ -95,42 +95,6 @@ def _record(session: _Session, bundle: str) -> BundleRollout:
 # ---------------------------------------------------------------------- status
 
 
-def _stamp(at: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(at)) if at else "-"
-
-
-def status_lines(records: list[BundleRollout], controls: dict[str, Controls]) -> list[str]:
-    """What `fleet rollout status` prints: per bundle its revision and outcome, per wave
-    its verdict, per gate its verdict and the last values it measured."""
-    lines: list[str] = []
-    for found in records:
-        control = controls.get(found.bundle)
-        flags = " (paused)" if control is not None and control.paused else ""
-        stopped = _stopped_by_hand(control, found.revision)
-        flags += f" ({stopped})" if stopped else ""
-        message = f": {found.message}" if found.message else ""
-        at = found.commit[:12] or "-"
-        lines.append(f"{found.bundle}: revision {found.revision} at {at}: "
-                     f"{found.outcome}{flags}{message}")  # fmt: skip
-        for wave in found.waves.values():
-            since = f" since {_stamp(wave.ready_at)}" if wave.ready_at else ""
-            shown = f": {wave.message}" if wave.message else ""
-            lines.append(f"  wave {wave.name}: {wave.verdict}{since}{shown}")
-            for gate in wave.gates.values():
-                said = gate.message.removeprefix(f"{gate.name}: ")
-                lines.append(f"    gate {gate.name} ({gate.type}): {gate.verdict}: {said}")
-                values = [f"{m.cluster or '*'}={m.value}{'' if m.ok else ' (bad)'}"
-                          for m in gate.measurements[-3:]]  # fmt: skip
-                if values:
-                    lines.append(f"      last measurements: {', '.join(values)}")
-            if wave.rolled_back:
-                lines.append(f"    rolled back on: {', '.join(wave.rolled_back)}")
-        if found.rejected:
-            shown = "; ".join(f"{rev}: {why}" for rev, why in found.rejected.items())
-            lines.append(f"  not rolled out again: {shown}")
-    return lines
-
-
 @rollout_app.command("status")
 def status_command(
     bundle: Annotated[str | None, typer.Argument(metavar="BUNDLE")] = None,
@@ -140,6 +104,8 @@ def status_command(
 ) -> None:
     """Each bundle's rollout (or BUNDLE's): its revision, outcome, waves, and which gate
     waits on what with the values it measured; -o json adds the operators' controls."""
+    from fleet.status.rollouts import status_lines
+
     check_output(output)
     with _session(repo, redis) as session:
         records = session.store.records()
@@ -261,10 +227,10 @@ def rollback_command(
     redis: RedisOption = None,
 ) -> None:
     """On every cluster that runs the commit's revision of BUNDLE (or on --cluster), go
-    back from what that cluster runs to its previous good revision, or to --to: the exact manifests from
-    its history, nothing rendered. BUNDLE's current revision is then held until a commit
-    changes the bundle. Needs the clusters' credentials (as `fleet sync` does); exit 1
-    when a cluster could not be rolled back."""
+    back from what that cluster runs to its previous good revision, or to --to: the exact
+    manifests from its history, nothing rendered. BUNDLE's current revision is then held
+    until a commit changes the bundle. Needs the clusters' credentials (as `fleet sync`
+    does); exit 1 when a cluster could not be rolled back."""
     with _session(repo, redis) as session:
         from fleet.rollout.record import revision_of
 
@@ -297,7 +263,12 @@ def _roll_back(
 ) -> dict[str, tuple[bool, str]]:
     """cluster -> (done, one line) for each cluster rolled back: those of `only`, else
     every cluster that runs the commit's revision of the bundle (`wanted`: cluster -> its
-    deployment id; a cluster the rollout did not reach yet keeps what it runs)."""
+    deployment id; a cluster the rollout did not reach yet keeps what it runs). The
+    history records the rollout revision held from now on, so a runtime that lost its
+    records still holds it (`fleet.rollout.rebuild`)."""
+    from fleet.rollout.record import revision_of
+
+    revision = revision_of(wanted.values())
     from fleet import config, engine
     from fleet.engine.inventory import read_inventory
     from fleet.engine.kube import ClusterConnection
@@ -329,7 +300,8 @@ def _roll_back(
                     return None  # runs another revision: not this rollout's to undo
                 number = _revision_number(conn, bundle, fleet, to)
                 result = engine.rollback(conn, bundle, fleet, to=number,
-                                         reason=f"fleet rollout rollback: {reason}")  # fmt: skip
+                                         reason=f"fleet rollout rollback: {reason}",
+                                         details={"revision": revision})  # fmt: skip
                 return (result.state.value != "ErrApplied",
                         f"rolled back to {result.deployment_id[:12]} "
                         f"({result.commit[:12]}): {result.state.value}")  # fmt: skip
@@ -379,6 +351,7 @@ def wait_command(
     --timeout."""
     from fleet.rollout import record as rec
     from fleet.spec.definition import parse_duration
+    from fleet.status.rollouts import stopped_by_hand
 
     try:
         limit = parse_duration(timeout)
@@ -395,7 +368,7 @@ def wait_command(
             if found is not None and revision in found.rejected:
                 typer.echo(f"{bundle}: {rec.ROLLED_BACK}: {found.rejected[revision]}")
                 raise typer.Exit(1)
-            stopped = _stopped_by_hand(session.store.controls().get(bundle), revision)
+            stopped = stopped_by_hand(session.store.controls().get(bundle), revision)
             if stopped is not None:
                 typer.echo(f"{bundle}: {stopped}")
                 raise typer.Exit(1)
@@ -405,17 +378,6 @@ def wait_command(
                 typer.echo(f"{bundle}: still {state} after {timeout}", err=True)
                 raise typer.Exit(2)
             time.sleep(1.0)
-
-
-def _stopped_by_hand(control: Controls | None, revision: str) -> str | None:
-    """`aborted` / `rolled back by hand` when an operator stopped `revision`, else None."""
-    if control is None:
-        return None
-    if revision in control.aborted:
-        return "aborted by `fleet rollout abort`"
-    if revision in control.rolled_back:
-        return f"rolled back by `fleet rollout rollback` ({control.rolled_back[revision]})"
-    return None
 
 
 def _desired_ids(repo: FleetRepo, bundle: str) -> dict[str, str]:

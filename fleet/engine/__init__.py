@@ -28,6 +28,8 @@ another bundle now renders is left to it) and conflicts (two bundles rendering o
 - `rollback(conn, bundle, fleet, to=..., reason=...)`: apply a revision of the unit's
   history again, exactly as it ran (`fleet.engine.rollback`, `fleet.engine.history`:
   `list_revisions`, `read_revision`, `mark_revision`, `previous_good`). Out: `UnitResult`.
+- `list_rolled_back(conn, fleet)`: the fleet's rolled-back revisions on a cluster (one
+  metadata-only LIST), what a runtime that lost its rollout records rebuilds them from.
 
 `ClusterUnreachable` propagates from every verb: retrying is the runtime's decision. Every
 other API error is a result (ErrApplied, with the object and the reason). The engine knows
@@ -41,6 +43,7 @@ from fleet.engine.history import (
     Revision,
     RevisionStatus,
     list_revisions,
+    list_rolled_back,
     mark_revision,
     previous_good,
     read_revision,
@@ -70,6 +73,7 @@ __all__ = [
     "deploy",
     "inspect",
     "list_revisions",
+    "list_rolled_back",
     "mark_revision",
     "previous_good",
     "read_deployed",

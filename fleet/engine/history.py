@@ -50,7 +50,7 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from fleet.engine.identity import Owner
+from fleet.engine.identity import Owner, short_name
 from fleet.engine.inventory import INVENTORY_NAMESPACE, MERGE_PATCH, inventory_name
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, ObjectRef
 from fleet.engine.labels import (
@@ -314,6 +314,26 @@ def list_revisions(conn: ClusterConnection, bundle: str, fleet: str | None) -> l
     )
     found = [r for r in (revision_of(item, owner) for item in items) if r is not None]
     return sorted(found, key=lambda r: r.number)
+
+
+def list_rolled_back(conn: ClusterConnection, fleet: str) -> list[Revision]:
+    """Every `rolledBack` revision of `fleet`'s bundles on this cluster (their records
+    only): one metadata-only LIST with a label selector on the status, however many
+    bundles the fleet has. What a runtime rebuilds its rejected revisions from when its
+    rollout records were lost. `KubeError`s propagate."""
+    res = conn.resource("v1", "Secret")
+    labels = [f"{LABEL_HISTORY}=true", f"{LABEL_FLEET}={short_name(fleet)}",
+              f"{LABEL_REVISION_STATUS}=rolledBack"]  # fmt: skip
+    items = conn.list_objects(
+        res, INVENTORY_NAMESPACE, label_selector=",".join(labels), metadata_only=True
+    )
+    found = []
+    for item in items:
+        bundle = ((item.get("metadata") or {}).get("annotations") or {}).get(ANN_BUNDLE)
+        revision = revision_of(item, Owner(bundle, fleet)) if bundle else None
+        if revision is not None and revision.status == "rolledBack":
+            found.append(revision)
+    return sorted(found, key=lambda r: (r.bundle, r.number))
 
 
 def read_revision(conn: ClusterConnection, bundle: str, fleet: str | None, number: int) -> Revision:

@@ -42,6 +42,7 @@ from fleet.gates.config import ConfiguredGate, GateSet, WaveSettings, wave_setti
 from fleet.gates.model import GateContext, GateResult, GateTarget, GateVerdict
 from fleet.rollout import record as rec
 from fleet.rollout.planner import PASSED, WaveCheck
+from fleet.rollout.rebuild import reject_rolled_back
 from fleet.rollout.record import BundleRollout, Controls, GateRecord, WaveRecord, revision_of
 from fleet.rollout.waves import BundleWaves
 from fleet.states import ActualUnit, BundleState
@@ -102,7 +103,8 @@ class TrackerEvent:
 class RolloutTracker:
     """See the module docstring. `records` and `controls` are by bundle; `fleet`,
     `commit` and `units` are the commit being rolled out; `env` holds the operator's
-    secrets for the gates (FLEET_GATE_*, FLEET_METRICS_*)."""
+    secrets for the gates (FLEET_GATE_*, FLEET_METRICS_*); `history` what the
+    clusters' revision history says was rolled back (`fleet.rollout.rebuild`)."""
 
     fleet: str
     commit: str
@@ -116,6 +118,7 @@ class RolloutTracker:
     # False when units are applied without waiting for health (`fleet sync --no-wait`):
     # NotReady then only means "not waited for", never a failed wave
     health_failures: bool = True
+    history: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # rolled back
     rollbacks: list[RollbackDue] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     events: list[TrackerEvent] = field(default_factory=list)
@@ -130,22 +133,30 @@ class RolloutTracker:
     # ------------------------------------------------------------------ records
 
     def begin(self, now: float) -> None:
-        """Start (or go on with) each bundle's rollout record for the commit's revision.
+        """Start (or go on with) each bundle's rollout record for the commit's revision,
+        then reject again what the clusters' history says was rolled back (`history`:
+        bundle -> revision -> why, `fleet.rollout.rebuild`).
 
         A new record is not written by itself (`dirty`): it is once something happens to
-        it (a wave Ready, a verdict), so a run that could do nothing (every unit locked by
-        another writer) writes nothing."""
+        it (a wave Ready, a verdict, a rejection from the history), so a run that could
+        do nothing (every unit locked by another writer) writes nothing."""
+        started: set[str] = set()
         for bundle, revision in self.revisions.items():
             found = self.records.get(bundle)
             control = self.controls.get(bundle, Controls())
             if found is None:
                 self.records[bundle] = BundleRollout(bundle, revision, self.commit, now)
+                started.add(bundle)
             elif found.revision != revision:
                 self.records[bundle] = found.restart(revision, self.commit, now)
+                started.add(bundle)
             elif found.outcome in (rec.FAILED, rec.HALTED) and _resumed(found, control):
                 fresh = found.restart(revision, self.commit, now)
                 fresh.previous = found.previous
                 self.records[bundle] = fresh  # verified again from the start
+                started.add(bundle)
+        self.dirty |= reject_rolled_back(self.records, self.revisions, self.history,
+                                         started, now)  # fmt: skip
 
     def record(self, bundle: str) -> BundleRollout | None:
         return self.records.get(bundle)

@@ -1,8 +1,10 @@
 """Progressive delivery in `fleet sync`: waves verified in-process, rollbacks, the wait.
 
 `fleet sync` plans and dispatches as before (`fleet.runtime.embedded`); with this driver
-the planner's verifier is a `RolloutTracker` (`fleet.rollout.tracker`), and each time
-nothing is in flight the run:
+the planner's verifier is a `RolloutTracker` (`fleet.rollout.tracker`), begun from the
+store's records and what the clusters' history says was rolled back (one LIST per
+cluster: `fleet.rollout.rebuild`, so deleted records never let a rolled-back revision
+out again), and each time nothing is in flight the run:
 
 1. rolls back the waves that failed with `autoRollback` (`fleet.engine.rollback` on
    each of the wave's clusters that runs the failed revision: the previous good
@@ -33,10 +35,16 @@ from fleet.errors import FleetError
 from fleet.events import changes
 from fleet.rollout import record as rec
 from fleet.rollout.planner import Plan
+from fleet.rollout.rebuild import RolledBack, merge
 from fleet.rollout.tracker import RollbackDue, RolloutTracker, settings_source
 from fleet.rollout.waves import plan_waves
 from fleet.runtime.locks import LockBusy
-from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore, RolloutStore
+from fleet.runtime.rollout_store import (
+    ClusterRolloutStore,
+    RedisRolloutStore,
+    RolloutStore,
+    read_rolled_back,
+)
 from fleet.states import ActualUnit, BundleState
 from fleet.status.model import FleetStatus
 
@@ -68,6 +76,7 @@ class EmbeddedRollout:
             env=env,
             layout=layout,
             health_failures=wait,
+            history=self._read_history(),
         )
         self.started = time.time()
         self.tracker.begin(self.started)
@@ -135,6 +144,16 @@ class EmbeddedRollout:
         return not any(u.state in bad for u in status.units)
 
     # ------------------------------------------------------------------ internals
+
+    def _read_history(self) -> RolledBack:
+        """What the reachable clusters' history says was rolled back (one LIST each), so a
+        lost store (the `<fleet>.rollout` ConfigMaps deleted, Redis wiped) never lets a
+        rolled-back revision out again."""
+        fleet = self.run.desired.fleet_name
+        answers = self.run.clusters.each(
+            lambda link: link.call("read history", lambda conn: read_rolled_back(conn, fleet))
+        )
+        return merge(*(found for _, found in sorted(answers.items()) if found))
 
     def _complete(self, bundle: str) -> bool:
         run = self.run

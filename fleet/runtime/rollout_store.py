@@ -2,7 +2,11 @@
 
 - `RedisRolloutStore`: two Redis hashes per fleet (`fleet:<fleet>:rollout:records` and
   `...:rollout:controls`, one JSON field per bundle). The distributed mode's store, and the
-  embedded one's when Redis is configured (FLEET_REDIS_URL / `fleet sync --redis`).
+  embedded one's when Redis is configured (FLEET_REDIS_URL / `fleet sync --redis`). A
+  third, `...:rollout:rolled-back` (field `<revision>/<bundle>`, the reason), is what the
+  workers found rolled back in the clusters' history (`fleet.rollout.rebuild`): written by
+  each rollback task and each cluster refresh, so after a Redis wipe the first refresh
+  of the clusters brings it back before the scheduler dispatches anything there.
 - `ClusterRolloutStore`: a ConfigMap `fleet-system/<fleet>.rollout` in every cluster of
   the fleet, one data key per bundle (`record.<bundle>`, `control.<bundle>`), written with
   a JSON merge patch (so a `fleet rollout approve` and a sync writing records never undo
@@ -14,7 +18,8 @@
 
 A record is written only when the tracker changed it (`RolloutTracker.dirty`), so a sync
 with nothing to do writes nothing. What must survive a lost store (the revisions that
-were rolled back) is also in the clusters' revision history (`fleet.engine.history`).
+were rolled back) is also in the clusters' revision history (`fleet.engine.history`),
+from which both runtimes rebuild it (`fleet.rollout.rebuild`; `read_rolled_back` here).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import Any, Protocol
 
 import redis
 
+from fleet.engine.history import list_rolled_back
 from fleet.engine.inventory import INVENTORY_NAMESPACE, ensure_system_namespace
-from fleet.engine.kube import ClusterConnection, KubeError, NotFound, ObjectRef
+from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError, NotFound, ObjectRef
 from fleet.engine.labels import LABEL_MANAGED_BY, MANAGED_BY
+from fleet.rollout.rebuild import RolledBack, rolled_back_of
 from fleet.rollout.record import BundleRollout, Controls
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,35 @@ class RedisRolloutStore:
         self.redis = client
         self.records_key = f"fleet:{fleet}:rollout:records"
         self.controls_key = f"fleet:{fleet}:rollout:controls"
+        self.rolled_back_key = f"fleet:{fleet}:rollout:rolled-back"
+
+    def rolled_back(self) -> RolledBack:
+        """What the workers found rolled back in the clusters' history (`add_rolled_back`):
+        bundle -> rollout revision -> why."""
+        found: RolledBack = {}
+        raw: dict[str, str] = self.redis.hgetall(self.rolled_back_key)
+        for key, why in sorted(raw.items()):
+            revision, _, bundle = key.partition("/")
+            if revision and bundle:
+                found.setdefault(bundle, {})[revision] = why
+        return found
+
+    def add_rolled_back(self, found: Mapping[str, Mapping[str, str]]) -> int:
+        """Add what a cluster's history says was rolled back; how many were new. One
+        field per (revision, bundle), so workers reporting at once never undo each other;
+        nothing is written when Redis knows them all (a refresh that finds nothing new)."""
+        wanted = {f"{rev}/{bundle}": why for bundle, revs in found.items()
+                  for rev, why in revs.items()}  # fmt: skip
+        if not wanted:
+            return 0
+        keys = sorted(wanted)
+        known = self.redis.hmget(self.rolled_back_key, keys)
+        new: dict[str | bytes, str | bytes | float | int] = {
+            k: wanted[k] for k, value in zip(keys, known, strict=True) if value is None
+        }
+        if new:
+            self.redis.hset(self.rolled_back_key, mapping=new)
+        return len(new)
 
     def records(self) -> dict[str, BundleRollout]:
         raw: dict[str, str] = self.redis.hgetall(self.records_key)
@@ -187,6 +223,21 @@ class ClusterRolloutStore:
         change(control)
         self._write({f"{CONTROL}{bundle}": {**control.to_json(), "updatedAt": time.time()}})
         return control
+
+
+def read_rolled_back(conn: ClusterConnection, fleet: str) -> RolledBack:
+    """What this cluster's history says was rolled back of `fleet`'s rollouts: one
+    metadata-only LIST (`fleet.engine.list_rolled_back`). A refused LIST is logged and
+    reads as nothing (the inventories are still worth having); `ClusterUnreachable`
+    propagates."""
+    try:
+        return rolled_back_of(list_rolled_back(conn, fleet))
+    except ClusterUnreachable:
+        raise
+    except KubeError as err:
+        log.warning("%s: revision history not read, rolled-back revisions unknown: %s",
+                    conn.name, err)  # fmt: skip
+        return {}
 
 
 def _loads(text: str | None) -> dict[str, Any]:

@@ -278,8 +278,9 @@ class Scheduler:
 
         def send_rollback(due: RollbackDue, cluster: str) -> bool:
             unit = desired.by_key[(due.bundle, cluster)]
+            why = f"wave {due.wave}: {due.reason}"  # as the history records it (and sync)
             return self._send(cache, stats, ROLLBACK_TASK, "rollback", due.bundle, cluster,
-                              unit.deployment_id, regions, reason=due.reason,
+                              unit.deployment_id, regions, reason=why,
                               revision=due.revision)  # fmt: skip
 
         def send_health(bundle: str, cluster: str, deployment_id: str) -> None:

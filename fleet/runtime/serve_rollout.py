@@ -1,7 +1,11 @@
 """Progressive delivery in `fleet serve`: the scheduler's tracker, kept in Redis.
 
 Each tick of the leader (`fleet.runtime.scheduler`) builds a `RolloutTracker` from the
-fleet's rollout records and controls in Redis (`RedisRolloutStore`), plans with it, then:
+fleet's rollout records and controls in Redis (`RedisRolloutStore`) and what the workers
+found rolled back in the clusters' history (`RedisRolloutStore.rolled_back`: after a Redis
+wipe, the refresh of each cluster brings it back before anything is dispatched there, so
+a rolled-back revision is never rolled out again: `fleet.rollout.rebuild`), plans with
+it, then:
 
 - sends a `fleet.rollback_unit` task for each cluster of a wave that failed with
   `autoRollback` and runs the failed revision (the worker puts the previous revision's
@@ -15,7 +19,8 @@ fleet's rollout records and controls in Redis (`RedisRolloutStore`), plans with 
   and returns the verdicts as events for the fleet's stream.
 
 Nothing is remembered in the process: a restarted scheduler (or a new leader) goes on
-from Redis, in the middle of a bake or a metric analysis.
+from Redis, in the middle of a bake or a metric analysis; after a Redis wipe, a wave
+being verified is verified again from the start, and what was rolled back stays held.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class ServeRollout:
             controls=store.controls(),
             env=self.env,
             layout=layout,
+            history=store.rolled_back(),
         )
         found.begin(now)
         return found

@@ -3,7 +3,9 @@
 `/status` is the same `fleet.status.model.FleetStatus` that `fleet status -o json` prints (rows of
 cluster x bundle with Rancher Fleet's states and the roll-ups), built from the scheduler's
 last tick (desired units, the Redis cache, the plan) instead of from the clusters, plus a
-`source` section: the revision in force, the last Git error and a broken commit's problems.
+`source` section: the revision in force, the last Git error and a broken commit's problems,
+and `rollouts`: each bundle's rollout record as `fleet rollout status` shows it (waves,
+verdicts, gate messages, what is not rolled out again; the unit rows say why each waits).
 
 `/metrics` is the Prometheus text exposition format (version 0.0.4): the scheduler's own
 families written here, then the workers' (`fleet.runtime.metrics`, pushed through Redis,
@@ -18,12 +20,15 @@ from typing import Any
 
 import redis
 
+from fleet.rollout import record as rec
 from fleet.rollout.mass_delete import SERVE_ALLOW
+from fleet.rollout.tracker import RolloutTracker
 from fleet.runtime.metrics import queue_depths, workers_exposition
 from fleet.runtime.scheduler import Scheduler
 from fleet.runtime.tasks import CONTROL_QUEUE, apply_queue
 from fleet.states import BundleState
 from fleet.status.model import FleetStatus
+from fleet.status.rollouts import rollout_json, wave_phase
 from fleet.status.rows import removal_row, unit_row
 
 log = logging.getLogger(__name__)
@@ -76,10 +81,24 @@ def source_section(scheduler: Scheduler) -> dict[str, Any]:
     }
 
 
+def rollouts_section(scheduler: Scheduler) -> list[dict[str, Any]]:
+    """Each bundle of the commit in force with a rollout record (the last tick's
+    tracker): `fleet.status.rollouts.rollout_json`. The unit rows say why each unit waits."""
+    tracker = scheduler.tracker
+    if tracker is None:
+        return []
+    return [
+        rollout_json(tracker.records[bundle], tracker.controls.get(bundle))
+        for bundle in sorted(tracker.revisions)
+        if bundle in tracker.records
+    ]
+
+
 def status_json(scheduler: Scheduler) -> str:
     status = fleet_status(scheduler)
     body = {
         **status.to_json(),
+        "rollouts": rollouts_section(scheduler),
         "source": source_section(scheduler),
         "unknownClusters": scheduler.stats.unknown_clusters,
         "massDelete": (
@@ -202,10 +221,11 @@ def metrics_text(scheduler: Scheduler) -> str:
     family(
         "fleet_rollout_wave",
         "gauge",
-        "1 for each bundle's wave in its current phase (pending, progressing, passed, failed).",
+        "1 for each bundle's wave in its current phase (pending, progressing, verifying, "
+        "passed, failed, halted, rolledBack).",
         [
             (f'{{bundle="{bundle}",wave="{wave}",phase="{phase}"}}', 1)
-            for (bundle, wave), phase in sorted(wave_phases(status).items())
+            for (bundle, wave), phase in sorted(wave_phases(status, scheduler.tracker).items())
         ],
     )
     if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
@@ -227,9 +247,15 @@ def metrics_text(scheduler: Scheduler) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wave_phases(status: FleetStatus) -> dict[tuple[str, str], str]:
-    """(bundle, wave) -> failed (some unit ErrApplied), passed (every unit Ready or
-    Modified at its desired id), pending (none started), else progressing."""
+def wave_phases(
+    status: FleetStatus, tracker: RolloutTracker | None = None
+) -> dict[tuple[str, str], str]:
+    """(bundle, wave) -> its phase. The tracker's verdict on the wave at the bundle's
+    current revision first (`fleet.status.rollouts.wave_phase`: verifying, passed,
+    failed, halted, rolledBack; a wave not reached by a rollout that ended: pending, it
+    will not start); else from the unit rows: failed (some unit ErrApplied), passed
+    (every unit Ready or Modified at its desired id), pending (none started), else
+    progressing."""
     states: dict[tuple[str, str], list[BundleState]] = {}
     for row in status.units:
         states.setdefault((row.bundle, row.wave or "-"), []).append(row.state)
@@ -243,6 +269,17 @@ def wave_phases(status: FleetStatus) -> dict[tuple[str, str], str]:
             phases[key] = "pending"
         else:
             phases[key] = "progressing"
+    if tracker is None:
+        return phases
+    for bundle, wave in list(phases):
+        record = tracker.records.get(bundle)
+        if record is None or record.revision != tracker.revisions.get(bundle):
+            continue
+        verdict = wave_phase(record.waves[wave]) if wave in record.waves else None
+        if verdict is not None:
+            phases[(bundle, wave)] = verdict
+        elif record.finished and record.outcome != rec.SUCCEEDED:
+            phases[(bundle, wave)] = "pending"
     return phases
 
 

@@ -56,15 +56,18 @@ import redis
 
 from fleet import config, engine
 from fleet.desired import DesiredState
+from fleet.engine.history import one_line
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.charts import ChartPin
+from fleet.rollout.rebuild import RolledBack
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.events import Cluster, WorkerEvents
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.metrics import WorkerMetrics
+from fleet.runtime.rollout_store import RedisRolloutStore, read_rolled_back
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.waits import deploy_options
 from fleet.source.git import GitSource
@@ -221,6 +224,9 @@ class UnitWorker:
                     still_owner=lock.still_owner,
                 ),
             )
+        if revision:  # what a refresh after a Redis wipe finds in the history, at once
+            store = RedisRolloutStore(self.redis, job.fleet)
+            store.add_rolled_back({job.bundle: {revision: one_line(reason)}})
         record = CachedUnit(result.deployment_id, result.state, result.commit, result.message,
                             by=self.name)  # fmt: skip
         cache.record(job.bundle, job.cluster, record)
@@ -315,18 +321,21 @@ class UnitWorker:
         return self._outcome(job, state, message)
 
     def refresh(self, job: UnitJob) -> TaskOutcome:
-        """One LIST of the cluster's inventories replaces its view in the cache."""
+        """One LIST of the cluster's inventories replaces its view in the cache; one LIST
+        of its rolled-back revisions is added to what Redis knows was rolled back
+        (`fleet.rollout.rebuild`), before the view, so a scheduler that sees the cluster
+        known (after a Redis wipe) also sees what it must not roll out there again."""
         cache = StateCache(self.redis, job.fleet)
         rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
         listed_at = time.time()
         wanted = {bundle for bundle, cluster in rev.by_key if cluster == job.cluster}
+
+        def read(conn: ClusterConnection) -> tuple[dict[str, engine.DeployedBundle], RolledBack]:
+            deployed = engine.read_deployed(conn, fleet=rev.fleet_name, wanted=wanted)
+            return deployed, read_rolled_back(conn, rev.fleet_name)
+
         try:
-            deployed = self._call(
-                rev,
-                job.cluster,
-                "read inventories",
-                lambda conn: engine.read_deployed(conn, fleet=rev.fleet_name, wanted=wanted),
-            )
+            deployed, rolled_back = self._call(rev, job.cluster, "read inventories", read)
         except FleetError as err:  # unreachable or no credential: known, with the error
             message = err.reason
             if isinstance(err, ClusterUnreachable):
@@ -337,6 +346,9 @@ class UnitWorker:
                 "%s: inventories not read (%s); the scheduler will ask again", job.cluster, message
             )
             return self._outcome(job, BundleState.ERR_APPLIED, message)
+        added = RedisRolloutStore(self.redis, job.fleet).add_rolled_back(rolled_back)
+        if added:
+            log.info("%s: %d rolled-back revisions found in its history", job.cluster, added)
         units = {b: CachedUnit.of(rec.to_actual(), by="inventory") for b, rec in deployed.items()}
         cache.replace_cluster(job.cluster, units, listed_at=listed_at)
         cache.release("refresh", "*", job.cluster, "")
