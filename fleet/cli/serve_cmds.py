@@ -75,7 +75,7 @@ def serve_command(
         typer.Option(
             "--refresh-interval",
             metavar="SECONDS",
-            help="Seconds between re-reads of a cluster's inventories.",
+            help="Seconds between re-reads of a cluster's inventories (and rolled-back revisions).",
         ),
     ] = 300.0,
     allow_mass_delete: Annotated[
@@ -92,8 +92,9 @@ def serve_command(
 
     Serves POST / (GitHub/GitLab push webhook, needs FLEET_WEBHOOK_SECRET; signed, at most
     1 MiB), GET /metrics (Prometheus) and GET /status (JSON, the same model as `fleet status
-    -o json`). FLEET_HTTP_MAX_CLIENTS connections at once (default 16), each with
-    FLEET_HTTP_TIMEOUT seconds (default 10) to send its request.
+    -o json`, plus each bundle's rollout as `fleet rollout status` shows it).
+    FLEET_HTTP_MAX_CLIENTS connections at once (default 16), each with FLEET_HTTP_TIMEOUT
+    seconds (default 10) to send its request.
     The scheduler needs no cluster credential: the workers of each region hold them.
     Several `fleet serve` for one fleet may run: only the holder of the leader lease in
     Redis dispatches (renewed; FLEET_LEADER_TTL, default 15s); the others stand by, say

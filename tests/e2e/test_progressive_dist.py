@@ -120,3 +120,77 @@ def test_a_restarted_scheduler_finishes_the_soak_and_rolls_the_canary_back(
     code = main(["rollout", "status", "apps-web", "--redis", url, "--repo", fleet.tree.remote_url])
     out = capsys.readouterr().out
     assert code == 0 and "rolledBack" in out and "error-rate" in out, out
+
+
+def test_after_a_redis_wipe_the_rolled_back_revision_stays_rolled_back(
+    setup: tuple[ProgressiveFleet, Distributed, str], prometheus: PrometheusServer,
+) -> None:  # fmt: skip
+    """The canary's gate fails and it is rolled back; then Redis loses everything and the
+    scheduler starts again: the workers' refresh finds the rolled-back revision in the
+    canary's history, so neither the canary nor a later wave gets it again (with the
+    canary's metrics good again, nothing else would stop it); a new commit rolls out."""
+    fleet, dist, url = setup
+    client = connect_redis(url)
+    store = RedisRolloutStore(client, f"prog-{fleet.sfx}")
+    canary = fleet.name("canary")
+    gate = prometheus_gate(prometheus)  # three rounds a second apart
+    fleet.write_definition(
+        {
+            "autoRollback": True,
+            "waves": [
+                {"name": "canary", "clusters": [canary], "bake": "2s", "gates": [gate]},
+                {"name": "eu", "selector": {"matchLabels": {"region": "eu"}}},
+                {"name": "us", "selector": {"matchLabels": {"region": "us"}}},
+            ],
+        },
+        metricProviders=[{"name": "prom", "address": prometheus.url}],
+    )
+    fleet.app("v1")
+    first = fleet.commit("v1")
+    dist.start_worker("all", "eu", "us")
+    dist.start_serve("--poll-interval", "3600", "--drift-interval", "3600")
+    dist.wait_converged(first, timeout=240)
+
+    fleet.exporter.set(canary, error_rate=0.2)
+    wait_error_rate(prometheus, canary, 0.19, 0.21)
+    fleet.app("v2")
+    second = fleet.commit("v2")
+    assert dist.push_webhook(second) == 202
+
+    def rolled_back() -> rec.BundleRollout | None:
+        found = store.records().get("apps-web")
+        done = found is not None and found.commit == second and found.outcome == rec.ROLLED_BACK
+        return found if done else None
+
+    revision = wait_until(rolled_back, 120, "the canary's rollback", dist).revision
+    wait_until(lambda: fleet.version(canary) == "v1", 60, "the canary to run v1 again", dist)
+
+    assert dist.serve is not None
+    dist.serve.kill(signal.SIGKILL)
+    fleet.exporter.set(canary, error_rate=0.0)  # the gate would pass v2 now
+    wait_error_rate(prometheus, canary, 0.0, 0.01)
+    client.flushdb()  # Redis lost everything: records, controls, the state cache
+    dist.start_serve("--poll-interval", "3600", "--drift-interval", "3600")
+
+    def held() -> dict[str, str] | None:
+        status = dist.status()
+        rows = {u["cluster"]: u["message"] for u in status.get("units", [])}
+        mine = [m for m in rows.values() if m.startswith(f"revision {revision} was rolled back")]
+        return rows if status.get("commit") == second and len(mine) == len(fleet.names) else None
+
+    rows = wait_until(held, 120, "every unit to wait, the revision rolled back", dist)
+    assert "gate error-rate: 0.2 on" in rows[canary], rows
+    assert all(fleet.version(c) == "v1" for c in fleet.names)  # nobody got v2 again
+    assert set(store.rolled_back()["apps-web"]) == {revision}  # rebuilt from the history
+    [rollout] = dist.status()["rollouts"]
+    assert (rollout["revision"], rollout["outcome"]) == (revision, "rolledBack"), rollout
+    assert revision in rollout["rejected"]
+
+    fleet.app("v3")
+    third = fleet.commit("v3")
+    assert dist.push_webhook(third) == 202
+    status = dist.wait_converged(third, timeout=240)
+    assert all(fleet.version(c) == "v3" for c in fleet.names)
+    [rollout] = status["rollouts"]
+    assert rollout["outcome"] == "succeeded" and revision in rollout["rejected"], rollout
+    assert [w["phase"] for w in rollout["waves"]] == ["passed", "passed", "passed"]
