@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fleet.cli import main
+from fleet.engine.kube import ObjectRef
 from fleet.runtime.embedded import sync_fleet
 from tests.e2e.progressive_support import (
     ProgressiveFleet,
@@ -77,6 +78,14 @@ def spans(lines: list[tuple[float, str]]) -> dict[str, tuple[float, float]]:
         elif cluster in found and "writes" in rest:
             found[cluster][1] = at
     return {c: (s, e) for c, (s, e) in found.items()}
+
+
+def forget_rollouts(fleet: ProgressiveFleet) -> None:
+    """Delete the rollout records (`fleet-system/<fleet>.rollout`) from every cluster."""
+    for cluster in fleet.names:
+        ref = ObjectRef("v1", "ConfigMap", "fleet-system", f"prog-{fleet.sfx}.rollout")
+        fleet.conn(cluster).delete(ref)
+        assert fleet.conn(cluster).get(ref) is None
 
 
 def prometheus_env(prometheus: PrometheusServer) -> dict[str, Any]:
@@ -168,9 +177,18 @@ def test_a_bad_error_rate_on_the_canary_stops_there_and_is_rolled_back(
     held = [u.message for u in again.status.units if u.cluster == canary]
     assert held and "was rolled back" in held[0], held
 
-    # a new commit that fixes it goes through
+    # nor when the records are lost, with the canary's metrics good again: the clusters'
+    # revision history says v2 was rolled back
     fleet.exporter.set(canary, error_rate=0.0)
     wait_error_rate(prometheus, canary, 0.0, 0.001)
+    forget_rollouts(fleet)
+    again, lines = sync(fleet)
+    assert not spans(lines), lines
+    assert all("was rolled back (wave canary: gate error-rate: 0.2 on" in u.message
+               for u in again.status.units), again.status.units  # fmt: skip
+    assert all(fleet.version(c) == "v1" for c in fleet.names)
+
+    # a new commit that fixes it goes through
     fleet.app("v3")
     fleet.commit("v3: fixed")
     fixed, _ = sync(fleet)
@@ -280,6 +298,11 @@ def test_rollback_by_hand_puts_the_previous_revision_back_everywhere_and_holds(
     report, lines = sync(fleet)
     assert not spans(lines), lines  # v2 is held, not rolled out again
     assert all("bad config" in u.message for u in report.status.units), report.status.units
+    forget_rollouts(fleet)  # the control saying so is gone: the history still says it
+    report, lines = sync(fleet)
+    assert not spans(lines), lines
+    assert all("rolled back (fleet rollout rollback: bad config" in u.message
+               for u in report.status.units), report.status.units  # fmt: skip
     fleet.app("v3")
     fleet.commit("v3")
     assert sync(fleet)[0].ok
