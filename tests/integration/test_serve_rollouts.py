@@ -95,8 +95,9 @@ def test_status_shows_each_rollout_and_why_its_units_wait(bed: Bed) -> None:
     [gate] = dev["gates"]
     wanted = f"approval: waiting for `fleet rollout approve {BUNDLE} --wave dev`"
     assert gate["type"] == "approval" and gate["message"] == wanted
-    assert f"    gate approval (approval): pending: {wanted}" in rollout["lines"]
-    assert rows(body)["prod-us"] == f"wave prod gate: {wanted}"  # why the unit waits
+    said = wanted.removeprefix("approval: ")  # the line names the gate already
+    assert f"    gate approval (approval): pending: {said}" in rollout["lines"]
+    assert rows(body)["prod-us"] == f"wave prod waits for the gates of wave dev: {wanted}"
     assert wave_phases(bed) == {"dev": "verifying", "prod": "pending"}
 
     store = RedisRolloutStore(bed.scheduler.redis, bed.cache.ns)
