@@ -3,8 +3,9 @@
 It keeps its TSDB in a temporary directory, scrapes every target each second and has
 `--web.enable-lifecycle`, so `scrape(...)` can point it at other exporters (a config
 rewrite and `POST /-/reload`) without a restart. `query` runs an instant query the way
-the gate does; `wait_scraped` waits until Prometheus holds a few samples of a cluster's
-series, the point from which `rate(...[10s])` over them means something.
+the gate does, `query_range` a range query the way Grafana's time series panels do;
+`wait_scraped` waits until Prometheus holds a few samples of a cluster's series, the point
+from which `rate(...[10s])` over them means something.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -121,6 +123,27 @@ class PrometheusServer:
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
         with urllib.request.urlopen(url, timeout=10) as answer:
             body = json.loads(answer.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def answer(self, path: str, **params: str) -> dict[str, Any]:
+        """Prometheus's whole JSON answer to an API GET (status error included)."""
+        url = f"{self.url}{path}?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                body: dict[str, Any] = json.loads(answer.read())
+        except urllib.error.HTTPError as err:  # 400 / 422: a query that does not parse
+            body = json.loads(err.read())
+        return body
+
+    def query_range(self, promql: str, start: float, end: float, step: str) -> list[dict[str, Any]]:
+        """The result of a range query (a matrix, as Grafana asks for a time series panel),
+        raising on an error."""
+        body = self.answer(
+            "/api/v1/query_range", query=promql, start=str(start), end=str(end), step=step
+        )
         if body.get("status") != "success":
             raise RuntimeError(f"prometheus: {body}")
         result: list[dict[str, Any]] = body["data"]["result"]
