@@ -228,6 +228,16 @@ def metrics_text(scheduler: Scheduler) -> str:
             for (bundle, wave), phase in sorted(wave_phases(status, scheduler.tracker).items())
         ],
     )
+    family(
+        "fleet_gate_result",
+        "gauge",
+        "1 for each gate of each bundle's wave at its current revision, by its last answer "
+        "(pending, passed, failed, inconclusive).",
+        [
+            (f'{{bundle="{b}",wave="{w}",gate="{g}",type="{t}",result="{r}"}}', 1)
+            for b, w, g, t, r in gate_results(scheduler.tracker)
+        ],
+    )
     if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
         clusters = scheduler.desired.repo.definition.clusters
         queues = sorted({apply_queue(c.effective_region) for c in clusters} | {CONTROL_QUEUE})
@@ -245,6 +255,22 @@ def metrics_text(scheduler: Scheduler) -> str:
         )
         return "\n".join(lines) + "\n" + workers
     return "\n".join(lines) + "\n"
+
+
+def gate_results(tracker: RolloutTracker | None) -> list[tuple[str, str, str, str, str]]:
+    """(bundle, wave, gate, type, last verdict) of every gate asked at the bundles'
+    current revisions (label values are names: DNS labels and gate names, never text
+    from a gate's message)."""
+    if tracker is None:
+        return []
+    found = []
+    for record in tracker.records.values():
+        if record.revision != tracker.revisions.get(record.bundle):
+            continue
+        for wave in record.waves.values():
+            for gate in wave.gates.values():
+                found.append((record.bundle, wave.name, gate.name, gate.type, gate.verdict))
+    return sorted(found)
 
 
 def wave_phases(

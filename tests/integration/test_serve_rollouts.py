@@ -61,6 +61,12 @@ def wave_phases(bed: Bed) -> dict[str, str]:
     return {s.labels["wave"]: s.labels["phase"] for s in families["fleet_rollout_wave"].samples}
 
 
+def gate_results(bed: Bed) -> dict[tuple[str, str], str]:
+    families = {f.name: f for f in text_string_to_metric_families(metrics_text(bed.scheduler))}
+    samples = families["fleet_gate_result"].samples
+    return {(s.labels["wave"], s.labels["gate"]): s.labels["result"] for s in samples}
+
+
 def current_revision(bed: Bed) -> str:
     assert bed.scheduler.desired is not None
     return revision_of(u.deployment_id for u in bed.scheduler.desired.units)
@@ -99,6 +105,7 @@ def test_status_shows_each_rollout_and_why_its_units_wait(bed: Bed) -> None:
     assert f"    gate approval (approval): pending: {said}" in rollout["lines"]
     assert rows(body)["prod-us"] == f"wave prod waits for the gates of wave dev: {wanted}"
     assert wave_phases(bed) == {"dev": "verifying", "prod": "pending"}
+    assert gate_results(bed) == {("dev", "approval"): "pending"}
 
     store = RedisRolloutStore(bed.scheduler.redis, bed.cache.ns)
 
@@ -112,6 +119,7 @@ def test_status_shows_each_rollout_and_why_its_units_wait(bed: Bed) -> None:
     [rollout] = status(bed)["rollouts"]  # type: ignore[misc]
     assert rollout["outcome"] == "succeeded", rollout
     assert [w["phase"] for w in rollout["waves"]] == ["passed", "passed"]
+    assert gate_results(bed) == {("dev", "approval"): "passed"}
 
 
 def test_after_a_redis_wipe_a_rolled_back_revision_stays_held(bed: Bed) -> None:
