@@ -16,7 +16,7 @@ status`, the scheduler, via `load_desired`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,8 +28,10 @@ from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries, spec_host
 from fleet.registry.charts import ChartPin, ChartPins
+from fleet.registry.image_pins import ImagePin, ImagePins, pins_digests
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
+from fleet.render.images import container_images, pin_images
 from fleet.render.pipeline import render_bundle, renderer_identity
 from fleet.spec.bundles import Bundle
 from fleet.spec.cluster import ClusterContext
@@ -47,8 +49,10 @@ def render_request(
     *,
     registries: Sequence[RegistrySpec] = (),
     chart_versions: tuple[tuple[str, str, str, str], ...] = (),
+    render_key: str | None = None,
 ) -> RenderRequest:
-    """The render request of one unit (the deployment id is the render cache key); also
+    """The render request of one unit (the deployment id is the render cache key, or
+    `render_key`: the id before image digests, which change no render); also
     `fleet render`'s, for a bundle directory outside any fleet definition. `registries`:
     the definition's, so a renderer finds the credential of a chart's registry."""
     return RenderRequest(
@@ -58,7 +62,7 @@ def render_request(
         cluster=cluster,
         options_file=bundle.options_file,
         bundle_name=bundle.name,
-        cache_key=unit.deployment_id,
+        cache_key=render_key or unit.deployment_id,
         registries=tuple(registries),
         chart_versions=chart_versions,
     )
@@ -145,11 +149,25 @@ def chart_pins(
     return ChartPins.preset(Registries(repo.definition.registries, plugins), preset)
 
 
+def image_pins(
+    repo: FleetRepo, plugins: FleetPlugins, preset: Mapping[str, Sequence[ImagePin]] = {}
+) -> ImagePins:
+    """The image pins of this commit (`fleet.registry.image_pins`), through the
+    definition's registries and the `fleet_resolve_image` hook: `preset` (resolved by the
+    scheduler, by bundle) first, anything else resolved when asked."""
+    registries = Registries(repo.definition.registries, plugins)
+    return ImagePins.preset(registries, preset, plugins.resolve_image)
+
+
 def fleet_units(
-    repo: FleetRepo, plugins: FleetPlugins, pins: ChartPins | None = None
+    repo: FleetRepo,
+    plugins: FleetPlugins,
+    pins: ChartPins | None = None,
+    images: ImagePins | None = None,
 ) -> list[DeploymentUnit]:
-    """Targeting with the renderers' identities, and the versions and digests of the OCI
-    charts (resolved once, here: `fleet.registry.charts`), in the deployment ids."""
+    """Targeting with the renderers' identities, the versions and digests of the OCI
+    charts (resolved once, here: `fleet.registry.charts`) and the digests of the images
+    a bundle pins (`images`, resolved before from its renders) in the deployment ids."""
     check_registries(repo, plugins)
     check_notifiers(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
@@ -157,7 +175,9 @@ def fleet_units(
     def identity(bundle: Bundle) -> str:
         renderer = renderer_identity(plugins, bundle.path, bundle.options)
         charts = pinned.identity(bundle)
-        return f"{renderer} charts: {charts}" if charts else renderer
+        found = f"{renderer} charts: {charts}" if charts else renderer
+        digests = images.identity(bundle.name) if images is not None else ""
+        return f"{found} images: {digests}" if digests else found
 
     return compute_units(repo, renderer_of=identity)
 
@@ -173,6 +193,12 @@ class DesiredState:
     clusters: list[str]  # the clusters this state covers, in definition order
     cache: RenderCache = field(default_factory=RenderCache)
     pins: ChartPins | None = None  # the OCI charts' versions, resolved when targeted
+    images: ImagePins | None = None  # the pinned images' digests, resolved when targeted
+    # the render cache key of a unit of a pinning bundle: its id before the digests
+    render_keys: dict[UnitKey, str] = field(default_factory=dict)
+    # bundle -> why its images could not be resolved now (a registry down): its units are
+    # not synced (and not removed) until a later load resolves them
+    deferred: dict[str, TransientError] = field(default_factory=dict)
     gates: GateSet = field(default_factory=GateSet)  # every gate, built when targeted
     renders: int = 0  # renders done by `render_all` (cache misses) ...
     cache_hits: int = 0  # ... and answered from the render cache
@@ -189,21 +215,66 @@ class DesiredState:
         clusters: Collection[str] = (),
         cache: RenderCache | None = None,
         pins: Sequence[ChartPin] = (),
+        images: Mapping[str, Sequence[ImagePin]] = {},
     ) -> DesiredState:
         """Target a loaded repository; `clusters` limits it to those clusters; `pins`
-        are OCI chart versions resolved before (by the scheduler, for a worker).
+        are OCI chart versions, `images` image pins by bundle, resolved before (by the
+        scheduler, for a worker).
 
-        Raises FleetError for an unknown cluster name or a dependsOn cycle. Renders nothing.
+        Raises FleetError for an unknown cluster name or a dependsOn cycle. Renders
+        nothing, but the bundles that pin image digests and have no `images` preset: their
+        units are rendered (every cluster's, whatever `clusters` says, so the ids agree
+        with a full load) to find their images, which are resolved here.
         """
         check_clusters(repo, clusters)
         pinned = chart_pins(repo, plugins, pins)
+        state = cls(repo, commit, plugins, [], [], cache or RenderCache(), pinned)
+        state.images = image_pins(repo, plugins, images)
         units = fleet_units(repo, plugins, pinned)
+        if any(pins_digests(b.options) for b in repo.bundles):
+            state.render_keys = {u.key: u.deployment_id for u in units}
+            state.units = units
+            state.resolve_images()
+            units = fleet_units(repo, plugins, pinned, state.images)
+            state._manifests.clear()  # rendered under the ids before the digests
+            state.render_keys = {
+                u.key: state.render_keys[u.key]
+                for u in units
+                if u.bundle in state.images.bundles or u.bundle in state.deferred
+            }
         if clusters:
             units = [u for u in units if u.cluster in clusters]
         reject_dependency_cycles(repo, units)
-        gates = check_gates(repo, plugins)
-        covered = [c.name for c in repo.definition.clusters if not clusters or c.name in clusters]
-        return cls(repo, commit, plugins, units, covered, cache or RenderCache(), pinned, gates)
+        state.gates = check_gates(repo, plugins)
+        state.units = units
+        state.clusters = [
+            c.name for c in repo.definition.clusters if not clusters or c.name in clusters
+        ]
+        return state
+
+    def resolve_images(self) -> None:
+        """Render the units of every bundle that pins digests and has no pins yet, and
+        resolve their images once each (`fleet.registry.image_pins`). A bundle whose
+        registry is down goes to `deferred`; any other problem raises, with every one."""
+        assert self.images is not None
+        problems: dict[str, Problem] = {}
+        for bundle in self.repo.bundles:
+            options = bundle.options.images
+            if options is None or not options.pin_digests or bundle.name in self.images.bundles:
+                continue
+            try:
+                found: list[str] = []
+                for unit in self.units:
+                    if unit.bundle == bundle.name:
+                        found.extend(container_images(self._rendered(unit)))
+                self.images.pin_bundle(bundle.name, dict.fromkeys(found), options)
+            except TransientError as err:
+                self.deferred[bundle.name] = err
+            except FleetError as err:
+                for problem in err.problems:
+                    problems.setdefault(str(problem), problem)
+        if problems:
+            raise FleetError(problems=problems.values())
 
     @property
     def fleet_name(self) -> str:
@@ -224,7 +295,17 @@ class DesiredState:
 
     def manifests(self, unit: DeploymentUnit) -> list[Manifest]:
         """The unit's rendered manifests, rendered at the first call (FleetError if the
-        render fails; the render cache remembers the failure for the same input)."""
+        render fails; the render cache remembers the failure for the same input), with
+        the bundle's images pinned to their digests when it pins them; the bundle's
+        `TransientError` when its images could not be resolved (`deferred`)."""
+        deferred = self.deferred.get(unit.bundle)
+        if deferred is not None and unit.key in self.render_keys:
+            raise deferred
+        return self._rendered(unit)
+
+    def _rendered(self, unit: DeploymentUnit) -> list[Manifest]:
+        """`manifests` without the deferred check (the objects a deferred bundle claims
+        are known without its digests)."""
         found = self._manifests.get(unit.key)
         if found is None:
             bundle = next(b for b in self.repo.bundles if b.name == unit.bundle)
@@ -235,8 +316,11 @@ class DesiredState:
                 self.context(unit.cluster),
                 registries=self.repo.definition.registries,
                 chart_versions=self.pins.versions(bundle) if self.pins else (),
+                render_key=self.render_keys.get(unit.key),
             )
             found = render_bundle(request, self.plugins, self.cache).manifests
+            if self.images is not None and unit.bundle in self.images.bundles:
+                pin_images(found, {p.image: p.digest for p in self.images.of(unit.bundle)})
             self._manifests[unit.key] = found
         return found
 
@@ -247,7 +331,7 @@ class DesiredState:
         found = self._claims.get(cluster)
         if found is None:
             found = Claims.of(
-                (u.bundle, self.manifests(u), u.options.target_namespace)
+                (u.bundle, self._rendered(u), u.options.target_namespace)
                 for u in self.units
                 if u.cluster == cluster
             )
@@ -261,6 +345,8 @@ class DesiredState:
         problems: dict[str, Problem] = {}
         transient = False  # one render failed for a reason that may pass: load it again
         for unit in self.units:
+            if unit.bundle in self.deferred:
+                continue  # its registry is down: reported by the runtime, not a bad commit
             try:
                 self.manifests(unit)
             except FleetError as err:

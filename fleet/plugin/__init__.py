@@ -10,7 +10,7 @@ releases. The names below are the contract.
   `RendererRegistry` (what `fleet_register_renderers` receives), `KUSTOMIZATION_FILES`.
 - Bundle options as renderers see them: `BundleOptions`, `HelmOptions`,
   `KustomizeOptions`, `YamlOptions`; the target: `ClusterContext`.
-- Types other hooks receive or return: `HealthVerdict`, `ImageRegistry`; for notifiers
+- Types other hooks receive or return: `HealthVerdict`; for notifiers
   (`fleet_notify`) `Notification` (grouped `Event`s, `FleetEvent` is the same class),
   `NotifierTarget`, `Delivery`, `EventType`, `Severity`, and `post_json` (an HTTP POST
   with retries and backoff).
@@ -86,7 +86,7 @@ from fleet.gates import (
     target_values,
 )
 from fleet.manifest import Manifest
-from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, ImageRegistry, hookimpl
+from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import registry_credential
 from fleet.registry.credentials import Credential, docker_config
@@ -158,7 +158,6 @@ __all__ = [
     "HealthVerdict",
     "HelmOptions",
     "ImageReference",
-    "ImageRegistry",
     "KustomizeOptions",
     "Manifest",
     "Measurement",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from fleet.registry.provider import RegistryProvider
     from fleet.render.api import RendererRegistry, RenderRequest
     from fleet.spec.bundle_options import BundleOptions
-    from fleet.spec.cluster import ClusterContext
     from fleet.spec.definition import MetricProvider, RegistrySpec
     from fleet.spec.rollout_spec import GateSpec
 
@@ -41,17 +40,6 @@ ENTRY_POINT_GROUP = "fleet"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-class ImageRegistry(Protocol):
-    """A container registry a plugin serves (returned by `fleet_resolve_image`)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def resolve_digest(self, image: str) -> str:
-        """`repo/name@sha256:...` for `image` (a tag reference); raise FleetError if unknown."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -118,13 +106,19 @@ def fleet_transform_manifests(manifests: list[dict[str, Any]], request: RenderRe
 
 
 @hookspec(firstresult=True)
-def fleet_resolve_image(image: str, cluster: ClusterContext) -> ImageRegistry | None:
-    """Which registry serves this image reference? First non-None answer wins.
+def fleet_resolve_image(image: str, spec: RegistrySpec | None) -> str | None:
+    """The digest of a container image, for digest pinning? First non-None answer wins.
 
-    Experimental: declared, not called yet (image digest pinning calls it per image in the
-    manifests). `image` is a reference as written in a manifest (`quay.io/org/app:1.2`);
-    `cluster` is the target. Return an `ImageRegistry` that can resolve it, or None if this
-    plugin does not serve that registry.
+    Called once per image per commit, when a bundle with `images: {pinDigests: true}` is
+    targeted (`fleet.registry.image_pins`), for each image its rendered manifests hold
+    that is not pinned yet. `image` is the reference as written in a manifest
+    (`quay.io/org/app:1.2`, `nginx`); `spec` is the definition's `registries` entry for
+    its host (None when the definition names none and the bundle said
+    `images.unlistedRegistries: resolve`). Return the manifest digest (`sha256:...`) the
+    image is to run at (from a mirror, a catalogue, a test), or None: then the core asks
+    the registry itself (the `fleet_registry` provider and a manifest `HEAD`). No built-in
+    plugin implements it. Raise `fleet.plugin.TransientError` when the source is down (the
+    bundle waits for the next load), a `FleetError` for an image that cannot be pinned.
     """
 
 

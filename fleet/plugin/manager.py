@@ -28,11 +28,10 @@ from fleet.events.model import Delivery, Notification, NotifierTarget
 from fleet.gates.model import Gate
 from fleet.manifest import Manifest
 from fleet.plugin import hookspecs
-from fleet.plugin.hookspecs import HealthVerdict, ImageRegistry
+from fleet.plugin.hookspecs import HealthVerdict
 from fleet.registry.provider import RegistryProvider
 from fleet.render.api import Renderer, RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
-from fleet.spec.cluster import ClusterContext
 from fleet.spec.definition import MetricProvider, RegistrySpec
 from fleet.spec.rollout_spec import GateSpec
 
@@ -234,10 +233,9 @@ class FleetPlugins:
     def transform_manifests(self, manifests: list[Manifest], request: RenderRequest) -> None:
         self.pm.hook.fleet_transform_manifests(manifests=manifests, request=request)
 
-    def resolve_image(self, image: str, cluster: ClusterContext) -> ImageRegistry | None:
-        result: ImageRegistry | None = self.pm.hook.fleet_resolve_image(
-            image=image, cluster=cluster
-        )
+    def resolve_image(self, image: str, spec: RegistrySpec | None) -> str | None:
+        """A plugin's digest for `image` (`fleet_resolve_image`), or None: ask the registry."""
+        result: str | None = self.pm.hook.fleet_resolve_image(image=image, spec=spec)
         return result
 
     def registry_provider(self, host: str, spec: RegistrySpec | None) -> RegistryProvider | None:

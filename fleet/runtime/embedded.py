@@ -182,6 +182,10 @@ def sync_fleet(
         f"{len(desired.units)} units on {len(desired.clusters)} clusters, "
         f"{desired.renders} renders ({desired.cache_hits} from cache)"
     )
+    for warning in desired.images.warnings if desired.images is not None else ():
+        say(f"warning: {warning}")
+    for bundle, down in desired.deferred.items():
+        say(f"bundle {bundle}: its images are not pinned ({down.reason}): not synced this run")
     settings = config.current() if env is None else config.Settings.from_env(env)
     settings = settings.with_redis_url(redis_url)
     own_locks = locks is None and not dry_run
@@ -440,6 +444,16 @@ class SyncRun:
         record = self.actual.get(key)
         if record is not None and record.deployment_id == unit.deployment_id and record.commit:
             commit = record.commit  # same desired state: no new revision for a drift check
+        deferred = self.desired.deferred.get(unit.bundle)
+        if deferred is not None:  # its registry is down: nothing is written, the next run retries
+            result = UnitResult(unit.bundle, unit.cluster, unit.deployment_id, commit,
+                                BundleState.ERR_APPLIED,
+                                f"image digests not resolved: {deferred.reason}; "
+                                "will retry at the next sync")  # fmt: skip
+            with self._lock:
+                self.results[key] = result
+            self.say(f"{unit.cluster}/{unit.bundle}: {result.state.value}: {result.message}")
+            return
         manifests = self.desired.manifests(unit)
         options, note = self.deploy_options(unit)
         if not dry_run:

@@ -164,6 +164,10 @@ class Scheduler:
     def _on_new_revision(self, revision: Revision) -> None:
         try:
             desired = load_desired(revision.path, revision.sha, self.plugins)
+            if desired.deferred:  # a registry down: load the whole commit again later
+                raise TransientError(
+                    problems=[p for e in desired.deferred.values() for p in e.problems]
+                )
         except FleetError as err:
             kept = self.revision.short_sha if self.revision else "nothing"
             self.commit_error = {
@@ -233,6 +237,8 @@ class Scheduler:
             )
             if desired.pins is not None:  # workers render the charts the ids were made of
                 cache.set_chart_pins(revision.sha, desired.pins.all())
+            if desired.images is not None:  # and the digests of the images they pin
+                cache.set_image_pins(revision.sha, desired.images.all())
             # and a worker whose helm or kustomize differs says so (its ids differ)
             cache.set_renderers(revision.sha, {u.bundle: u.renderer for u in desired.units})
             self._desired_written = (revision.sha, self.redis_lost)

@@ -37,6 +37,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from fleet.registry.charts import ChartPin
+from fleet.registry.image_pins import ImagePin
 from fleet.states import ActualUnit
 from fleet.targeting.units import UnitKey
 
@@ -201,6 +202,20 @@ class StateCache:
         if not text:
             return []
         return [ChartPin(**value) for value in json.loads(text)]
+
+    def set_image_pins(self, commit: str, pins: Mapping[str, Iterable[ImagePin]]) -> None:
+        """The image digests the scheduler resolved for `commit`, by bundle, for its workers."""
+        values = {bundle: [asdict(pin) for pin in found] for bundle, found in pins.items()}
+        if values:
+            self.redis.set(f"{self.prefix}images:{commit}", json.dumps(values), ex=CHART_PINS_TTL)
+
+    def image_pins(self, commit: str) -> dict[str, list[ImagePin]]:
+        """What `set_image_pins` wrote ({} if nothing: the worker resolves them itself)."""
+        text = self.redis.get(f"{self.prefix}images:{commit}")
+        if not text:
+            return {}
+        values = json.loads(text)
+        return {bundle: [ImagePin(**pin) for pin in found] for bundle, found in values.items()}
 
     def set_renderers(self, commit: str, renderers: Mapping[str, str]) -> None:
         """bundle -> the renderer identity the scheduler targeted `commit` with (renderer

@@ -62,6 +62,7 @@ from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.charts import ChartPin
+from fleet.registry.image_pins import ImagePin
 from fleet.rollout.rebuild import RolledBack
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.events import Cluster, WorkerEvents
@@ -201,7 +202,7 @@ class UnitWorker:
         """Put the revision before `job.deployment_id` back (its exact manifests, from the
         cluster's history: `fleet.engine.rollback`): the wave it was in failed."""
         cache = StateCache(self.redis, job.fleet)
-        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        rev = self._load(cache, job.repo_url, job.commit)
         lock = self._lock(job)
         with lock.hold():
             current = cache.actual([job.cluster]).get((job.bundle, job.cluster))
@@ -242,7 +243,7 @@ class UnitWorker:
     def remove(self, job: UnitJob, keep_resources: bool) -> TaskOutcome:
         """The bundle left Git (or this cluster): delete what fleet applied, then its inventory."""
         cache = StateCache(self.redis, job.fleet)
-        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        rev = self._load(cache, job.repo_url, job.commit)
         wanted = self._still_wanted(rev, cache, job)
         if wanted is not None:
             return self._superseded_removal(cache, job, wanted)
@@ -326,7 +327,7 @@ class UnitWorker:
         (`fleet.rollout.rebuild`), before the view, so a scheduler that sees the cluster
         known (after a Redis wipe) also sees what it must not roll out there again."""
         cache = StateCache(self.redis, job.fleet)
-        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        rev = self._load(cache, job.repo_url, job.commit)
         listed_at = time.time()
         wanted = {bundle for bundle, cluster in rev.by_key if cluster == job.cluster}
 
@@ -426,7 +427,7 @@ class UnitWorker:
         current = cache.desired_commit()
         if current is None or current == job.commit:
             return rev
-        return self.loader.load(job.repo_url, current, cache.chart_pins(current))
+        return self._load(cache, job.repo_url, current)
 
     def _superseded_removal(self, cache: StateCache, job: UnitJob, why: str) -> TaskOutcome:
         message = f"remove superseded: {why}; nothing deleted"
@@ -446,7 +447,7 @@ class UnitWorker:
         """The job's revision, cache, unit and manifests; or the skip outcome of a stale job
         (one whose deployment id the scheduler no longer wants: it must not roll back)."""
         cache = StateCache(self.redis, job.fleet)
-        rev = self.loader.load(job.repo_url, job.commit, cache.chart_pins(job.commit))
+        rev = self._load(cache, job.repo_url, job.commit)
         mismatch = self._renderer_mismatch(rev, cache, job)
         if mismatch is not None:  # not stale: every retry would give the same other id
             return self.report_failure(job, kind, mismatch)
@@ -458,6 +459,10 @@ class UnitWorker:
         manifests = rev.manifests(unit)
         self.metrics.rendered(job.fleet, *rev.cache.take_stats())
         return rev, cache, unit, manifests
+
+    def _load(self, cache: StateCache, url: str, commit: str) -> DesiredState:
+        """The commit as the scheduler targeted it: its chart pins and image digests."""
+        return self.loader.load(url, commit, cache.chart_pins(commit), cache.image_pins(commit))
 
     def _renderer_mismatch(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
         """Why this worker cannot compute the id the scheduler still wants for the job:
@@ -552,27 +557,40 @@ class RevisionLoader:
     def __init__(self, plugins: FleetPlugins | None = None, keep: int = 4) -> None:
         self.plugins = plugins or FleetPlugins.load()
         self.keep = keep
-        self._loaded: OrderedDict[tuple[str, str, tuple[ChartPin, ...]], DesiredState] = (
-            OrderedDict()
-        )
+        self._loaded: OrderedDict[tuple[str, str, str], DesiredState] = OrderedDict()
         self._lock = threading.Lock()
 
-    def load(self, url: str, commit: str, pins: Sequence[ChartPin] = ()) -> DesiredState:
+    def load(
+        self,
+        url: str,
+        commit: str,
+        pins: Sequence[ChartPin] = (),
+        images: Mapping[str, Sequence[ImagePin]] | None = None,
+    ) -> DesiredState:
         """The commit's units; fetches only when the mirror does not have the commit yet.
-        `pins`: the scheduler's OCI chart versions for the commit (so the ids agree)."""
-        key = (url, commit, tuple(pins))
+        `pins`: the scheduler's OCI chart versions for the commit, `images` its image
+        digests by bundle (so the ids agree)."""
+        images = images or {}
+        pinned = sorted((b, str(p)) for b, found in images.items() for p in found)
+        key = (url, commit, repr((tuple(pins), pinned)))
         with self._lock:
             found = self._loaded.get(key)
             if found is not None:
                 self._loaded.move_to_end(key)
                 return found
-            revision = self._load(url, commit, pins)
+            revision = self._load(url, commit, pins, images)
             self._loaded[key] = revision
             while len(self._loaded) > self.keep:
                 self._loaded.popitem(last=False)
             return revision
 
-    def _load(self, url: str, commit: str, pins: Sequence[ChartPin]) -> DesiredState:
+    def _load(
+        self,
+        url: str,
+        commit: str,
+        pins: Sequence[ChartPin],
+        images: Mapping[str, Sequence[ImagePin]],
+    ) -> DesiredState:
         source = GitSource(url, commit)
         try:
             path = source.checkout(commit) if source.is_cloned else None
@@ -581,4 +599,6 @@ class RevisionLoader:
         if path is None:
             source.fetch()
             path = source.checkout(commit)
-        return DesiredState.target(load_repository(path), commit, self.plugins, pins=pins)
+        return DesiredState.target(
+            load_repository(path), commit, self.plugins, pins=pins, images=images
+        )

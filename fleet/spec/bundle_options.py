@@ -280,6 +280,25 @@ class IgnoreOptions(StrictModel):
     conditions: list[dict[str, str]] = Field(default_factory=list)
 
 
+class ImageOptions(StrictModel):
+    """fleet extension `images`: digest pinning of the rendered manifests' container images
+    (`fleet.registry.image_pins`); in a bundle's fleet.yaml or the definition's `defaults`."""
+
+    pin_digests: bool = Field(
+        default=False,
+        alias="pinDigests",
+        description="Rewrite every container image to name:tag@sha256:..., resolved once "
+        "per commit through the definition's registries.",
+    )
+    unlisted_registries: Literal["skip", "resolve"] = Field(
+        default="skip",
+        alias="unlistedRegistries",
+        description="An image on a registry the definition's `registries` do not name: "
+        "`skip` leaves it unpinned with a warning (default: fleet contacts only the hosts "
+        "the definition names); `resolve` asks that registry anonymously.",
+    )
+
+
 class TargetCustomization(StrictModel):
     """One `targetCustomizations[]` entry; the first entry that matches a cluster wins."""
 
@@ -349,6 +368,8 @@ class BundleOptions(StrictModel):
     # fleet extension: seconds to wait for health after apply (capped by the operator,
     # FLEET_MAX_WAIT_SECONDS: see fleet.runtime.waits)
     wait_timeout_seconds: int | None = Field(default=None, alias="waitTimeoutSeconds")
+    # fleet extension: digest pinning of container images (`fleet.registry.image_pins`)
+    images: ImageOptions | None = None
 
     @field_validator("namespace", "default_namespace")
     @classmethod

@@ -16,7 +16,7 @@ from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
 from fleet.plugin.manager import BUILTIN, FleetPlugins
 from fleet.render.api import RendererRegistry, RenderRequest
 from fleet.spec.bundle_options import BundleOptions
-from fleet.spec.cluster import ClusterContext
+from fleet.spec.definition import RegistrySpec
 
 
 class StubRenderer:
@@ -208,8 +208,8 @@ def test_declared_hooks_go_through_the_facade() -> None:
             return HealthVerdict(ready=obj.get("kind") == "Widget", message="widget rules")
 
         @hookimpl
-        def fleet_resolve_image(self, image: str, cluster: ClusterContext) -> Any:
-            return "quay" if image.startswith("quay.io/") else None
+        def fleet_resolve_image(self, image: str, spec: RegistrySpec | None) -> str | None:
+            return "sha256:" + "0" * 64 if image.startswith("quay.io/") else None
 
         @hookimpl
         def fleet_cluster_credentials(self, cluster: str, credential: str) -> dict[str, Any] | None:
@@ -223,9 +223,8 @@ def test_declared_hooks_go_through_the_facade() -> None:
     assert plugins.notify(NotifierTarget("ops", "pager"), note) is None
     assert seen[0].clusters == ["c1"]
     assert plugins.health_check({"kind": "Widget"}) == HealthVerdict(True, "widget rules")
-    cluster = ClusterContext("c1")
-    assert plugins.resolve_image("quay.io/org/app:1", cluster) == "quay"
-    assert plugins.resolve_image("docker.io/library/nginx", cluster) is None
+    assert plugins.resolve_image("quay.io/org/app:1", None) == "sha256:" + "0" * 64
+    assert plugins.resolve_image("docker.io/library/nginx", None) is None
     assert plugins.cluster_credentials("c1", "env") == {"clusters": [{"name": "c1"}]}
     assert plugins.cluster_credentials("c1", "vault") is None
     plugins.unregister(plugin)
