@@ -86,6 +86,7 @@ def _register_commands() -> None:
     from fleet.cli import (  # noqa: F401
         definition_cmds,
         events_cmds,
+        explain_cmds,
         plan_cmds,
         render_cmds,
         rollout_cmds,

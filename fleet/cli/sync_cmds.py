@@ -262,6 +262,25 @@ def status_command(
     branch: BranchOpt = None,
     cluster: ClusterOpt = None,
     output: OutputOpt = "table",
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree",
+            help="Draw fleet > cluster group > cluster > bundle > objects, each object "
+            "Ready or NotReady with the reason (a cluster in several groups is under each; "
+            "clusters in none under '(no group)'). -o json adds each unit's objects.",
+        ),
+    ] = False,
+    objects: Annotated[
+        int,
+        typer.Option(
+            "--objects",
+            min=0,
+            metavar="N",
+            help="With --tree: objects listed per unit, not-ready ones first; the rest are "
+            "counted on one line.",
+        ),
+    ] = 10,
 ) -> None:
     """What the clusters run compared with what Git wants, rolled up per bundle, cluster
     and fleet.
@@ -269,13 +288,22 @@ def status_command(
     Reads each cluster's inventories, checks the health of every deployed object and
     compares them with what fleet would apply (server-side dry runs: objects edited by
     hand are Modified, deleted ones too). Writes nothing. Exit 0 when everything is Ready.
+    With --tree, the objects are those of the units deployed at the id Git wants (one
+    LIST per kind, as without it); other units show only their own line.
     """
     from fleet.runtime.live_status import fleet_status
     from fleet.status.model import render_json, render_table
+    from fleet.status.tree import render_tree
 
     check_output(output)
     with _progress() as progress:
-        status = fleet_status(source, branch=branch, clusters=cluster or (), progress=progress)
-    typer.echo(render_json(status) if output == "json" else render_table(status), nl=False)
+        status = fleet_status(
+            source, branch=branch, clusters=cluster or (), progress=progress, objects=tree
+        )
+    if output == "json":
+        extra = {"groups": status.groups} if tree else {}
+        typer.echo(render_json(status, **extra), nl=False)
+    else:
+        typer.echo(render_tree(status, objects) if tree else render_table(status), nl=False)
     if not status.ready:
         raise typer.Exit(1)

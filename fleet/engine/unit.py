@@ -607,6 +607,7 @@ class Inspection:
     message: str
     drift: list[DriftItem] = field(default_factory=list)
     objects: int = 0
+    health: dict[ObjectRef, Health] = field(default_factory=dict)  # per object, apply order
 
 
 def inspect(
@@ -624,7 +625,9 @@ def inspect(
     Server-side dry runs only: nothing is written. Objects changed by hand come back as
     `modified` drift (with the JSON pointers that differ), deleted ones as `missing`, and the
     unit is Modified; otherwise, with `health`, the health rules judge the live objects.
-    The same objects as a sync would apply (duplicates deduplicated the same way).
+    The same objects as a sync would apply (duplicates deduplicated the same way). With
+    `health`, `Inspection.health` holds every object's verdict, drift or not (`fleet
+    status --tree`, `fleet explain` show them); it costs no request beyond the LISTs.
     """
     owner = Owner(bundle, fleet)
     desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
@@ -637,17 +640,18 @@ def inspect(
     }
     patches = options.diff.compare_patches if options.diff else []
     drift = detect_drift(conn, desired, live, patches)
+    verdicts = evaluate([d for d in desired if d.res is not None], live) if health else {}
     if drift:
         more = f" (+{len(drift) - 1} more)" if len(drift) > 1 else ""
-        return Inspection(BundleState.MODIFIED, f"{drift[0]}{more}", drift, len(desired))
-    if health:
-        unready = first_unready(evaluate([d for d in desired if d.res is not None], live))
-        if unready is not None:
-            ref, verdict = unready
-            message = f"{ref}: {verdict.message}"
-            return Inspection(BundleState.NOT_READY, message, [], len(desired))
+        message = f"{drift[0]}{more}"
+        return Inspection(BundleState.MODIFIED, message, drift, len(desired), verdicts)
+    unready = first_unready(verdicts)
+    if unready is not None:
+        ref, verdict = unready
+        message = f"{ref}: {verdict.message}"
+        return Inspection(BundleState.NOT_READY, message, [], len(desired), verdicts)
     message = f"{len(desired)} objects ready, no drift" if health else "no drift"
-    return Inspection(BundleState.READY, message, [], len(desired))
+    return Inspection(BundleState.READY, message, [], len(desired), verdicts)
 
 
 def check_drift(

@@ -3,9 +3,15 @@
 Per (bundle, cluster): the inventory says which deployment id the cluster runs. A unit at
 its desired id is then looked at live: `fleet.engine.inspect` (server-side dry runs) finds
 objects edited or deleted by hand -> Modified; the health rules judge the live objects ->
-NotReady. A unit at another id is OutOfSync, one never deployed too; a bundle this fleet
+NotReady. A unit the planner holds back (dependsOn, a wave, a window; asked without the
+rollout tracker, clusters found down as offline) is Pending with the planner's reason; a
+unit at another id is OutOfSync, one never deployed too; a bundle this fleet
 deployed that left Git is listed as a removal the next sync will do. The clusters are a
 `fleet.runtime.clusters.ClusterSet`, as for `fleet sync`, without its orchestrator.
+
+With `objects` (`fleet status --tree`) each unit looked at live keeps every object's
+verdict (`UnitStatus.objects`): the same LISTs, no extra request. Units not looked at
+(another id, failed, cluster down) keep None: there is nothing live to judge yet.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.runtime.embedded import Progress
 from fleet.source.local import resolve_source
 from fleet.states import BundleState
-from fleet.status.model import FleetStatus, UnitStatus
+from fleet.status.model import FleetStatus, ObjectHealth, UnitStatus
 from fleet.status.rows import needs_look, removal_row, unit_row
+from fleet.targeting.selectors import selector_matches
 from fleet.targeting.units import DeploymentUnit
 
 
@@ -35,6 +42,7 @@ def _look(
     manifests: list[Manifest],
     row: UnitStatus,
     fleet: str,
+    objects: bool = False,
 ) -> None:
     def inspect(conn: ClusterConnection) -> engine.Inspection:
         return engine.inspect(
@@ -44,8 +52,15 @@ def _look(
     try:
         seen = link.call(f"inspect {unit.bundle}", inspect)
         row.state, row.message = seen.state, seen.message
+        if objects:
+            row.objects = object_health(seen)
     except KubeError as err:
         row.state, row.message = BundleState.ERR_APPLIED, err.reason
+
+
+def object_health(seen: engine.Inspection) -> list[ObjectHealth]:
+    """Every object's verdict of a live look, in apply order."""
+    return [ObjectHealth(str(ref), h.ready, h.message) for ref, h in seen.health.items()]
 
 
 def fleet_status(
@@ -58,6 +73,7 @@ def fleet_status(
     plugins: FleetPlugins | None = None,
     retries: int = 1,
     backoff: float = 0.5,
+    objects: bool = False,
 ) -> FleetStatus:
     """The live status of every unit of the source's commit (see module docstring)."""
     say = progress or (lambda line: None)
@@ -68,6 +84,11 @@ def fleet_status(
     specs = {c.name: c for c in desired.repo.definition.clusters}
     units = {u.key: u for u in desired.units}
     status = FleetStatus(desired.fleet_name, desired.commit)
+    if objects:
+        status.groups = {
+            g.name: [c for c in desired.clusters if selector_matches(g.selector, specs[c].labels)]
+            for g in desired.repo.definition.groups
+        }
     with ClusterSet(
         [specs[name] for name in desired.clusters], retries=retries, backoff=backoff, log=say
     ) as run:
@@ -77,7 +98,9 @@ def fleet_status(
             for key, rec in run.read_deployed(desired.fleet_name, units).items()
         }
         rollout = desired.repo.definition.rollout
-        waves = plan(desired.units, actual, rollout, now=time.time()).unit_waves
+        planned = plan(desired.units, actual, rollout, now=time.time(), offline=list(run.down))
+        waves = planned.unit_waves
+        waiting = {w.unit.key: w.reason for w in planned.waiting}
 
         def look(link_name: str) -> list[UnitStatus]:
             link = run[link_name]
@@ -86,9 +109,10 @@ def fleet_status(
                 if unit.cluster != link_name:
                     continue
                 record = actual.get(unit.key)
-                row = unit_row(unit, record, down=link.down, wave=waves.get(unit.key, ""))
+                row = unit_row(unit, record, down=link.down, wave=waves.get(unit.key, ""),
+                               waiting=waiting.get(unit.key))  # fmt: skip
                 if link.down is None and needs_look(unit, record):
-                    _look(link, unit, desired.manifests(unit), row, desired.fleet_name)
+                    _look(link, unit, desired.manifests(unit), row, desired.fleet_name, objects)
                 rows.append(row)
             return rows
 

@@ -18,6 +18,19 @@ from fleet.states import BundleState, count_states, summary_message, worst_state
 MESSAGE_WIDTH = 100
 
 
+@dataclass(frozen=True)
+class ObjectHealth:
+    """One object of a unit as a live look judged it: `Kind namespace/name`, ready or not
+    and why (`fleet status --tree`, `fleet explain`)."""
+
+    ref: str
+    ready: bool
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"object": self.ref, "ready": self.ready, "message": self.message}
+
+
 @dataclass
 class UnitStatus:
     """One bundle on one cluster."""
@@ -30,9 +43,10 @@ class UnitStatus:
     message: str = ""
     wave: str = ""
     writes: int = 0
+    objects: list[ObjectHealth] | None = None  # None: not looked at object by object
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "cluster": self.cluster,
             "bundle": self.bundle,
             "state": self.state.value,
@@ -42,6 +56,9 @@ class UnitStatus:
             "wave": self.wave,
             "writes": self.writes,
         }
+        if self.objects is not None:
+            found["objects"] = [o.to_json() for o in self.objects]
+        return found
 
 
 @dataclass
@@ -52,6 +69,7 @@ class FleetStatus:
     commit: str
     units: list[UnitStatus] = field(default_factory=list)
     removed: list[UnitStatus] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # group -> clusters (--tree)
 
     @property
     def state(self) -> BundleState:

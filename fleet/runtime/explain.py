@@ -1,0 +1,204 @@
+"""`fleet explain BUNDLE --cluster C`: why one unit is in its state, read-only.
+
+Everything `fleet status`, `fleet rollout status` and `fleet events` know about one
+(bundle, cluster), in one place and in their words:
+
+- its row (`fleet.status.rows.unit_row`): state and message, the deployment id Git wants
+  and the one the cluster runs, and the commit it runs;
+- a live look when the cluster runs the desired id (`fleet.engine.inspect`): every
+  object's verdict, the not-ready ones first;
+- what the planner says it waits for (`fleet.rollout.planner.plan`'s `Waiting` reason:
+  dependsOn, a wave, its gates, a window, a freeze, a pause, an offline cluster), planned
+  with the clusters found down as offline and `RecordedVerdicts`: the rollout tracker's
+  last verdicts, read, never asked again (no gate is queried, nothing is written);
+- the bundle's rollout record, from the store `fleet rollout status` reads
+  (`fleet.runtime.rollout_store`: Redis when FLEET_REDIS_URL is set, else the clusters);
+- the last few Kubernetes Events fleet recorded for the unit in its cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet import config, engine
+from fleet.desired import load_desired
+from fleet.engine.kube import ClusterConnection, KubeError
+from fleet.errors import UserError
+from fleet.events.model import Event
+from fleet.events.sinks import list_kube_events
+from fleet.gates.model import GateVerdict
+from fleet.plugin.manager import FleetPlugins
+from fleet.rollout import record as rec
+from fleet.rollout.planner import PASSED, WaveCheck, plan
+from fleet.rollout.record import BundleRollout, Controls, revision_of
+from fleet.runtime.clusters import ClusterSet
+from fleet.runtime.event_reader import EventFilter
+from fleet.runtime.live_status import object_health
+from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore, RolloutStore
+from fleet.source.local import resolve_source
+from fleet.states import ActualUnit
+from fleet.status.model import ObjectHealth, UnitStatus
+from fleet.status.rollouts import status_lines
+from fleet.status.rows import needs_look, unit_row
+from fleet.targeting.units import DeploymentUnit, UnitKey
+
+DEFAULT_EVENTS = 5
+
+
+@dataclass
+class Explanation:
+    """What `fleet explain` prints about one unit (see the module docstring)."""
+
+    row: UnitStatus
+    running_id: str  # the deployment id the cluster runs ('' when it runs nothing)
+    waiting: str | None  # the planner's reason the unit waits, None when it does not
+    next_step: str  # what the next `fleet sync` does with the unit, in one line
+    objects: list[ObjectHealth] | None  # None: not looked at live (see `row.message`)
+    rollout: list[str] = field(default_factory=list)  # `fleet rollout status` lines
+    events: list[Event] = field(default_factory=list)  # oldest first
+    notes: list[str] = field(default_factory=list)  # what could not be read, and why
+
+
+class RecordedVerdicts:
+    """A `WaveVerifier` that only reads the tracker's last verdicts: a pause, a rollout
+    failed or halted at the current revision, a wave failed, or one still verifying.
+    A wave without a record passes (as the tracker would for an unverified wave)."""
+
+    def __init__(
+        self,
+        records: Mapping[str, BundleRollout],
+        controls: Mapping[str, Controls],
+        units: Sequence[DeploymentUnit],
+    ) -> None:
+        self.records, self.controls = records, controls
+        ids: dict[str, list[str]] = {}
+        for unit in units:
+            ids.setdefault(unit.bundle, []).append(unit.deployment_id)
+        self.revisions = {bundle: revision_of(found) for bundle, found in ids.items()}
+
+    def _current(self, bundle: str) -> BundleRollout | None:
+        found = self.records.get(bundle)
+        return found if found is not None and found.revision == self.revisions.get(bundle) else None
+
+    def held(self, bundle: str) -> str | None:
+        control = self.controls.get(bundle)
+        if control is not None and control.paused:
+            why = f": {control.reason}" if control.reason else ""
+            return f"paused by `fleet rollout pause`{why}"
+        found = self._current(bundle)
+        if found is not None and found.outcome in (rec.FAILED, rec.HALTED):
+            return f"rollout {found.outcome} at wave {found.failed_wave}: {found.message}"
+        return None
+
+    def watch(
+        self,
+        bundle: str,
+        wave: str,
+        units: Sequence[DeploymentUnit],
+        actual: Mapping[UnitKey, ActualUnit],
+        now: float,
+    ) -> str | None:
+        return None
+
+    def verify(
+        self, bundle: str, wave: str, units: Sequence[DeploymentUnit], now: float
+    ) -> WaveCheck:
+        found = self._current(bundle)
+        if found is None or wave not in found.waves:
+            return PASSED
+        record = found.waves[wave]
+        if record.verdict == GateVerdict.PENDING.value and record.ready_at is None:
+            return PASSED  # not verified yet: the tracker decides on the next sync
+        return WaveCheck(GateVerdict(record.verdict), record.message or "verifying")
+
+
+def _store(clusters: ClusterSet, fleet: str) -> RolloutStore | None:
+    settings = config.current()
+    if settings.redis_configured:
+        from fleet.runtime.state_cache import connect_redis
+
+        return RedisRolloutStore(connect_redis(settings.redis_url), fleet)
+    conns = [link.conn for link in clusters.links.values() if link.conn is not None
+             and link.down is None]  # fmt: skip
+    return ClusterRolloutStore(conns, fleet) if conns else None
+
+
+def _check(unit_key: UnitKey, units: Mapping[UnitKey, DeploymentUnit], bundles: list[str],
+           clusters: list[str]) -> DeploymentUnit:  # fmt: skip
+    bundle, cluster = unit_key
+    if cluster not in clusters:
+        raise UserError(f"unknown cluster {cluster!r} (clusters: {', '.join(clusters)})")
+    if bundle not in bundles:
+        raise UserError(f"unknown bundle {bundle!r} (bundles: {', '.join(bundles) or 'none'})")
+    unit = units.get(unit_key)
+    if unit is None:
+        targets = sorted(c for b, c in units if b == bundle)
+        raise UserError(f"bundle {bundle!r} does not target cluster {cluster!r} "
+                        f"(it targets: {', '.join(targets) or 'no cluster'})")  # fmt: skip
+    return unit
+
+
+def explain_unit(
+    source: str | Path,
+    bundle: str,
+    cluster: str,
+    *,
+    branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+    plugins: FleetPlugins | None = None,
+    events: int = DEFAULT_EVENTS,
+) -> Explanation:
+    """Everything known about (bundle, cluster); see the module docstring."""
+    checkout = resolve_source(source, branch)
+    desired = load_desired(checkout.path, checkout.commit, plugins or FleetPlugins.load())
+    units = {u.key: u for u in desired.units}
+    bundles = sorted({b.name for b in desired.repo.bundles})
+    unit = _check((bundle, cluster), units, bundles, list(desired.clusters))
+    specs = {c.name: c for c in desired.repo.definition.clusters}
+    with ClusterSet([specs[n] for n in desired.clusters], retries=1, backoff=0.5) as run:
+        run.connect(config.current().env if env is None else env)
+        actual = {k: r.to_actual() for k, r in run.read_deployed(desired.fleet_name, units).items()}
+        link = run[cluster]
+        notes = [f"cluster {name}: not reached ({why})" for name, why in sorted(run.down.items())]
+        store = _store(run, desired.fleet_name)
+        records: dict[str, BundleRollout] = {}
+        controls: dict[str, Controls] = {}
+        if store is None:
+            notes.append("rollout records not read: no cluster answers")
+        else:
+            records, controls = store.records(), store.controls()
+        verdicts = RecordedVerdicts(records, controls, desired.units)
+        found = plan(desired.units, actual, desired.repo.definition.rollout, now=time.time(),
+                     verifier=verdicts, drift_check=True, offline=list(run.down))  # fmt: skip
+        waiting = next((w.reason for w in found.waiting if w.unit.key == unit.key), None)
+        step = next((f"applies it ({d.reason})" for d in found.dispatch if d.unit.key == unit.key),
+                    "waits" if waiting else "leaves it as it is")  # fmt: skip
+        record = actual.get(unit.key)
+        row = unit_row(unit, record, down=link.down, waiting=waiting, wave=found.wave_of(unit))
+        objects = None
+        if link.down is None and needs_look(unit, record):
+            manifests = desired.manifests(unit)
+
+            def look(conn: ClusterConnection) -> engine.Inspection:
+                return engine.inspect(conn, bundle, unit.deployment_id, manifests,
+                                      unit.options, fleet=desired.fleet_name)  # fmt: skip
+
+            try:
+                seen = link.call(f"inspect {bundle}", look)
+                row.state, row.message, objects = seen.state, seen.message, object_health(seen)
+            except KubeError as err:
+                notes.append(f"live look failed: {err.reason}")
+        told = EventFilter(bundle=bundle, cluster=cluster)
+        recent: list[Event] = []
+        if link.down is None:
+            try:
+                listed = link.call("list events", lambda c: list_kube_events(c, desired.fleet_name))
+                recent = [e for e in listed if told(e)][-events:] if events else []
+            except KubeError as err:
+                notes.append(f"events not read: {err.reason}")
+    lines = status_lines([records[bundle]], controls) if bundle in records else []
+    return Explanation(row, record.deployment_id if record else "", waiting, step, objects,
+                       lines, recent, notes)  # fmt: skip
