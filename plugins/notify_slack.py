@@ -8,8 +8,9 @@
 The incoming-webhook URL is itself the secret, so it comes from the operator's
 environment (`FLEET_NOTIFIER_<CREDENTIAL>`, or `..._URL`), never from Git. The message:
 `text` (the title: Slack's fallback for notifications), and `blocks`: a header, a section
-with the title and message, a section of fields (fleet, bundle, commit, severity), a
-context listing the clusters, and a "fleet status" button when `FLEET_PUBLIC_URL` is set.
+with the title and message, a section of fields (fleet, bundle, commit, severity), at a
+rollout's end a section with a line per wave (`canary: 1/1 Ready`), a context listing the
+clusters, and a "fleet status" button when `FLEET_PUBLIC_URL` is set.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def message(notification: Notification) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(detail, MAX_TEXT)}},
         {"type": "section", "fields": fields},
     ]
+    waves = first.details.get("waves") if len(notification.events) == 1 else None
+    if waves:  # a rollout's end: one line per wave
+        lines = "\n".join(f"• {wave}" for wave in waves.split("; "))
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(lines, MAX_TEXT)}}
+        )
     clusters = notification.clusters
     if clusters:
         more = f" (+{len(clusters) - 20})" if len(clusters) > 20 else ""

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from fleet.engine import Action, ObjectResult, RemovalResult, UnitResult
 from fleet.engine.drift import DriftItem
 from fleet.events.model import Event, EventType, Severity
+from fleet.events.wave_summary import WaveTally, describe_waves
 from fleet.states import ActualUnit, BundleState
 
 APPLIED_ACTIONS = (Action.CREATED, Action.CONFIGURED, Action.RECREATED)
@@ -230,18 +231,33 @@ def commit_rejected(fleet: str, commit: str, problems: Sequence[str]) -> Event:
     )
 
 
-def rollout_finished(fleet: str, commit: str, counts: dict[str, int], ok: bool) -> Event:
-    """`rollout.succeeded` / `rollout.failed` for a commit, fleet-wide; `counts` per state."""
+def rollout_finished(
+    fleet: str,
+    commit: str,
+    counts: dict[str, int],
+    ok: bool,
+    waves: Sequence[WaveTally] = (),
+) -> Event:
+    """`rollout.succeeded` / `rollout.failed` for a commit, fleet-wide; `counts` per state,
+    `waves` where the commit got to per wave (`fleet.events.wave_summary`): in the message
+    when there are several waves, and in `details.waves` (and `details.wave.<name>`)."""
     shown = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     kind = EventType.ROLLOUT_SUCCEEDED if ok else EventType.ROLLOUT_FAILED
     verb = "rolled out" if ok else "failed"
+    details = {state: str(n) for state, n in counts.items()}
+    message = f"commit {commit[:12]} {verb}: {shown}"
+    if waves:
+        details["waves"] = describe_waves(waves)
+        details.update({f"wave.{w.name}": w.describe().partition(": ")[2] for w in waves})
+        if len(waves) > 1:
+            message += f" ({details['waves']})"
     return Event(
         kind,
-        f"commit {commit[:12]} {verb}: {shown}",
+        message,
         fleet=fleet,
         commit=commit,
         reason=f"rollout {verb}",
-        details={state: str(n) for state, n in counts.items()},
+        details=details,
     )
 
 

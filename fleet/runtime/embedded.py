@@ -67,7 +67,7 @@ from fleet.rollout.mass_delete import SYNC_ALLOW, MassDeleteRule
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
 from fleet.runtime.clusters import ClusterLink, ClusterSet
-from fleet.runtime.events import RunEvents, make_notifier
+from fleet.runtime.events import RunEvents, make_notifier, wave_tallies
 from fleet.runtime.locks import LockBusy
 from fleet.runtime.progressive import EmbeddedRollout
 from fleet.runtime.removal_guard import embedded_verdict
@@ -219,7 +219,13 @@ def sync_fleet(
         if events is not None:
             counts = {s.value: n for s, n in report.status.counts().items()}
             waiting = run.rollout is not None and run.rollout.only_waiting(report.status)
-            events.finish(desired.commit, counts, report.unreachable, report.ok, waiting=waiting)
+            states = {(u.bundle, u.cluster): u.state.value for u in report.status.units}
+            waves = wave_tallies(
+                desired.units, desired.repo.definition.rollout, lambda k: states.get(k, "Pending")
+            )
+            events.finish(
+                desired.commit, counts, report.unreachable, report.ok, waiting=waiting, waves=waves
+            )
     finally:
         run.close()
         if own_locks and locks is not None:

@@ -34,8 +34,11 @@ from fleet.events.model import Event
 from fleet.events.publisher import EventPublisher
 from fleet.events.routing import routes
 from fleet.events.sinks import EventSink, JsonLinesLog, RedisEventLog
-from fleet.spec.definition import NotifierSpec
+from fleet.events.wave_summary import WaveTally, summarise_waves
+from fleet.rollout.waves import plan_waves
+from fleet.spec.definition import NotifierSpec, Rollout
 from fleet.states import ActualUnit, BundleState
+from fleet.targeting.units import DeploymentUnit, UnitKey
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,19 @@ def make_notifier(
         status_url=settings.status_url,
         report=report,
     )
+
+
+def wave_tallies(
+    units: Sequence[DeploymentUnit], rollout: Rollout | None, state_of: Callable[[UnitKey], str]
+) -> list[WaveTally]:
+    """Where a commit got to per wave: each unit's state (`state_of`) in its bundle's wave."""
+    rows = [
+        (wave.name, wave.index, state_of(unit.key))
+        for layout in plan_waves(units, rollout).values()
+        for wave in layout.waves
+        for unit in wave.units
+    ]
+    return summarise_waves(rows)
 
 
 class RunEvents:
@@ -110,13 +126,14 @@ class RunEvents:
         ok: bool,
         *,
         waiting: bool = False,
+        waves: Sequence[WaveTally] = (),
     ) -> None:
         """The end of the pass: unreachable clusters, the rollout's result (when this pass
         changed anything, and unless it only ends `waiting`: for an approval, a pause, a
         window, with nothing failed), then every notification, and wait for them."""
         self.emit(changes.cluster_unreachable(self.fleet, c, why) for c, why in down.items())
         if self.emitted and (ok or not waiting):
-            self.emit([changes.rollout_finished(self.fleet, commit, dict(states), ok)])
+            self.emit([changes.rollout_finished(self.fleet, commit, dict(states), ok, waves)])
         self.close()
 
     def close(self) -> None:
@@ -239,15 +256,23 @@ class SchedulerEvents:
     def emit(self, events: Sequence[Event]) -> None:
         self.publisher.emit(events)
 
-    def rollout(self, commit: str, states: Mapping[str, int], settled: bool) -> None:
+    def rollout(
+        self,
+        commit: str,
+        states: Mapping[str, int],
+        settled: bool,
+        waves: Callable[[], Sequence[WaveTally]] = lambda: (),
+    ) -> None:
         """`rollout.succeeded` once every unit is Ready, `rollout.failed` at the first
-        ErrApplied; each at most once per commit (a failed commit may still succeed)."""
+        ErrApplied; each at most once per commit (a failed commit may still succeed).
+        `waves`: the per-wave tallies, computed only when an event is sent."""
         failed = states.get(BundleState.ERR_APPLIED.value, 0) > 0
         outcome = "failed" if failed else "succeeded" if settled else None
         if outcome is None or self._rollouts.get(commit) == outcome:
             return
         self._rollouts = {commit: outcome}  # only the commit in force is remembered
-        self.emit([changes.rollout_finished(self.ns, commit, dict(states), not failed)])
+        tallies = waves()
+        self.emit([changes.rollout_finished(self.ns, commit, dict(states), not failed, tallies)])
 
     def begin(self) -> None:
         """At the start of a tick: where reading the stream resumes (the first time: where

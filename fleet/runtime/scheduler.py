@@ -62,7 +62,7 @@ from fleet.rollout.mass_delete import (
 )
 from fleet.rollout.planner import Plan, Removal, plan
 from fleet.rollout.tracker import RollbackDue, RolloutTracker
-from fleet.runtime.events import SchedulerEvents
+from fleet.runtime.events import SchedulerEvents, wave_tallies
 from fleet.runtime.leader import LeaderLease
 from fleet.runtime.metrics import WorkerMetrics
 from fleet.runtime.serve_rollout import ServeRollout
@@ -329,15 +329,23 @@ class Scheduler:
             self._commit_events = []
         counts: dict[str, int] = {}
         settled = True
+        states: dict[UnitKey, str] = {}
         for unit in desired.units:
             rec = self.cached.get(unit.key)
             current = rec is not None and (
                 rec.deployment_id == unit.deployment_id or rec.commit == revision.sha
             )
             state = rec.state.value if rec is not None and current else "Pending"
+            states[unit.key] = state
             counts[state] = counts.get(state, 0) + 1
             settled = settled and state in ("Ready", "Modified")
-        events.rollout(revision.sha, counts, settled)
+        rollout = desired.repo.definition.rollout
+        events.rollout(
+            revision.sha,
+            counts,
+            settled,
+            lambda: wave_tallies(desired.units, rollout, lambda key: states[key]),
+        )
         events.tick(now)
 
     def _guard_removals(self, removals: list[Removal], desired: DesiredState) -> list[Removal]:
