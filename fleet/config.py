@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from fleet.allowlist import HostRule, parse_allowed_hosts
 from fleet.errors import UserError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -86,6 +87,7 @@ class Settings:
     alert_resend: float = DEFAULT_ALERT_RESEND  # FLEET_ALERT_RESEND
     cluster_concurrency: int = DEFAULT_CLUSTER_CONCURRENCY  # FLEET_CLUSTER_CONCURRENCY
     history_limit: int = DEFAULT_HISTORY_LIMIT  # FLEET_HISTORY_LIMIT (fleet.engine.history)
+    allowed_hosts: tuple[HostRule, ...] | None = None  # FLEET_ALLOWED_HOSTS (fleet.net)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
@@ -133,6 +135,7 @@ class Settings:
                 1, _count(env, "FLEET_CLUSTER_CONCURRENCY", DEFAULT_CLUSTER_CONCURRENCY)
             ),
             history_limit=history_limit_from(env),
+            allowed_hosts=parse_allowed_hosts(env.get("FLEET_ALLOWED_HOSTS")),
             env=copy,
         )
 

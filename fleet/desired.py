@@ -16,15 +16,17 @@ status`, the scheduler, via `load_desired`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from fleet import config
 from fleet.engine.identity import Claims
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.gates.config import GateSet
 from fleet.manifest import Manifest
+from fleet.net import url_problem
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries, spec_host
 from fleet.registry.charts import ChartPin, ChartPins
@@ -33,10 +35,19 @@ from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.images import container_images, pin_images
 from fleet.render.pipeline import render_bundle, renderer_identity
+from fleet.spec.bundle_options import RolloutStrategy
 from fleet.spec.bundles import Bundle
 from fleet.spec.cluster import ClusterContext
-from fleet.spec.definition import ClusterSpec, RegistrySpec, TargetCluster, cluster_context
+from fleet.spec.definition import (
+    ClusterSpec,
+    RegistrySpec,
+    Rollout,
+    TargetCluster,
+    cluster_context,
+)
 from fleet.spec.loader import FleetRepo, load_repository
+from fleet.spec.rollout_spec import GateSpec
+from fleet.spec.yamlload import Loc
 from fleet.targeting.dependencies import reject_dependency_cycles
 from fleet.targeting.units import DeploymentUnit, UnitKey, compute_units
 
@@ -97,6 +108,64 @@ def check_notifiers(repo: FleetRepo, plugins: FleetPlugins) -> None:
             )
     if problems:
         raise FleetError(problems=problems)
+
+
+def check_urls(repo: FleetRepo, settings: config.Settings | None = None) -> None:
+    """Every URL of the commit that fleet will send requests to (notifiers' `url`,
+    `metricProviders[].address`, a gate's `url` parameter) inside the operator's
+    allow-list (`fleet.net.url_problem`, names not resolved), or FleetError with each
+    one outside it at its file:line. For `fleet validate`: at run time every request is
+    checked again, after DNS resolution."""
+    definition, file = repo.definition, str(repo.definition_file)
+
+    def line(loc: tuple[str | int, ...]) -> int | None:
+        return repo.document.line_of(loc) if repo.document else None
+
+    found: list[tuple[str, str | None, int | None, str]] = []  # what, file, line, url
+    for i, notifier in enumerate(definition.notifiers):
+        if notifier.url:
+            found.append((f"notifier {notifier.name!r}", file, line(("notifiers", i, "url")),
+                          notifier.url))  # fmt: skip
+    for i, provider in enumerate(definition.metric_providers):
+        found.append((f"metric provider {provider.name!r}", file,
+                      line(("metricProviders", i, "address")), provider.address))  # fmt: skip
+    for loc, spec in _definition_gates(definition.rollout):
+        url = spec.params.get("url")
+        if isinstance(url, str):
+            found.append((f"gate {spec.name or spec.type}", file, line((*loc, "url")), url))
+    for bundle in repo.bundles:
+        for loc, spec in _strategy_gates(bundle.options.rollout_strategy):
+            url = spec.params.get("url")
+            if isinstance(url, str):
+                where, at = bundle.where((*loc, "url"))
+                found.append((f"gate {spec.name or spec.type}", where, at, url))
+    problems = [
+        Problem(f"{what}: {problem}", where, at)
+        for what, where, at, url in found
+        if (problem := url_problem(url, settings)) is not None
+    ]
+    if problems:
+        raise FleetError(problems=problems)
+
+
+def _definition_gates(rollout: Rollout | None) -> Iterator[tuple[Loc, GateSpec]]:
+    if rollout is None:
+        return
+    for i, spec in enumerate(rollout.gates):
+        yield ("rollout", "gates", i), spec
+    for w, wave in enumerate(rollout.waves):
+        for i, spec in enumerate(wave.gates):
+            yield ("rollout", "waves", w, "gates", i), spec
+
+
+def _strategy_gates(strategy: RolloutStrategy | None) -> Iterator[tuple[Loc, GateSpec]]:
+    if strategy is None:
+        return
+    for i, spec in enumerate(strategy.gates):
+        yield ("rolloutStrategy", "gates", i), spec
+    for p, part in enumerate(strategy.partitions):
+        for i, spec in enumerate(part.gates):
+            yield ("rolloutStrategy", "partitions", p, "gates", i), spec
 
 
 def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:

@@ -51,6 +51,7 @@ from fleet.plugin import (
     describe_measurements,
     gate_variable,
     hookimpl,
+    http_client,
     run_analysis,
     target_values,
 )
@@ -111,7 +112,7 @@ class HttpGate:
     def measure(self, ctx: GateContext, headers: Mapping[str, str]) -> list[Measurement]:
         if not ctx.targets:
             return [Measurement(None, None, None, ctx.now, "no clusters in the wave")]
-        with httpx.Client(timeout=float(self.timeout), headers=dict(headers)) as client:
+        with http_client(timeout=float(self.timeout), headers=dict(headers)) as client:
             return [self._measure_one(client, ctx, target) for target in ctx.targets]
 
     def _measure_one(

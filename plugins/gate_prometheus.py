@@ -61,6 +61,7 @@ from fleet.plugin import (
     describe_measurements,
     format_value,
     hookimpl,
+    http_client,
     metrics_secret,
     metrics_variable,
     parse_condition,
@@ -294,7 +295,7 @@ class PrometheusGate:
             return [Measurement(None, None, None, ctx.now, "no clusters in the wave")]
         url = self.provider.address.rstrip("/") + "/api/v1/query"
         timeout = float(self.provider.timeout_seconds)
-        with httpx.Client(timeout=timeout, headers=dict(headers)) as client:
+        with http_client(timeout=timeout, headers=dict(headers)) as client:
             return [self._measure_one(client, url, ctx, target) for target in targets]
 
     def _measure_one(

@@ -61,14 +61,18 @@ def validate_command(
     Every unit is rendered the way `fleet sync` and `fleet serve` render a commit, so a
     manifest Kubernetes would refuse (`metadata: oops`) is a problem here too. Exit 0 and
     print a summary when everything is valid; exit 1 with one `path:line: message` line per
-    problem otherwise. Nothing is deployed and no cluster is contacted.
+    problem otherwise. Nothing is deployed and no cluster is contacted. A notifier URL,
+    metric provider address or gate URL outside the operator's FLEET_ALLOWED_HOSTS (or
+    a link-local address) is a problem too.
     """
+    from fleet.desired import check_urls
     from fleet.spec.loader import load_repository
     from fleet.targeting.dependencies import reject_dependency_cycles
     from fleet.targeting.units import compute_units
 
     try:
         repo = load_repository(repo_dir)
+        check_urls(repo)
         if render:
             units = _render_all(repo)
         else:  # no registry is asked either: OCI chart versions are not resolved

@@ -5,6 +5,11 @@ in a way that may pass (a connection error, a timeout, 429, any 5xx) is retried
 `target.retries` times, waiting `target.backoff` seconds doubled each time (capped at 30 s,
 jittered: `fleet.backoff`); a 4xx other than 429 is final. The result is a `Delivery`
 whose message never holds the request's headers or a secret, only the URL's host.
+
+Every attempt first goes through `fleet.net.check_url` (the operator's
+`FLEET_ALLOWED_HOSTS`, link-local and fleet's Redis always refused): a refused URL is a
+final failure and no connection is opened. Redirects are not followed (a 3xx is final),
+so an allowed receiver cannot forward the request to a refused host.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 from fleet.backoff import Backoff
 from fleet.events.model import Delivery, NotifierTarget
+from fleet.net import UrlRefused, check_url
 
 BACKOFF_CAP = 30.0
 USER_AGENT = "fleet-notifier/1"
@@ -52,7 +58,10 @@ def post_json(
     for attempt in range(target.retries + 1):
         attempts += 1
         try:
+            check_url(url)
             answer = _send(method, url, data, sent, target.timeout)
+        except UrlRefused as err:
+            return Delivery.failed(str(err), attempts - 1)
         except (urllib.error.URLError, OSError, ValueError) as err:
             last = f"{where}: {_reason(err)}"
         else:
@@ -73,10 +82,20 @@ def _send(
         raise ValueError("only http:// and https:// URLs")
     request = urllib.request.Request(url, data=data, headers=dict(headers), method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return HttpAnswer(int(response.status), response.read(1 << 20))
     except urllib.error.HTTPError as err:
         return HttpAnswer(int(err.code), err.read(1 << 16) if err.fp else b"")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is the answer: following it could lead past the allow-list."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _host(url: str) -> str:

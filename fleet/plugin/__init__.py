@@ -14,6 +14,10 @@ releases. The names below are the contract.
   (`fleet_notify`) `Notification` (grouped `Event`s, `FleetEvent` is the same class),
   `NotifierTarget`, `Delivery`, `EventType`, `Severity`, and `post_json` (an HTTP POST
   with retries and backoff).
+- Outgoing requests to URLs from Git: `http_client` (an httpx client that checks every
+  request against the operator's `FLEET_ALLOWED_HOSTS` before connecting and never
+  follows redirects; `post_json` checks the same way), `check_url` and `UrlRefused` for
+  a plugin that sends requests some other way (`fleet.net`).
 - Registries (`fleet_registry`): `RegistryProvider` (subclass it), `RegistrySpec` (the
   definition's entry), `ImageReference`/`parse_reference`, `RateLimit`/`parse_quota`,
   `RegistryClient` (the OCI distribution client a provider's `list_tags` receives);
@@ -86,6 +90,7 @@ from fleet.gates import (
     target_values,
 )
 from fleet.manifest import Manifest
+from fleet.net import UrlRefused, check_url, http_client
 from fleet.plugin.hookspecs import FleetEvent, HealthVerdict, hookimpl
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import registry_credential
@@ -186,10 +191,12 @@ __all__ = [
     "ToolResult",
     "ToolTimeout",
     "TransientError",
+    "UrlRefused",
     "YamlOptions",
     "apply_patch",
     "authorization_header",
     "build_context",
+    "check_url",
     "decide",
     "deep_merge",
     "describe_measurements",
@@ -200,6 +207,7 @@ __all__ = [
     "gate_variable",
     "has_template",
     "hookimpl",
+    "http_client",
     "load_manifests",
     "metrics_secret",
     "metrics_variable",
