@@ -131,6 +131,8 @@ def test_a_failure_on_three_clusters_is_one_signed_notification(scenario: Scenar
     kinds = [line["type"] for line in scenario.lines()]
     assert kinds.count("unit.failed") == 3
     assert kinds[0] == "commit.detected" and "rollout.failed" in kinds
+    [rollout] = [line for line in scenario.lines() if line["type"] == "rollout.failed"]
+    assert rollout["details"]["waves"] == "(all): 0/3 Ready, 3 failed"  # type: ignore[index]
     assert kinds.count("notifier.failed") == 1
     alerts = scenario.alerts()
     assert sorted(a["labels"]["cluster"] for a in alerts) == list(CLUSTERS)  # type: ignore[index]

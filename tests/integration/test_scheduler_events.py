@@ -210,6 +210,13 @@ def stream_types(bed: Bed) -> list[str]:
     return [e.event.type.value for e in log.read()]
 
 
+def stream_details(bed: Bed) -> list[dict[str, str]]:
+    from fleet.events.sinks import RedisEventLog
+
+    log = RedisEventLog(connect_redis(bed.redis_url), bed.name)
+    return [dict(e.event.details) for e in log.read()]
+
+
 def test_commits_and_the_rollout_result_are_events_once(bed: Bed, tmp_path: Path) -> None:
     from fleet.runtime.state_cache import CachedUnit, StateCache
 
@@ -230,6 +237,10 @@ def test_commits_and_the_rollout_result_are_events_once(bed: Bed, tmp_path: Path
     tick(scheduler, bed.clock)
     tick(scheduler, bed.clock)
     assert stream_types(bed) == ["commit.detected", "rollout.failed", "rollout.succeeded"]
+    failed, succeeded = stream_details(bed)[1:]
+    total = len(units)
+    assert failed["waves"] == f"(all): {total - 1}/{total} Ready, 1 failed"
+    assert succeeded["waves"] == f"(all): {total}/{total} Ready"
 
     clone = tmp_path / "clone"  # a broken commit on top
     run_git("clone", "--quiet", bed.url, str(clone))
