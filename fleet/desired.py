@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fleet import config
 from fleet.engine.identity import Claims
+from fleet.engine.pull_secrets import PullSecret
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.gates.config import GateSet
 from fleet.manifest import Manifest
@@ -30,12 +31,13 @@ from fleet.net import url_problem
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries, spec_host
 from fleet.registry.charts import ChartPin, ChartPins
+from fleet.registry.credentials import credential_from_env, docker_config
 from fleet.registry.image_pins import ImagePin, ImagePins, pins_digests
 from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
-from fleet.render.images import container_images, pin_images
+from fleet.render.images import attach_pull_secrets, container_images, pin_images
 from fleet.render.pipeline import render_bundle, renderer_identity
-from fleet.spec.bundle_options import RolloutStrategy
+from fleet.spec.bundle_options import BundleOptions, RolloutStrategy
 from fleet.spec.bundles import Bundle
 from fleet.spec.cluster import ClusterContext
 from fleet.spec.definition import (
@@ -185,6 +187,63 @@ def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:
         raise FleetError(problems=problems)
 
 
+def check_pull_secrets(repo: FleetRepo) -> None:
+    """Every `images.pullSecrets[].registry` names a `registries` entry with a
+    `credential` and an address (or `type: dockerhub`), or FleetError at its bundle."""
+    specs = {spec.name: spec for spec in repo.definition.registries}
+    problems = []
+    for bundle in repo.bundles:
+        images = bundle.options.images
+        for wanted in images.pull_secrets if images is not None else []:
+            spec = specs.get(wanted.registry)
+            why = None
+            if spec is None:
+                why = "is not in the definition's registries"
+            elif not spec.credential:
+                why = "has no credential"
+            elif pull_host(spec) is None:
+                why = "has no host (and is not type dockerhub)"
+            if why is not None:
+                message = (
+                    f"bundle {bundle.name}: images.pullSecrets: registry {wanted.registry!r} {why}"
+                )
+                problems.append(Problem(message, str(bundle.options_file or bundle.path)))
+    if problems:
+        raise FleetError(problems=problems)
+
+
+DOCKER_HUB_AUTH = "https://index.docker.io/v1/"  # the key Docker Hub credentials go under
+
+
+def pull_host(spec: RegistrySpec) -> str | None:
+    """The `auths` key of a registry's pull secret: its host, Docker Hub's for a
+    `type: dockerhub` entry without one."""
+    host = spec_host(spec)
+    if host is None and spec.type == "dockerhub":
+        return DOCKER_HUB_AUTH
+    return host
+
+
+def pull_secrets_of(
+    options: BundleOptions, specs: Sequence[RegistrySpec], env: Mapping[str, str] | None = None
+) -> list[PullSecret]:
+    """The pull secrets a unit asks for, each a Docker config of its registry's credential
+    from `env` (the runtime's, default this process's: `fleet sync`'s or the worker's).
+    UserError naming the variables when a credential is not set."""
+    wanted = options.images.pull_secrets if options.images is not None else []
+    by_name = {spec.name: spec for spec in specs}
+    env = config.current().env if env is None else env
+    found = []
+    for item in wanted:
+        spec = by_name[item.registry]  # check_pull_secrets made sure
+        host, name = pull_host(spec), spec.credential
+        assert host is not None and name is not None
+        found.append(
+            PullSecret(item.secret_name, docker_config(host, credential_from_env(name, env)))
+        )
+    return found
+
+
 def check_gates(repo: FleetRepo, plugins: FleetPlugins) -> GateSet:
     """Every gate of the commit built by its plugin (`fleet.gates.config`), or FleetError
     with each gate that cannot be (unknown type, bad parameters) at its file:line."""
@@ -238,6 +297,7 @@ def fleet_units(
     charts (resolved once, here: `fleet.registry.charts`) and the digests of the images
     a bundle pins (`images`, resolved before from its renders) in the deployment ids."""
     check_registries(repo, plugins)
+    check_pull_secrets(repo)
     check_notifiers(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
 
@@ -390,6 +450,9 @@ class DesiredState:
             found = render_bundle(request, self.plugins, self.cache).manifests
             if self.images is not None and unit.bundle in self.images.bundles:
                 pin_images(found, {p.image: p.digest for p in self.images.of(unit.bundle)})
+            images = unit.options.images
+            if images is not None:  # names only: the Secrets are made at apply time
+                attach_pull_secrets(found, [p.secret_name for p in images.pull_secrets if p.attach])
             self._manifests[unit.key] = found
         return found
 

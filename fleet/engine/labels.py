@@ -7,6 +7,8 @@ They are fleet's contract with the cluster (and with anyone reading it with kube
   `deployment-id` and `applied-hash` (see
   `fleet.engine.apply` for why the hash and the id are separate), and `prune: disabled`
   read back from objects a user wants kept;
+- on each image pull Secret (`fleet.engine.pull_secrets`): the same, its `applied-hash`
+  salted with its own `pull-secret-salt`;
 - on each bundle's inventory ConfigMap (`fleet.engine.inventory`): label `inventory`, the
   current `deployment-id`, `commit` and `state` as annotations (one metadata LIST tells what
   a cluster runs), and the owner stamp `fleet` + `keep-resources` + `delete-crd-resources`,
@@ -27,6 +29,7 @@ ANN_BUNDLE = f"{PREFIX}/bundle-name"
 ANN_DEPLOYMENT = f"{PREFIX}/deployment-id"
 ANN_HASH = f"{PREFIX}/applied-hash"
 ANN_PRUNE = f"{PREFIX}/prune"
+ANN_PULL_SALT = f"{PREFIX}/pull-secret-salt"  # pull Secrets: the salt of their applied-hash
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "fleet-gitops"
 

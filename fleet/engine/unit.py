@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fleet import config
@@ -74,6 +74,7 @@ from fleet.engine.kube import (
 )
 from fleet.engine.ownership import Claim, decide, release_previous
 from fleet.engine.prune import PrunePolicy, prune, prune_candidates
+from fleet.engine.pull_secrets import PULL_HASH_PREFIX, PullSecret, apply_pull_secrets
 from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
 from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
@@ -143,6 +144,7 @@ def sync_unit(
     claims: ClaimsSource | None = None,
     still_owner: OwnerCheck | None = None,
     history_limit: int | None = None,
+    pull_secrets: Sequence[PullSecret] | None = None,
 ) -> UnitResult:
     """Make one cluster run `manifests` for `bundle`; see the module docstring.
 
@@ -154,6 +156,9 @@ def sync_unit(
     object of another bundle is met): it decides handovers and conflicts. After a clean
     apply the unit's revision history (`fleet.engine.history`) records `manifests` and
     `options`, keeping the last `history_limit` revisions (default: FLEET_HISTORY_LIMIT).
+    `pull_secrets` (the runtime's, from its credentials: `fleet.engine.pull_secrets`) are
+    made in every namespace the objects use, and are in no manifest, history or diff; None
+    (a rollback) keeps the ones made before, an empty list prunes them.
     """
     result = UnitResult(bundle, conn.name, deployment_id, commit, BundleState.READY, "")
     result.dry_run = dry_run
@@ -162,7 +167,7 @@ def sync_unit(
     mine = still_owner or (lambda: True)
     _sync(conn, result, owner, claims, manifests, options, wait=wait,
           render_error=render_error, read=read, still_owner=mine,
-          history_limit=history_limit)  # fmt: skip
+          history_limit=history_limit, pull_secrets=pull_secrets)  # fmt: skip
     if fleet is not None and not dry_run and read and not result.lost_lock:
         result.owner_stamped = _stamp(conn, result, read[0], fleet, options)
     return result
@@ -195,6 +200,7 @@ class SyncPass:
     outcome: dict[ObjectRef, ObjectResult] = field(default_factory=dict)
     live: dict[ObjectRef, Manifest] = field(default_factory=dict)
     diffs: list[str] = field(default_factory=list)
+    pull_secrets: Sequence[PullSecret] | None = None  # None: keep the ones made before
     _claims: list[Claims | None] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -302,6 +308,7 @@ def _sync(
     read: list[Inventory],
     still_owner: OwnerCheck,
     history_limit: int | None = None,
+    pull_secrets: Sequence[PullSecret] | None = None,
 ) -> UnitResult:
     """The phases of one sync, in order; each hands data to the next."""
     started, writes0, requests0 = time.monotonic(), conn.writes, conn.requests
@@ -327,6 +334,7 @@ def _sync(
         read.append(old)
 
         run = SyncPass.of(conn, owner, options, result.dry_run, claims)
+        run.pull_secrets = pull_secrets
         desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
         crds = apply_crds(run, desired)
         result.created_namespaces = apply_rest(run, desired, crds)
@@ -335,7 +343,9 @@ def _sync(
         if not run.dry_run and not still_owner():
             return _lost(result, done, "prune")
         entries, pruned = prune_leftovers(run, old, result.created_namespaces)
-        result.objects = [run.outcome[d.ref] for d in desired if d.ref in run.outcome] + pruned
+        made = [run.outcome[d.ref] for d in desired if d.ref in run.outcome]
+        made += [o for o in run.outcome.values() if o.hash.startswith(PULL_HASH_PREFIX)]
+        result.objects = made + pruned
         if run.dry_run:
             result.diff = "".join(d for d in run.diffs if d)
             return done(*_dry_run_verdict(result.objects, bool(result.diff)))
@@ -446,7 +456,20 @@ def apply_rest(run: SyncPass, desired: list[Desired], crds: list[Desired]) -> li
     run.read_live(rest)
     # a dry run cannot ask the server about objects in namespaces that do not exist yet
     missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in run.live}
-    run.apply_all(rest, set(created) | missing_ns if run.dry_run else set())
+    skip = set(created) | missing_ns if run.dry_run else set()
+    cluster_scoped = [d for d in rest if phase(d) < 3]  # the bundle's Namespaces among them
+    run.apply_all(cluster_scoped, skip)
+    if run.pull_secrets:  # before the Pods that pull with them
+        failed_ns = {o.ref.name for o in outcome.values() if o.ref.kind == "Namespace"
+                     and o.action is Action.FAILED}  # fmt: skip
+        using = {d.ref.namespace for d in rest if phase(d) >= 3 and d.ref.namespace}
+        made = apply_pull_secrets(run.conn, run.owner, run.pull_secrets, using - failed_ns,
+                                  dry_run=run.dry_run)  # fmt: skip
+        outcome.update({o.ref: o for o in made})
+        if run.dry_run:
+            run.diffs += [f"~~~ {o.ref}: {o.action.value} (pull secret, values not shown)\n"
+                          for o in made if o.action is not Action.UNCHANGED]  # fmt: skip
+    run.apply_all([d for d in rest if phase(d) >= 3], skip)
     return created
 
 
@@ -493,6 +516,9 @@ def prune_leftovers(
         if r.action is not Action.FAILED and r.action is not Action.HELD
     ]
     entries += _carried_over(old, outcome, created)
+    if run.pull_secrets is None:  # a rollback: the pull secrets made before stay
+        entries += [e for e in old.objects
+                    if e.hash.startswith(PULL_HASH_PREFIX) and e.ref not in outcome]  # fmt: skip
     pruned: list[ObjectResult] = []
     leaving = prune_candidates(old, [*outcome, *(e.ref for e in entries)])
     if failed:

@@ -5,7 +5,8 @@ reference they hold, and a way to replace each by `name:tag@sha256:...`. Both wa
 places: the pod spec of a Pod, of every workload with a pod template (Deployment,
 StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, PodTemplate) and of a
 CronJob's `jobTemplate`, and in each its `containers`, `initContainers` and
-`ephemeralContainers`. Pure functions of the manifests: no registry is asked here.
+`ephemeralContainers`. `attach_pull_secrets` lists pull Secrets (`images.pullSecrets`, by
+name only) in the same pod specs. Pure functions of the manifests: no registry is asked.
 """
 
 from __future__ import annotations
@@ -103,3 +104,22 @@ def pin_images(manifests: list[Manifest], digests: Mapping[str, str]) -> int:
         manifests,
         lambda image: pinned_reference(image, digests[image]) if image in digests else image,
     )
+
+
+def attach_pull_secrets(manifests: list[Manifest], names: list[str]) -> int:
+    """Add each name to `imagePullSecrets` of every pod spec, in place, after the ones the
+    manifest lists already (none twice). How many pod specs changed. Only Secret names go
+    into manifests (`images.pullSecrets`): the Secrets are made at apply time."""
+    changed = 0
+    for manifest in manifests:
+        spec = pod_spec(manifest)
+        if spec is None or not names:
+            continue
+        listed = spec.get("imagePullSecrets")
+        entries = list(listed) if isinstance(listed, list) else []
+        have = {e.get("name") for e in entries if isinstance(e, dict)}
+        missing = [{"name": n} for n in names if n not in have]
+        if missing:
+            spec["imagePullSecrets"] = entries + missing
+            changed += 1
+    return changed

@@ -235,6 +235,10 @@ def resolve_max_unavailable(value: int | str, total: int) -> int:
     return resolve_count(value, total)
 
 
+CHECKS = ("check drift", "check pull secrets")  # syncs of a unit at its id: no budget
+PULL_CHECKED = (BundleState.READY, BundleState.NOT_READY)
+
+
 def dispatch_reason(
     unit: DeploymentUnit, actual: ActualUnit | None, *, drift_check: bool = False
 ) -> str | None:
@@ -251,7 +255,18 @@ def dispatch_reason(
             return "correct drift"
         if drift_check and actual.state is READY:
             return "check drift"
+    if drift_check and actual.state in PULL_CHECKED and makes_pull_secrets(unit):
+        # the credential is in no deployment id: a sync (its no-op path reads the Secrets'
+        # metadata only) is what notices a new one (`fleet.engine.pull_secrets`); NotReady
+        # too, as a stale credential is what keeps Pods from pulling
+        return "check pull secrets"
     return None
+
+
+def makes_pull_secrets(unit: DeploymentUnit) -> bool:
+    """Does the unit ask for pull Secrets (`images.pullSecrets`)?"""
+    images = unit.options.images
+    return images is not None and bool(images.pull_secrets)
 
 
 def plan(
@@ -364,7 +379,9 @@ def _plan_wave(
             reason: str | None = "not deployed"
         elif record.deployment_id != unit.deployment_id:
             reason = "changed"
-        elif record.state is READY and not (drift_check and unit.options.correct_drift):
+        elif record.state is READY and not (
+            drift_check and (unit.options.correct_drift or makes_pull_secrets(unit))
+        ):
             in_sync.append(unit)  # the common case: nothing to do
             continue
         else:
@@ -397,7 +414,7 @@ def _plan_wave(
             wait = calendar.hold(unit)
         if wait is None:
             wait = tick.dependency_wait(unit)
-        uses_budget = reason != "check drift" and not _unavailable(record)
+        uses_budget = reason not in CHECKS and not _unavailable(record)
         if unavailable < 0:
             unavailable = _count_unavailable(wave_units, actual, counted)
         if wait is None and uses_budget and unavailable >= limit:

@@ -57,7 +57,7 @@ from typing import TypeVar
 import redis
 
 from fleet import config, engine
-from fleet.desired import DesiredState, load_desired
+from fleet.desired import DesiredState, load_desired, pull_secrets_of
 from fleet.engine import RemovalResult, UnitResult
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable, KubeError
 from fleet.errors import FleetError, UserError
@@ -462,6 +462,15 @@ class SyncRun:
             return
         manifests = self.desired.manifests(unit)
         options, note = self.deploy_options(unit)
+        try:  # from this process's credentials: in no manifest, plan, diff or history
+            pull_secrets = pull_secrets_of(unit.options, self.desired.repo.definition.registries)
+        except FleetError as err:
+            result = UnitResult(unit.bundle, unit.cluster, unit.deployment_id, commit,
+                                BundleState.ERR_APPLIED, str(err))  # fmt: skip
+            with self._lock:
+                self.results[key] = result
+            self.say(f"{unit.cluster}/{unit.bundle}: {result.state.value}: {result.message}")
+            return
         if not dry_run:
             self.say(
                 f"{unit.cluster}/{unit.bundle}: syncing {unit.short_id} ({item.reason}; "
@@ -481,6 +490,7 @@ class SyncRun:
                 fleet=self.desired.fleet_name,
                 claims=lambda: self.desired.claims(unit.cluster),
                 still_owner=still_owner,
+                pull_secrets=pull_secrets,
             )
 
         locked: str | None = None

@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 import redis
 
 from fleet import config, engine
-from fleet.desired import DesiredState
+from fleet.desired import DesiredState, pull_secrets_of
 from fleet.engine.history import one_line
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
@@ -148,6 +148,10 @@ class UnitWorker:
             return current
         rev, cache, unit, manifests = current
         options, note = self.deploy_options(unit)
+        try:  # from this worker's credentials: in no manifest, Redis key, event or history
+            pull_secrets = pull_secrets_of(unit.options, rev.repo.definition.registries, self.env)
+        except FleetError as err:
+            return self.report_failure(job, "apply", str(err))
         lock = self._lock(job)
         log.info(
             "%s/%s: applying %s (%s)",
@@ -172,6 +176,7 @@ class UnitWorker:
                     fleet=rev.fleet_name,
                     claims=lambda: rev.claims(job.cluster),
                     still_owner=lock.still_owner,
+                    pull_secrets=pull_secrets,
                 ),
             )
         if result.lost_lock:  # the new holder reports the unit; do not overwrite its record

@@ -12,6 +12,7 @@ merged `BundleOptions` for one cluster.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -280,9 +281,45 @@ class IgnoreOptions(StrictModel):
     conditions: list[dict[str, str]] = Field(default_factory=list)
 
 
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class PullSecretOption(StrictModel):
+    """One `images.pullSecrets[]` entry: a `kubernetes.io/dockerconfigjson` Secret made from
+    the credential of the definition's registry `registry`, in every namespace the bundle's
+    objects use (`fleet.engine.pull_secrets`); its credential is never in Git or a manifest."""
+
+    registry: str = Field(
+        min_length=1,
+        description="The name of an entry of the definition's `registries` that has a "
+        "`credential`; the worker's environment holds the credential itself.",
+    )
+    name: str | None = Field(
+        default=None,
+        description="The Secret's name (default fleet-pull-<registry>).",
+    )
+    attach: bool = Field(
+        default=True,
+        description="Add the Secret to `imagePullSecrets` of every pod spec of the bundle "
+        "(only its name goes into the manifests).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid Secret name (lower-case DNS subdomain)")
+        return value
+
+    @property
+    def secret_name(self) -> str:
+        return self.name or f"fleet-pull-{self.registry.lower()}"
+
+
 class ImageOptions(StrictModel):
     """fleet extension `images`: digest pinning of the rendered manifests' container images
-    (`fleet.registry.image_pins`); in a bundle's fleet.yaml or the definition's `defaults`."""
+    (`fleet.registry.image_pins`) and pull Secrets (`pullSecrets`); in a bundle's fleet.yaml
+    or the definition's `defaults`."""
 
     pin_digests: bool = Field(
         default=False,
@@ -297,6 +334,21 @@ class ImageOptions(StrictModel):
         "`skip` leaves it unpinned with a warning (default: fleet contacts only the hosts "
         "the definition names); `resolve` asks that registry anonymously.",
     )
+    pull_secrets: list[PullSecretOption] = Field(
+        default_factory=list,
+        alias="pullSecrets",
+        description="Pull Secrets made from the worker's registry credentials in every "
+        "namespace the bundle uses, and (attach) listed in its pods' imagePullSecrets.",
+    )
+
+    @field_validator("pull_secrets")
+    @classmethod
+    def _one_per_name(cls, value: list[PullSecretOption]) -> list[PullSecretOption]:
+        names = [p.secret_name for p in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"pull secret {twice[0]!r} is given twice")
+        return value
 
 
 class TargetCustomization(StrictModel):
