@@ -268,6 +268,24 @@ def test_drift_correction_and_drift_check() -> None:
     ]
 
 
+def test_units_with_pull_secrets_are_checked_by_every_sync() -> None:
+    pulls = {"images": {"pullSecrets": [{"registry": "bed"}]}}
+    units = [unit("web", "dev-1", **pulls), unit("web", "prod-1", **pulls), unit("db", "prod-1")]
+    units.append(unit("web", "prod-2", **pulls))
+    actual = {
+        ("web", "dev-1"): ActualUnit("v2", READY),
+        ("web", "prod-1"): ActualUnit("v2", NOT_READY),
+        ("db", "prod-1"): ActualUnit("v2", READY),
+        ("web", "prod-2"): ActualUnit("v2", BundleState.WAIT_APPLIED),
+    }
+    assert plan(units, actual, None, now=0).dispatch == []  # the credential is in no id
+    p = plan(units, actual, rollout(maxUnavailable=1), now=0, drift_check=True)
+    assert [(d.unit.cluster, d.reason) for d in p.dispatch] == [
+        ("dev-1", "check pull secrets"),
+        ("prod-1", "check pull secrets"),
+    ]
+
+
 class _Bake:
     """A verifier whose gate passes a complete wave from t=100 on."""
 
