@@ -164,32 +164,11 @@ class RolloutTracker:
     # ------------------------------------------------------------------ WaveVerifier
 
     def held(self, bundle: str) -> str | None:
-        found = self.records.get(bundle)
-        control = self.controls.get(bundle, Controls())
-        revision = self.revisions.get(bundle, "")
-        if control.paused:
-            why = f": {control.reason}" if control.reason else ""
-            return f"paused by `fleet rollout pause`{why}"
-        if revision in control.aborted:
-            return f"revision {revision} aborted by `fleet rollout abort`; waiting for a new commit"
-        if revision in control.rolled_back:
-            return (
-                f"revision {revision} was rolled back by `fleet rollout rollback` "
-                f"({control.rolled_back[revision]}); waiting for a new commit"
-            )
-        if found is None:
-            return None
-        if revision in found.rejected:
-            return (
-                f"revision {revision} was rolled back ({found.rejected[revision]}); "
-                "waiting for a new commit"
-            )
-        if found.revision == revision and found.outcome in (rec.FAILED, rec.HALTED):
-            return (
-                f"rollout {found.outcome} at wave {found.failed_wave}: {found.message}; "
-                "`fleet rollout resume` verifies again"
-            )
-        return None
+        return hold_reason(
+            self.records.get(bundle),
+            self.controls.get(bundle, Controls()),
+            self.revisions.get(bundle, ""),
+        )
 
     def watch(
         self,
@@ -454,6 +433,34 @@ class RolloutTracker:
     def _target(self, unit: DeploymentUnit) -> GateTarget:
         namespace = self.namespaces.get(unit.key) or unit.options.target_namespace or ""
         return GateTarget(unit.cluster, dict(unit.labels), namespace)
+
+
+def hold_reason(found: BundleRollout | None, control: Controls, revision: str) -> str | None:
+    """Why a bundle at `revision` dispatches nothing (see the module docstring's
+    `held`), from its record and the operators' controls; None: it may go on."""
+    if control.paused:
+        why = f": {control.reason}" if control.reason else ""
+        return f"paused by `fleet rollout pause`{why}"
+    if revision in control.aborted:
+        return f"revision {revision} aborted by `fleet rollout abort`; waiting for a new commit"
+    if revision in control.rolled_back:
+        return (
+            f"revision {revision} was rolled back by `fleet rollout rollback` "
+            f"({control.rolled_back[revision]}); waiting for a new commit"
+        )
+    if found is None:
+        return None
+    if revision in found.rejected:
+        return (
+            f"revision {revision} was rolled back ({found.rejected[revision]}); "
+            "waiting for a new commit"
+        )
+    if found.revision == revision and found.outcome in (rec.FAILED, rec.HALTED):
+        return (
+            f"rollout {found.outcome} at wave {found.failed_wave}: {found.message}; "
+            "`fleet rollout resume` verifies again"
+        )
+    return None
 
 
 def _without(name: str, message: str) -> str:

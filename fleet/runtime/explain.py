@@ -31,9 +31,9 @@ from fleet.events.model import Event
 from fleet.events.sinks import list_kube_events
 from fleet.gates.model import GateVerdict
 from fleet.plugin.manager import FleetPlugins
-from fleet.rollout import record as rec
 from fleet.rollout.planner import PASSED, WaveCheck, plan
 from fleet.rollout.record import BundleRollout, Controls, revision_of
+from fleet.rollout.tracker import hold_reason
 from fleet.runtime.clusters import ClusterSet
 from fleet.runtime.event_reader import EventFilter
 from fleet.runtime.live_status import object_health
@@ -84,14 +84,9 @@ class RecordedVerdicts:
         return found if found is not None and found.revision == self.revisions.get(bundle) else None
 
     def held(self, bundle: str) -> str | None:
-        control = self.controls.get(bundle)
-        if control is not None and control.paused:
-            why = f": {control.reason}" if control.reason else ""
-            return f"paused by `fleet rollout pause`{why}"
-        found = self._current(bundle)
-        if found is not None and found.outcome in (rec.FAILED, rec.HALTED):
-            return f"rollout {found.outcome} at wave {found.failed_wave}: {found.message}"
-        return None
+        """The tracker's own rule (paused, aborted, rolled back, failed or halted)."""
+        control = self.controls.get(bundle, Controls())
+        return hold_reason(self.records.get(bundle), control, self.revisions.get(bundle, ""))
 
     def watch(
         self,

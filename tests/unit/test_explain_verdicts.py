@@ -53,4 +53,13 @@ def test_a_pause_or_a_failed_rollout_holds_the_bundle() -> None:
     assert why({}, paused) == "paused by `fleet rollout pause`: incident 42"
     failed = BundleRollout("web", REVISION, outcome=rec.FAILED, failed_wave="canary",
                            message="gate errors failed")  # fmt: skip
-    assert why({"web": failed}) == "rollout failed at wave canary: gate errors failed"
+    assert why({"web": failed}) == (
+        "rollout failed at wave canary: gate errors failed; `fleet rollout resume` verifies again"
+    )
+    # the tracker's other holds, the same words (one rule, fleet.rollout.tracker.hold_reason)
+    rejected = BundleRollout("web", REVISION, rejected={REVISION: "wave canary: bad"})
+    assert why({"web": rejected}) == (
+        f"revision {REVISION} was rolled back (wave canary: bad); waiting for a new commit"
+    )
+    aborted = {"web": Controls(aborted=[REVISION])}
+    assert "aborted by `fleet rollout abort`" in why({}, aborted)
