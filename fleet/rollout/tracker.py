@@ -248,6 +248,15 @@ class RolloutTracker:
                 self._event("rollout.succeeded", found, "", found.message)
             self.dirty.add(bundle)
 
+    def settle_with(self, actual: Mapping[UnitKey, ActualUnit], now: float) -> None:
+        """`settle` with what the clusters run: one pass over the commit's units."""
+        incomplete: set[str] = set()
+        for unit in self.units:
+            found = actual.get(unit.key)
+            if found is None or found.deployment_id != unit.deployment_id or not found.available:
+                incomplete.add(unit.bundle)
+        self.settle(lambda bundle: bundle not in incomplete, now)
+
     def next_check(self, now: float) -> float | None:
         """The earliest time after `now` a pending, time-based check wants to run (None:
         nothing to wait for in-process: every pending gate waits for a person, or nothing

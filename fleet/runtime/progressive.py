@@ -103,7 +103,7 @@ class EmbeddedRollout:
         """Nothing is in flight: roll back, settle, save. True: plan again (a rollback
         changed what clusters run, or a pending check was waited for)."""
         rolled = self._rollbacks()
-        self.tracker.settle(self._complete, time.time())
+        self.tracker.settle_with(self.run.actual, time.time())
         self.flush()
         if rolled:
             return True
@@ -154,16 +154,6 @@ class EmbeddedRollout:
             lambda link: link.call("read history", lambda conn: read_rolled_back(conn, fleet))
         )
         return merge(*(found for _, found in sorted(answers.items()) if found))
-
-    def _complete(self, bundle: str) -> bool:
-        run = self.run
-        for unit in run.desired.units:
-            if unit.bundle != bundle:
-                continue
-            found = run.actual.get(unit.key)
-            if found is None or found.deployment_id != unit.deployment_id or not found.available:
-                return False
-        return True
 
     def _rollbacks(self) -> bool:
         tracker, done_any = self.tracker, False

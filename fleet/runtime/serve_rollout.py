@@ -96,17 +96,7 @@ class ServeRollout:
                 ):
                     send_health(bundle, cluster, unit.deployment_id)
 
-        def complete(bundle: str) -> bool:
-            for unit in desired.units:
-                if unit.bundle == bundle:
-                    rec = cached.get(unit.key)
-                    if rec is None or rec.deployment_id != unit.deployment_id:
-                        return False
-                    if not rec.available:
-                        return False
-            return True
-
-        tracker.settle(complete, now)
+        tracker.settle_with(cached, now)
         self.save(tracker, desired.fleet_name)
         return [
             changes.rollout_event(

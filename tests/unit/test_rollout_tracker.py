@@ -320,3 +320,14 @@ def test_a_wave_delay_is_a_time_to_wake_up_for() -> None:
     assert t.next_check(10) == 70
     p = plan(these, now, r, now=70, verifier=t, completed_at=t.completed_at())
     assert dispatched(p) == ["eu-1", "eu-2"]
+
+
+def test_settle_with_what_the_clusters_run() -> None:
+    r = the_rollout()
+    t = tracker(r)
+    done = actual({c: ("v2", READY) for c in CLUSTERS})
+    plan(units(), done, r, now=10, verifier=t)
+    t.settle_with(actual({"canary": ("v2", READY), "eu-1": ("v2", READY)}), 10)
+    assert t.records["web"].outcome == rec.PROGRESSING  # eu-2 not there yet
+    t.settle_with(done, 11)
+    assert t.records["web"].outcome == rec.SUCCEEDED
