@@ -49,11 +49,12 @@ from fleet.engine.history import (
     read_revision,
 )
 from fleet.engine.identity import Claims, Owner
+from fleet.engine.inspection import Inspection, inspect
 from fleet.engine.inventory import DeployedBundle, OwnerStamp, read_deployed
 from fleet.engine.prune import RemovalResult, remove
 from fleet.engine.rollback import RollbackRefused
 from fleet.engine.rollback import rollback_unit as rollback
-from fleet.engine.unit import Inspection, UnitResult, inspect
+from fleet.engine.unit import UnitResult
 from fleet.engine.unit import sync_unit as deploy
 
 __all__ = [

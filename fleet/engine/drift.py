@@ -140,7 +140,7 @@ def detect_drift(
     """Objects whose live state differs from what fleet would apply (read-only: dry runs).
 
     `live` must hold full objects (see `fleet.engine.apply.live_objects(full=True)`); a desired
-    object absent from it is reported `missing`. Use `fleet.engine.unit.inspect` (or
+    object absent from it is reported `missing`. Use `fleet.engine.inspection.inspect` (or
     `check_drift`) to call this from manifests.
     """
     patches = compare_patches or []

@@ -19,8 +19,9 @@ record and the owner stamp. Its promises:
   writer has the unit now, so this one deletes nothing and records nothing (ErrApplied,
   `LOST_LOCK`); the engine knows only the callable, not the lock.
 
-`inspect` (`fleet status`, the workers' drift checks) looks at a deployed unit with the
-same preparation as a sync and writes nothing.
+What the phases share, and the apply loop with its ownership rule, is
+`fleet.engine.sync_pass`; `fleet.engine.inspection` looks at a deployed unit with the same
+preparation as a sync and writes nothing.
 """
 
 from __future__ import annotations
@@ -37,13 +38,11 @@ from fleet.engine.apply import (
     Desired,
     ObjectResult,
     ensure_namespaces,
-    is_unchanged,
-    live_objects,
     phase,
     prepare,
     resolve,
 )
-from fleet.engine.drift import DriftItem, detect_drift, object_diff
+from fleet.engine.drift import DriftItem, detect_drift
 from fleet.engine.health import Health
 from fleet.engine.history_store import (
     Applied,
@@ -52,7 +51,7 @@ from fleet.engine.history_store import (
     keep_revision,
     with_history,
 )
-from fleet.engine.identity import Claims, ClaimsSource, Owner
+from fleet.engine.identity import ClaimsSource, Owner
 from fleet.engine.immutable import apply_or_recreate, force_wanted
 from fleet.engine.inventory import (
     Inventory,
@@ -68,14 +67,13 @@ from fleet.engine.inventory import (
 from fleet.engine.kube import (
     ClusterConnection,
     ClusterUnreachable,
-    Conflict,
     KubeError,
     ObjectRef,
 )
-from fleet.engine.ownership import Claim, decide, release_previous
 from fleet.engine.prune import PrunePolicy, prune, prune_candidates
 from fleet.engine.pull_secrets import PULL_HASH_PREFIX, PullSecret, apply_pull_secrets
-from fleet.engine.wait import DEFAULT_WAIT_SECONDS, evaluate, first_unready, wait_healthy
+from fleet.engine.sync_pass import SyncPass, dedupe
+from fleet.engine.wait import wait_healthy
 from fleet.manifest import Manifest
 from fleet.spec.bundle_options import BundleOptions
 from fleet.states import BundleState, worst_state
@@ -118,15 +116,6 @@ class UnitResult:
     @property
     def pruned(self) -> list[ObjectRef]:
         return [o.ref for o in self.objects if o.action is Action.PRUNED]
-
-
-def _force(options: BundleOptions) -> tuple[bool, bool]:
-    """(force for applies of the bundle's own objects, force for drift corrections), as
-    the bundle asks. Taking an object from another owner is `fleet.engine.ownership`'s."""
-    helm = options.helm
-    apply_force = bool(helm and helm.force)
-    drift = options.correct_drift
-    return apply_force, apply_force or bool(drift and drift.force)
 
 
 def sync_unit(
@@ -183,118 +172,6 @@ def _stamp(
     return stamp_owner(conn, result.bundle, wanted)
 
 
-@dataclass
-class SyncPass:
-    """What the phases of one sync share: the connection, the bundle's choices, and what
-    is known so far about each object (its outcome, its live state, a dry run's diffs)."""
-
-    conn: ClusterConnection
-    owner: Owner
-    options: BundleOptions
-    dry_run: bool
-    claims_source: ClaimsSource | None = None
-    apply_force: bool = False
-    correct_force: bool = False
-    drift_on: bool = False
-    timeout: float = DEFAULT_WAIT_SECONDS
-    outcome: dict[ObjectRef, ObjectResult] = field(default_factory=dict)
-    live: dict[ObjectRef, Manifest] = field(default_factory=dict)
-    diffs: list[str] = field(default_factory=list)
-    pull_secrets: Sequence[PullSecret] | None = None  # None: keep the ones made before
-    _claims: list[Claims | None] = field(default_factory=list, repr=False)
-
-    @classmethod
-    def of(
-        cls,
-        conn: ClusterConnection,
-        owner: Owner,
-        options: BundleOptions,
-        dry_run: bool,
-        claims: ClaimsSource | None = None,
-    ) -> SyncPass:
-        apply_force, correct_force = _force(options)
-        drift_on = bool(options.correct_drift and options.correct_drift.enabled) and not dry_run
-        timeout = options.wait_timeout_seconds or DEFAULT_WAIT_SECONDS
-        return cls(conn, owner, options, dry_run, claims, apply_force, correct_force,
-                   drift_on, timeout)  # fmt: skip
-
-    @property
-    def bundle(self) -> str:
-        return self.owner.bundle
-
-    def claims(self) -> Claims | None:
-        """The commit's claims on this cluster, computed at the first need."""
-        if not self._claims:
-            source = self.claims_source
-            self._claims.append(source() if source is not None else None)
-        return self._claims[0]
-
-    def read_live(self, batch: list[Desired]) -> None:
-        """The batch's live objects (whole ones when a diff or drift check needs them)."""
-        full = self.dry_run or self.drift_on
-        self.live.update(live_objects(self.conn, self.owner, batch, full=full))
-
-    def apply_all(self, batch: list[Desired], skip_ns: set[str]) -> None:
-        """Apply what changed; an unchanged object is not written (a no-op writes nothing).
-        An object of another owner is written only when `fleet.engine.ownership` says so.
-
-        An object that did not exist when it was read but does when it is created (a
-        sibling unit, synced at the same time, created it a moment ago: typically the
-        namespace it made for its own objects) is read again and decided again, once."""
-        for item in batch:
-            res = self._apply_item(item, skip_ns)
-            if res is not None and self._created_meanwhile(item, res):
-                self.live.pop(item.ref, None)
-                again = self.conn.get(item.ref)
-                if again is not None:
-                    self.live[item.ref] = again
-                res = self._apply_item(item, skip_ns)
-            if res is not None:
-                self.outcome[item.ref] = res
-
-    def _created_meanwhile(self, item: Desired, res: ObjectResult) -> bool:
-        return (
-            not self.dry_run
-            and item.ref not in self.live
-            and res.action is Action.FAILED
-            and isinstance(res.error, Conflict)
-        )
-
-    def _apply_item(self, item: Desired, skip_ns: set[str]) -> ObjectResult | None:
-        """One object's decision and write; None when it was recorded already (refused)."""
-        take = bool(self.options.helm and self.options.helm.take_ownership)
-        current = self.live.get(item.ref)
-        verdict = decide(item.ref, current, self.owner, self.claims, take_ownership=take)
-        if not verdict.claim.may_write:
-            log.warning("%s: %s", self.conn.name, verdict.message)
-            self.outcome[item.ref] = ObjectResult(
-                item.ref, Action.FAILED, BundleState.ERR_APPLIED, verdict.message
-            )
-            self.live.pop(item.ref, None)  # not ours: never judged, diffed or pruned
-            return None
-        if verdict.claim is Claim.OURS and not self.dry_run and is_unchanged(item, current):
-            return ObjectResult(item.ref, Action.UNCHANGED, hash=item.hash)
-        if self.dry_run and current is None and item.ref.namespace in skip_ns:
-            res = ObjectResult(item.ref, Action.CREATED, hash=item.hash, live=item.body)
-        else:
-            force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
-            recreate = verdict.claim is Claim.OURS and force_wanted(self.options, drift=False)
-            res = apply_or_recreate(self.conn, item, self.owner, exists=current is not None,
-                                    force=force, live=current, recreate=recreate,
-                                    dry_run=self.dry_run, timeout=self.timeout)  # fmt: skip
-            if verdict.claim.forced and res.action is not Action.FAILED:
-                log.info("%s: %s", self.conn.name, verdict.message)
-                if not self.dry_run and verdict.previous and res.live is not None:
-                    release_previous(self.conn, item.ref, res.live, verdict.previous)
-        if self.dry_run and res.live is not None:
-            self.diffs.append(object_diff(item.ref, current, res.live))
-            if current is not None and not self.diffs[-1]:
-                res.action = Action.UNCHANGED
-        elif res.live is not None:
-            self.live[item.ref] = res.live
-        return res
-
-
 def _sync(
     conn: ClusterConnection,
     result: UnitResult,
@@ -335,7 +212,7 @@ def _sync(
 
         run = SyncPass.of(conn, owner, options, result.dry_run, claims)
         run.pull_secrets = pull_secrets
-        desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
+        desired = dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
         crds = apply_crds(run, desired)
         result.created_namespaces = apply_rest(run, desired, crds)
         if run.drift_on:
@@ -569,16 +446,6 @@ def _dry_run_verdict(objects: list[ObjectResult], changed: bool) -> tuple[Bundle
     return BundleState.READY, "in sync"
 
 
-def _dedupe(desired: list[Desired]) -> list[Desired]:
-    """The same object twice in a bundle: the last one wins, as with `kubectl apply`."""
-    by_ref: dict[ObjectRef, Desired] = {}
-    for item in desired:
-        if item.ref in by_ref:
-            log.warning("%s appears twice in the bundle; the last one is applied", item.ref)
-        by_ref[item.ref] = item
-    return list(by_ref.values())
-
-
 def _crd_serves(crd: Desired, ref: ObjectRef) -> bool:
     spec = crd.body.get("spec") or {}
     names = spec.get("names") or {}
@@ -623,76 +490,3 @@ def _message(objects: list[ObjectResult], state: BundleState, waited: float) -> 
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
     ready = sum(1 for o in objects if o.action is not Action.PRUNED and o.action is not Action.KEPT)
     return f"{ready} objects ready" + (f" ({summary})" if summary else "")
-
-
-@dataclass
-class Inspection:
-    """What a deployed unit looks like live: drift first, then health (nothing written)."""
-
-    state: BundleState  # Modified (drift), NotReady (health) or Ready
-    message: str
-    drift: list[DriftItem] = field(default_factory=list)
-    objects: int = 0
-    health: dict[ObjectRef, Health] = field(default_factory=dict)  # per object, apply order
-
-
-def inspect(
-    conn: ClusterConnection,
-    bundle: str,
-    deployment_id: str,
-    manifests: list[Manifest],
-    options: BundleOptions,
-    *,
-    health: bool = True,
-    fleet: str | None = None,
-) -> Inspection:
-    """Look at a unit the cluster runs: one prepare, one resolve, one LIST per kind.
-
-    Server-side dry runs only: nothing is written. Objects changed by hand come back as
-    `modified` drift (with the JSON pointers that differ), deleted ones as `missing`, and the
-    unit is Modified; otherwise, with `health`, the health rules judge the live objects.
-    The same objects as a sync would apply (duplicates deduplicated the same way). With
-    `health`, `Inspection.health` holds every object's verdict, drift or not (`fleet
-    status --tree`, `fleet explain` show them); it costs no request beyond the LISTs.
-    """
-    owner = Owner(bundle, fleet)
-    desired = _dedupe(prepare(manifests, owner, deployment_id, options.target_namespace))
-    for item in desired:
-        resolve(conn, item)
-    live = {
-        ref: obj
-        for ref, obj in live_objects(conn, owner, desired, full=True).items()
-        if owner.owns(obj)
-    }
-    patches = options.diff.compare_patches if options.diff else []
-    drift = detect_drift(conn, desired, live, patches)
-    verdicts = evaluate([d for d in desired if d.res is not None], live) if health else {}
-    if drift:
-        more = f" (+{len(drift) - 1} more)" if len(drift) > 1 else ""
-        message = f"{drift[0]}{more}"
-        return Inspection(BundleState.MODIFIED, message, drift, len(desired), verdicts)
-    unready = first_unready(verdicts)
-    if unready is not None:
-        ref, verdict = unready
-        message = f"{ref}: {verdict.message}"
-        return Inspection(BundleState.NOT_READY, message, [], len(desired), verdicts)
-    message = f"{len(desired)} objects ready, no drift" if health else "no drift"
-    return Inspection(BundleState.READY, message, [], len(desired), verdicts)
-
-
-def check_drift(
-    conn: ClusterConnection,
-    bundle: str,
-    deployment_id: str,
-    manifests: list[Manifest],
-    options: BundleOptions,
-    *,
-    fleet: str | None = None,
-) -> list[DriftItem]:
-    """The drift items alone (`inspect` without the health verdict)."""
-    return inspect(conn, bundle, deployment_id, manifests, options, health=False, fleet=fleet).drift
-
-
-def drift_state(items: list[DriftItem]) -> BundleState:
-    """Modified when anything drifted, else Ready (health is judged separately)."""
-    return BundleState.MODIFIED if items else BundleState.READY

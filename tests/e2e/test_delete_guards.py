@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from fleet.engine.apply import Action
+from fleet.engine.inspection import inspect
 from fleet.engine.inventory import read_inventory
 from fleet.engine.kube import ClusterConnection, NotFound, ObjectRef
 from fleet.engine.prune import remove
-from fleet.engine.unit import inspect, sync_unit
+from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import (

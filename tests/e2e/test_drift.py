@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fleet.engine.apply import Action
+from fleet.engine.inspection import check_drift, drift_state
 from fleet.engine.kube import ClusterConnection, ObjectRef
-from fleet.engine.unit import check_drift, drift_state, sync_unit
+from fleet.engine.unit import sync_unit
 from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import (

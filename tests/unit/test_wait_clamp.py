@@ -18,7 +18,7 @@ import redis
 from fleet.config import Settings
 from fleet.desired import load_desired
 from fleet.engine.kube import ClusterConnection
-from fleet.engine.unit import SyncPass
+from fleet.engine.sync_pass import SyncPass
 from fleet.engine.wait import DEFAULT_WAIT_SECONDS
 from fleet.plugin.manager import FleetPlugins
 from fleet.runtime.embedded import SyncRun
