@@ -26,6 +26,7 @@ from fleet.engine.identity import Claims
 from fleet.engine.pull_secrets import PullSecret
 from fleet.errors import FleetError, Problem, TransientError
 from fleet.gates.config import GateSet
+from fleet.images.checks import check_image_policies
 from fleet.manifest import Manifest
 from fleet.net import url_problem
 from fleet.plugin.manager import FleetPlugins
@@ -299,6 +300,7 @@ def fleet_units(
     check_registries(repo, plugins)
     check_pull_secrets(repo)
     check_notifiers(repo, plugins)
+    check_image_policies(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
 
     def identity(bundle: Bundle) -> str:

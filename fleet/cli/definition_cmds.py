@@ -77,10 +77,12 @@ def validate_command(
             units = _render_all(repo)
         else:  # no registry is asked either: OCI chart versions are not resolved
             from fleet.desired import check_gates, check_notifiers, check_registries
+            from fleet.images.checks import check_image_policies
             from fleet.plugin.manager import FleetPlugins
 
             plugins = FleetPlugins.load()
             check_registries(repo, plugins)
+            check_image_policies(repo, plugins)
             check_notifiers(repo, plugins)
             check_gates(repo, plugins)
             units = compute_units(repo)

@@ -21,6 +21,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model
 from fleet.errors import Problem
 from fleet.spec.bundle_options import BundleOptions, LabelSelector, StrictModel
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.image_policies import ImagePolicySpec, ImageUpdatesSpec
 from fleet.spec.rollout_spec import Duration as Duration  # re-exported for the definition's users
 from fleet.spec.rollout_spec import GateSpec, OfflinePolicy
 from fleet.spec.rollout_spec import MaxUnavailable as MaxUnavailable
@@ -442,6 +443,17 @@ class FleetDefinition(StrictModel):
     registries: list[RegistrySpec] = Field(default_factory=list)
     notifiers: list[NotifierSpec] = Field(default_factory=list)
     metric_providers: list[MetricProvider] = Field(default_factory=list, alias="metricProviders")
+    image_policies: list[ImagePolicySpec] = Field(
+        default_factory=list,
+        alias="imagePolicies",
+        description="Which tag of an image is the newest (semver, numerical or alphabetical, "
+        "after filterTags and exclusionList); markers in bundle files name a policy.",
+    )
+    image_updates: ImageUpdatesSpec | None = Field(
+        default=None,
+        alias="imageUpdates",
+        description="Scan interval and how changed markers are committed back to Git.",
+    )
     # hosts whose kustomize remote references (https, git over https/ssh) bundles may use;
     # anything else remote is refused, file:// always (fleet.spec.kustomize_remote)
     kustomize_remote_hosts: list[RemoteHost] = Field(
@@ -481,6 +493,7 @@ def check_references(definition: FleetDefinition) -> Iterator[tuple[Loc, str]]:
     yield from _duplicates(definition.bundles.inline, ("bundles", "inline"), "bundle")
     yield from _duplicates(definition.registries, ("registries",), "registry")
     yield from _duplicates(definition.notifiers, ("notifiers",), "notifier")
+    yield from _duplicates(definition.image_policies, ("imagePolicies",), "image policy")
     yield from _registry_hosts(definition.registries)
     groups = {g.name for g in definition.groups}
     clusters = {c.name for c in definition.clusters}
