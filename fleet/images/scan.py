@@ -102,7 +102,7 @@ def _scan_repository(
     """List `repository`'s tags once and let each of its policies pick."""
     try:
         tags = client.provider.list_tags(client, repository)
-    except Exception as err:  # noqa: BLE001 - a provider plugin's failure stays with its policies
+    except Exception as err:  # a provider plugin's failure stays with its policies
         reason = _reason(err)
         for spec in specs:
             result.errors[spec.name] = f"image policy {spec.name}: {reason}"
@@ -123,7 +123,7 @@ def _scan_repository(
                 if digest is None:
                     digest = digests[tag] = client.head_manifest(repository, tag).digest
             result.choices[spec.name] = ImageChoice(spec.name, spec.image, tag, digest)
-        except Exception as err:  # noqa: BLE001 - one policy's failure stays its own
+        except Exception as err:  # one policy's failure stays its own
             result.errors[spec.name] = f"image policy {spec.name}: {_reason(err)}"
 
 

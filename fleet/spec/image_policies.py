@@ -87,8 +87,7 @@ class TagFilter(StrictModel):
             )
             if missing:
                 raise ValueError(
-                    f"filterTags.extract refers to group {group!r}, which the pattern "
-                    "does not have"
+                    f"filterTags.extract refers to group {group!r}, which the pattern does not have"
                 )
         return self
 
