@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from fleet.errors import FleetError
+from fleet.images.checks import check_image_policies
 from fleet.images.policy import select_tag
+from fleet.plugin import FleetPlugins
+from fleet.spec.loader import load_repository
 from fleet.spec.image_policies import ImagePolicySpec, ImageUpdatesSpec
 
 TAGS = ["1.0.0", "1.1.0", "2.0.0", "1.2.0-rc.1", "sha256-abc.sig", "latest"]
@@ -120,3 +124,36 @@ def test_image_updates_defaults_and_paths() -> None:
     for bad in ({"paths": ["../x"]}, {"paths": ["/etc"]}, {"branch": "a..b"}, {"interval": "x"}):
         with pytest.raises(ValidationError):
             ImageUpdatesSpec.model_validate({"author": {"name": "b", "email": "b@x"}, **bad})
+
+
+def _repo(tmp_path: Path, policies: str, registries: str) -> Path:
+    (tmp_path / "fleet.yaml").write_text(
+        "apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: t\n"
+        f"registries: {registries}\nimagePolicies:\n{policies}"
+    )
+    return tmp_path
+
+
+def test_load_checks_range_host_and_duplicates_at_their_lines(tmp_path: Path) -> None:
+    policies = (
+        "  - {name: a, image: reg.example:5000/x, policy: {semver: {range: banana}}}\n"
+        "  - {name: b, image: other.example/x, policy: {numerical: {}}}\n"
+        "  - {name: c, image: nginx, policy: {numerical: {}}}\n"
+    )
+    repo = load_repository(
+        _repo(tmp_path, policies, "[{name: r, type: oci, host: reg.example:5000}]")
+    )
+    with pytest.raises(FleetError) as err:
+        check_image_policies(repo, FleetPlugins.load(entry_points=False))
+    lines = [(p.line, p.message) for p in err.value.problems]
+    assert lines[0] == (6, "image policy a: 'banana' is not a semver range")
+    assert lines[1][0] == 7 and "'other.example'" in lines[1][1]
+    assert lines[2][0] == 8 and "'docker.io'" in lines[2][1]
+    with pytest.raises(FleetError, match="duplicate image policy name 'a'"):
+        load_repository(_repo(tmp_path, policies + policies.splitlines(True)[0], "[]"))
+
+
+def test_unaddressed_dockerhub_entry_serves_docker_hub_images(tmp_path: Path) -> None:
+    policies = "  - {name: c, image: nginx, policy: {numerical: {}}}\n"
+    repo = load_repository(_repo(tmp_path, policies, "[{name: hub, type: dockerhub}]"))
+    check_image_policies(repo, FleetPlugins.load(entry_points=False))  # no error
