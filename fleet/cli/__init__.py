@@ -87,6 +87,7 @@ def _register_commands() -> None:
         definition_cmds,
         events_cmds,
         explain_cmds,
+        images_cmds,
         plan_cmds,
         render_cmds,
         rollout_cmds,

@@ -5,7 +5,11 @@ answers them, a stopped registry an error for its own policies only."""
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +157,9 @@ def test_second_scan_lists_again_but_once(
     finally:
         registries.close()
     assert first.ok and second.ok and set(second.choices) == {"p0"}
-    assert transport.tag_listings(htpasswd_registry.host, "scan/web") == before + 1  # Basic is sent from the start now
+    assert (
+        transport.tag_listings(htpasswd_registry.host, "scan/web") == before + 1
+    )  # Basic is sent from the start now
 
 
 def test_unserved_host_is_never_contacted(
@@ -168,3 +174,44 @@ def test_unserved_host_is_never_contacted(
     result = scan_policies(definition, registries)
     assert transport.seen == [] and not result.choices
     assert "not served by any entry" in result.errors["other"]
+
+
+def test_cli_images_scan(
+    htpasswd_registry: RegistryServer, registry_tls: TlsFiles, tmp_path: Path
+) -> None:
+    digest = _push(htpasswd_registry, tmp_path)
+    host = htpasswd_registry.host
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "fleet.yaml").write_text(
+        "apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: scan\n"
+        f"registries: [{{name: bed, type: oci, host: '{host}', credential: bed}}]\n"
+        "imagePolicies:\n"
+        f"  - {{name: web, image: '{host}/scan/web', policy: {{semver: {{range: '^1'}}}}, "
+        "digest: true}\n"
+        f"  - {{name: none, image: '{host}/scan/web', policy: {{semver: {{range: '^9'}}}}}}\n"
+    )
+    user, password = next(iter(htpasswd_registry.users.items()))
+    env = {
+        **os.environ,
+        "SSL_CERT_FILE": str(registry_tls.cert),
+        "FLEET_REGISTRY_USERNAME_BED": user,
+        "FLEET_REGISTRY_PASSWORD_BED": password,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "fleet", "images", "scan", str(tmp_path / "repo"), "-o", "json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    rows = {row["policy"]: row for row in json.loads(done.stdout)}
+    assert (rows["web"]["tag"], rows["web"]["digest"], rows["web"]["error"]) == (
+        "1.1.0",
+        digest,
+        None,
+    )
+    assert rows["none"]["tag"] is None and "no tag of" in rows["none"]["error"]
+    assert password not in done.stdout + done.stderr
+    table = subprocess.run(
+        [sys.executable, "-m", "fleet", "images", "scan", str(tmp_path / "repo")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert table.returncode == 1 and "POLICY" in table.stdout and "1.1.0" in table.stdout
