@@ -12,8 +12,8 @@ from fleet.errors import FleetError
 from fleet.images.checks import check_image_policies
 from fleet.images.policy import select_tag
 from fleet.plugin import FleetPlugins
-from fleet.spec.loader import load_repository
 from fleet.spec.image_policies import ImagePolicySpec, ImageUpdatesSpec
+from fleet.spec.loader import load_repository
 
 TAGS = ["1.0.0", "1.1.0", "2.0.0", "1.2.0-rc.1", "sha256-abc.sig", "latest"]
 
