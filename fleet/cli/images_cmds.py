@@ -13,11 +13,12 @@ from typing import Annotated
 
 import typer
 
-from fleet.cli import app, check_output
+from fleet.cli import FleetGroup, app, check_output
 from fleet.cli.definition_cmds import RepoDir, _relative
 from fleet.errors import FleetError
 
 images_app = typer.Typer(
+    cls=FleetGroup,  # its unset --help imports no pydantic either
     name="images",
     help="Image policies: which tag each one picks.",
     no_args_is_help=True,
