@@ -215,3 +215,12 @@ def test_cli_images_scan(
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert table.returncode == 1 and "POLICY" in table.stdout and "1.1.0" in table.stdout
+    # every policy picked a tag: exit 0
+    definition = tmp_path / "repo" / "fleet.yaml"
+    definition.write_text(definition.read_text().split("  - {name: none")[0])
+    good = subprocess.run(
+        [sys.executable, "-m", "fleet", "images", "scan", str(tmp_path / "repo")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert "1.1.0" in good.stdout and digest in good.stdout
