@@ -34,7 +34,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -172,8 +172,8 @@ def _rewrite_line(line: str, choices: Mapping[str, ImageChoice]) -> _Rewritten |
     if comment_at is None:
         return None  # "$imagepolicy" is inside a value, not in a comment
     comment = line[comment_at + 1 :].strip()
-    if MARKER_KEY not in comment:
-        return None
+    if MARKER_KEY not in comment or not comment.startswith("{"):
+        return None  # prose about markers, not a marker
     before = line[:comment_at].rstrip(" \t")
     if not before or before.lstrip().startswith("#"):
         return None  # a whole-line comment: a commented-out marker is not a marker
@@ -315,6 +315,8 @@ def _checked_path(real_root: Path, relpath: str, written: str) -> Path:
     """The real path of `relpath` inside the root, refused when a symlink leads there."""
     if not relpath:
         return real_root
+    if ".git" in PurePosixPath(relpath).parts:
+        raise FleetError(f"image update path '{written}' is inside .git")
     target = resolve_inside(real_root, real_root, relpath, what="image update path")
     if target != Path(os.path.normpath(real_root / relpath)):
         raise FleetError(f"image update path '{written}' goes through a symlink; not followed")
