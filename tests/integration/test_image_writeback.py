@@ -1,9 +1,9 @@
-"""Image write-back against real Git servers: git daemon (push enabled) and smart HTTP with a token."""
+"""Image write-back against real Git servers: git daemon (push enabled), smart HTTP with a token."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from fleet import config
 from fleet.errors import FleetError
 from fleet.images import writeback
 from fleet.images.markers import rewrite_tree
-from fleet.images.model import ImageChoice
+from fleet.images.model import ImageChoice, MarkerChange
 from fleet.images.writeback import write_back
 from fleet.source.auth import host_env_suffix
 from tests.support.git_http import GitHttpServer
@@ -28,7 +28,7 @@ spec:
       args: ["reg:5000/team/web:1.0.0"]
 """
 VALUES = 'image:\r\n  tag: 1.0.0  # {"$imagepolicy": "web:tag"}\r\n  pullPolicy: IfNotPresent\r\n'
-AUTHOR = {"author_name": "fleet bot", "author_email": "bot@fleet.invalid"}
+AUTHOR: dict[str, str] = {"author_name": "fleet bot", "author_email": "bot@fleet.invalid"}
 
 
 @pytest.fixture
@@ -84,21 +84,29 @@ def test_commit_lands_with_author_message_and_only_marker_lines(repo: GitWorkTre
 def test_a_template_and_a_separate_push_branch(repo: GitWorkTree) -> None:
     base = remote_log(repo, "main", "%H")
     template = "images: $policies on $branch ($count)\n\n$changes\n${unknown} $$"
-    kwargs = {"branch": "main", "push_branch": "fleet/images", "message_template": template}
-    first = write_back(repo.remote_url, {"web": WEB}, paths=["apps/web"], **kwargs, **AUTHOR)  # type: ignore[arg-type]
+
+    def run(choice: ImageChoice) -> writeback.WriteBackResult:
+        return write_back(
+            repo.remote_url,
+            {"web": choice},
+            branch="main",
+            push_branch="fleet/images",
+            message_template=template,
+            paths=["apps/web"],
+            **AUTHOR,
+        )
+
+    first = run(WEB)
     assert first.branch == "fleet/images" and first.base == base
     assert remote_log(repo, "main", "%H") == base  # the reviewed branch is untouched
     message = remote_log(repo, "fleet/images", "%B")
     assert message.splitlines()[0] == "images: web on fleet/images (2)"
     assert message.rstrip().endswith("${unknown} $")
     newer = ImageChoice("web", "reg:5000/team/web", "1.3.0")
-    second = write_back(repo.remote_url, {"web": newer}, paths=["apps/web"], **kwargs, **AUTHOR)  # type: ignore[arg-type]
+    second = run(newer)
     assert second.base == first.commit  # the push branch is reused
     assert remote_log(repo, "fleet/images", "%H %P") == f"{second.commit} {first.commit}"
-    assert (
-        write_back(repo.remote_url, {"web": newer}, paths=["apps/web"], **kwargs, **AUTHOR).commit
-        is None
-    )  # type: ignore[arg-type]
+    assert run(newer).commit is None
 
 
 def test_a_concurrent_push_is_fetched_and_reapplied(
@@ -106,7 +114,9 @@ def test_a_concurrent_push_is_fetched_and_reapplied(
 ) -> None:
     calls: list[int] = []
 
-    def racing_rewrite(root: Path, paths: list[str], choices: dict[str, ImageChoice]):  # type: ignore[no-untyped-def]
+    def racing_rewrite(
+        root: Path, paths: Sequence[str], choices: Mapping[str, ImageChoice]
+    ) -> tuple[list[MarkerChange], list[str]]:
         if not calls:  # someone pushes while fleet rewrites
             repo.write("apps/web/extra.yaml", 'image: reg/web:0.1 # {"$imagepolicy": "web"}\n')
             repo.commit_and_push("meanwhile")
@@ -132,7 +142,7 @@ def test_paths_outside_and_symlinks_are_not_followed(repo: GitWorkTree, tmp_path
     assert "apps/link.yaml: a symlink, markers not read" in result.warnings
     assert outside.read_text() == DEPLOY
     for bad in ["../..", "/etc"]:
-        with pytest.raises(FleetError, match="outside the repository|relative"):
+        with pytest.raises(FleetError, match=r"outside the repository|relative"):
             write_back(repo.remote_url, {"web": WEB}, branch="main", paths=[bad], **AUTHOR)
 
 
