@@ -1,9 +1,9 @@
 """`fleet explain BUNDLE --cluster C`: why one unit is in its state (`fleet.runtime.explain`).
 
-Read-only, embedded: the repository, the clusters' inventories, a live look at the unit's
-objects, the planner's waiting reason, the bundle's rollout record and the unit's last
-events. Exit 0 when the unit is Ready, 1 otherwise; an unknown bundle or cluster is one
-line, exit 1.
+Read-only: the repository, the clusters' inventories, a live look at the unit's objects,
+the planner's waiting reason, the bundle's rollout record and the unit's last events (the
+fleet's Redis stream in the distributed mode, else Kubernetes Events). Exit 0 when the
+unit is Ready, 1 otherwise; an unknown bundle or cluster is one line, exit 1.
 """
 
 from __future__ import annotations
@@ -45,7 +45,13 @@ def _render(found: Explanation, max_objects: int) -> str:
             lines.append(f"  ... {len(unready) - max_objects} more not ready; --objects N")
     lines.append("rollout:" if found.rollout else "rollout: no record")
     lines += [f"  {line}" for line in found.rollout]
-    lines.append("events:" if found.events else "events: none recorded (Kubernetes keeps ~1h)")
+    stream = found.events_from == "stream"
+    where = "the fleet's Redis stream" if stream else "Kubernetes Events"
+    if found.events:
+        lines.append(f"events (from {where}):")
+    else:
+        lines.append("events: none in the fleet's Redis stream" if stream
+                     else "events: none recorded (Kubernetes keeps ~1h)")  # fmt: skip
     for event in found.events:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.time))
         lines.append(f"  {stamp}  {event.type.value}  {event.message}")
@@ -62,6 +68,7 @@ def _json(found: Explanation) -> str:
         "objects": None if found.objects is None else [o.to_json() for o in found.objects],
         "rollout": found.rollout,
         "events": [e.to_json() for e in found.events],
+        "eventsFrom": found.events_from,
         "notes": found.notes,
     }
     return json.dumps(payload, indent=2) + "\n"
@@ -96,17 +103,27 @@ def explain_command(
     output: Annotated[
         str, typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json.")
     ] = "table",
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="Distributed: the last events from `fleet serve`'s Redis stream and the "
+            "rollout records there (default: FLEET_REDIS_URL when set).",
+        ),
+    ] = None,
 ) -> None:
     """Why BUNDLE on --cluster is in its state: its state and message, the deployment id
     Git wants and the one the cluster runs, the objects not ready and why (a live look),
     what the planner says it waits for (dependsOn, wave, gate, window, freeze, pause,
-    offline), the bundle's rollout record and the unit's last events. Writes nothing and
-    asks no gate; exit 0 when the unit is Ready, else 1."""
+    offline), the bundle's rollout record and the unit's last events (from the fleet's
+    Redis stream with --redis or FLEET_REDIS_URL, else the cluster's Kubernetes Events).
+    Writes nothing and asks no gate; exit 0 when the unit is Ready, else 1."""
     from fleet.runtime.explain import explain_unit
     from fleet.states import BundleState
 
     check_output(output)
-    found = explain_unit(source, bundle, cluster, branch=branch, events=events)
+    found = explain_unit(source, bundle, cluster, branch=branch, events=events, redis_url=redis)
     typer.echo(_json(found) if output == "json" else _render(found, objects), nl=False)
     if found.row.state is not BundleState.READY:
         raise typer.Exit(1)

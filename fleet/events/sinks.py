@@ -84,6 +84,13 @@ class RedisEventLog:
         newest = self.redis.xrevrange(self.key, count=1)
         return str(newest[0][0]) if newest else "0-0"
 
+    def newest(self, count: int, *, before: str | None = None) -> list[StreamEntry]:
+        """Up to `count` entries before the entry id `before` (else the newest), newest
+        first: reading back from the end without reading the whole stream."""
+        high = f"({before}" if before is not None else "+"
+        found = self.redis.xrevrange(self.key, max=high, min="-", count=max(1, count))
+        return [_entry(i, f) for i, f in found]
+
     def follow(self, after: str, block_seconds: float = 5.0) -> list[StreamEntry]:
         """Entries after `after`, waiting up to `block_seconds` for the first one."""
         found = self.redis.xread({self.key: after}, block=max(1, int(block_seconds * 1000)))

@@ -25,7 +25,7 @@ import redis
 from fleet import config
 from fleet.errors import FleetError
 from fleet.events.model import Event
-from fleet.events.sinks import RedisEventLog, list_kube_events, read_json_lines
+from fleet.events.sinks import DEFAULT_MAX_LEN, RedisEventLog, list_kube_events, read_json_lines
 from fleet.runtime.clusters import ClusterSet
 from fleet.runtime.state_cache import connect_redis
 
@@ -55,10 +55,10 @@ def redis_errors(events: Iterator[Event], url: str) -> Iterator[Event]:
     try:
         yield from events
     except redis.RedisError as err:
-        raise _redis_failure(err, url) from None
+        raise redis_failure(err, url) from None
 
 
-def _redis_failure(err: redis.RedisError, url: str) -> FleetError:
+def redis_failure(err: redis.RedisError, url: str) -> FleetError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     return FleetError(f"cannot read events from Redis at {_where(url)}: {reason}")
 
@@ -89,6 +89,23 @@ def read_redis(log: RedisEventLog, keep: EventFilter) -> Iterator[Event]:
     for entry in log.read(since=keep.since):
         if keep(entry.event):
             yield entry.event
+
+
+def last_redis(log: RedisEventLog, keep: Callable[[Event], bool], count: int,
+               batch: int = 200, scan: int = DEFAULT_MAX_LEN) -> list[Event]:  # fmt: skip
+    """The last `count` events `keep` takes, oldest first, read back from the stream's
+    end a `batch` at a time, at most `scan` entries (the stream's usual bound)."""
+    found: list[Event] = []
+    before: str | None = None
+    read = 0
+    while count > 0 and len(found) < count and read < scan:
+        entries = log.newest(batch, before=before)
+        if not entries:
+            break
+        read += len(entries)
+        before = entries[-1].id
+        found.extend(e.event for e in entries if keep(e.event))
+    return list(reversed(found[:count]))
 
 
 def follow_redis(

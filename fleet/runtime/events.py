@@ -5,8 +5,9 @@
   end of the pass (`finish`), once, grouped.
 - `WorkerEvents` (`fleet worker`): results -> events -> the fleet's Redis stream and the
   cluster's Kubernetes Events; it also remembers which clusters are unreachable
-  (`fleet:<ns>:unreachable`), so `cluster.unreachable` / `cluster.recovered` are sent once
-  per outage by whichever worker sees it first.
+  (`fleet:<ns>:unreachable`) and when each was last reached (`fleet:<ns>:contact`), so
+  `cluster.unreachable` / `cluster.recovered` are sent once per outage by whichever worker
+  sees it first, and `/metrics` can say which clusters are reachable.
 - `SchedulerEvents` (`fleet serve`): commit detected / rejected and the commit's rollout
   result -> the stream; each tick it reads the stream (every worker's events, its own)
   and feeds the notifier, whose `AlertBook` (what is failing) lives in Redis
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from fleet.events.routing import routes
 from fleet.events.sinks import EventSink, JsonLinesLog, RedisEventLog
 from fleet.events.wave_summary import WaveTally, summarise_waves
 from fleet.rollout.waves import plan_waves
+from fleet.runtime.reachability import record_contact, record_outage
 from fleet.spec.definition import NotifierSpec, Rollout
 from fleet.states import ActualUnit, BundleState
 from fleet.targeting.units import DeploymentUnit, UnitKey
@@ -214,13 +215,13 @@ class WorkerEvents:
         self.emit(ns, [changes.failure_event(ns, bundle, cluster, commit, deployment_id, message)])
 
     def reachable(self, ns: str, cluster: str, reason: str | None) -> None:
-        """The cluster answered (`reason` None) or not: an event on the first change."""
-        key = f"fleet:{ns}:unreachable"
+        """The cluster answered (`reason` None) or not: an event on the first change, and
+        the contact time (`fleet.runtime.reachability`, what /metrics reads)."""
         try:
             if reason is None:
-                if self.redis.hdel(key, cluster):
+                if record_contact(self.redis, ns, cluster):
                     self.emit(ns, [changes.cluster_recovered(ns, cluster)])
-            elif self.redis.hsetnx(key, cluster, str(time.time())):
+            elif record_outage(self.redis, ns, cluster):
                 self.emit(ns, [changes.cluster_unreachable(ns, cluster, reason)])
         except redis.RedisError as err:
             log.warning("%s: reachability not recorded (%s)", cluster, err)

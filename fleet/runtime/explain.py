@@ -13,20 +13,25 @@ Everything `fleet status`, `fleet rollout status` and `fleet events` know about 
   last verdicts, read, never asked again (no gate is queried, nothing is written);
 - the bundle's rollout record, from the store `fleet rollout status` reads
   (`fleet.runtime.rollout_store`: Redis when FLEET_REDIS_URL is set, else the clusters);
-- the last few Kubernetes Events fleet recorded for the unit in its cluster.
+- the last few events: distributed (`--redis URL` or FLEET_REDIS_URL set), from the fleet's
+  Redis stream, the one `fleet events` reads: the unit's own events and those about its
+  bundle, its cluster or the whole fleet (a commit detected, a wave, the cluster
+  unreachable), which the stream keeps longer than Kubernetes keeps Events and holds
+  even when the cluster is down; else (or when Redis does not answer, with a note) the
+  Kubernetes Events fleet recorded for the unit in its cluster.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet import config, engine
 from fleet.desired import load_desired
 from fleet.engine.kube import ClusterConnection, KubeError
-from fleet.errors import UserError
+from fleet.errors import FleetError, UserError
 from fleet.events.model import Event
 from fleet.events.sinks import list_kube_events
 from fleet.gates.model import GateVerdict
@@ -59,6 +64,7 @@ class Explanation:
     objects: list[ObjectHealth] | None  # None: not looked at live (see `row.message`)
     rollout: list[str] = field(default_factory=list)  # `fleet rollout status` lines
     events: list[Event] = field(default_factory=list)  # oldest first
+    events_from: str = "kubernetes"  # "stream" (the fleet's Redis stream) or "kubernetes"
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
 
@@ -110,15 +116,44 @@ class RecordedVerdicts:
         return WaveCheck(GateVerdict(record.verdict), record.message or "verifying")
 
 
-def _store(clusters: ClusterSet, fleet: str) -> RolloutStore | None:
+def redis_url_of(given: str | None) -> str | None:
+    """`--redis URL`, else FLEET_REDIS_URL when set: the distributed mode's Redis."""
     settings = config.current()
-    if settings.redis_configured:
+    return given or (settings.redis_url if settings.redis_configured else None)
+
+
+def _store(clusters: ClusterSet, fleet: str, redis_url: str | None) -> RolloutStore | None:
+    if redis_url is not None:
         from fleet.runtime.state_cache import connect_redis
 
-        return RedisRolloutStore(connect_redis(settings.redis_url), fleet)
+        return RedisRolloutStore(connect_redis(redis_url), fleet)
     conns = [link.conn for link in clusters.links.values() if link.conn is not None
              and link.down is None]  # fmt: skip
     return ClusterRolloutStore(conns, fleet) if conns else None
+
+
+def concerns(unit_key: UnitKey) -> Callable[[Event], bool]:
+    """The events about the unit, its bundle (waves, rollouts), its cluster (unreachable,
+    recovered) or the whole fleet (commits): what explains the unit's state."""
+    bundle, cluster = unit_key
+    return lambda e: e.bundle in (None, bundle) and e.cluster in (None, cluster)
+
+
+def stream_events(
+    redis_url: str, fleet: str, unit_key: UnitKey, count: int
+) -> tuple[list[Event], str | None]:
+    """The last `count` events of the fleet's Redis stream that concern the unit, oldest
+    first; or none and why (Redis named by host:port only, never its password)."""
+    import redis
+
+    from fleet.runtime.event_reader import last_redis, redis_failure, redis_fleet
+
+    try:
+        return last_redis(redis_fleet(redis_url, fleet), concerns(unit_key), count), None
+    except redis.RedisError as err:
+        return [], str(redis_failure(err, redis_url))
+    except FleetError as err:  # the stream could not be read (redis_fleet says why)
+        return [], str(err)
 
 
 def _check(unit_key: UnitKey, units: Mapping[UnitKey, DeploymentUnit], bundles: list[str],
@@ -145,8 +180,11 @@ def explain_unit(
     env: Mapping[str, str] | None = None,
     plugins: FleetPlugins | None = None,
     events: int = DEFAULT_EVENTS,
+    redis_url: str | None = None,
 ) -> Explanation:
-    """Everything known about (bundle, cluster); see the module docstring."""
+    """Everything known about (bundle, cluster); see the module docstring. `redis_url`:
+    the distributed mode's Redis (default: FLEET_REDIS_URL when set)."""
+    redis_url = redis_url_of(redis_url)
     checkout = resolve_source(source, branch)
     desired = load_desired(checkout.path, checkout.commit, plugins or FleetPlugins.load())
     units = {u.key: u for u in desired.units}
@@ -158,7 +196,7 @@ def explain_unit(
         actual = {k: r.to_actual() for k, r in run.read_deployed(desired.fleet_name, units).items()}
         link = run[cluster]
         notes = [f"cluster {name}: not reached ({why})" for name, why in sorted(run.down.items())]
-        store = _store(run, desired.fleet_name)
+        store = _store(run, desired.fleet_name, redis_url)
         records: dict[str, BundleRollout] = {}
         controls: dict[str, Controls] = {}
         if store is None:
@@ -186,14 +224,20 @@ def explain_unit(
                 row.state, row.message, objects = seen.state, seen.message, object_health(seen)
             except KubeError as err:
                 notes.append(f"live look failed: {err.reason}")
-        told = EventFilter(bundle=bundle, cluster=cluster)
         recent: list[Event] = []
-        if link.down is None:
+        if events and redis_url is not None:
+            recent, problem = stream_events(redis_url, desired.fleet_name, unit.key, events)
+            if problem is not None:
+                notes.append(f"{problem}; the cluster's Kubernetes Events instead")
+                redis_url = None
+        if events and redis_url is None and link.down is None:
+            told = EventFilter(bundle=bundle, cluster=cluster)
             try:
                 listed = link.call("list events", lambda c: list_kube_events(c, desired.fleet_name))
-                recent = [e for e in listed if told(e)][-events:] if events else []
+                recent = [e for e in listed if told(e)][-events:]
             except KubeError as err:
                 notes.append(f"events not read: {err.reason}")
     lines = status_lines([records[bundle]], controls) if bundle in records else []
     return Explanation(row, record.deployment_id if record else "", waiting, step, objects,
-                       lines, recent, notes)  # fmt: skip
+                       lines, recent, "stream" if redis_url else "kubernetes",
+                       notes)  # fmt: skip

@@ -9,7 +9,8 @@ verdicts, gate messages, what is not rolled out again; the unit rows say why eac
 
 `/metrics` is the Prometheus text exposition format (version 0.0.4): the scheduler's own
 families written here, then the workers' (`fleet.runtime.metrics`, pushed through Redis,
-rendered by prometheus-client); every family has HELP and TYPE lines.
+rendered by prometheus-client; the clusters' reachability from
+`fleet.runtime.reachability`); every family has HELP and TYPE lines.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fleet.rollout import record as rec
 from fleet.rollout.mass_delete import SERVE_ALLOW
 from fleet.rollout.tracker import RolloutTracker
 from fleet.runtime.metrics import queue_depths, workers_exposition
+from fleet.runtime.reachability import read_reachability
 from fleet.runtime.scheduler import Scheduler
 from fleet.runtime.tasks import CONTROL_QUEUE, apply_queue
 from fleet.states import BundleState
@@ -241,12 +243,28 @@ def metrics_text(scheduler: Scheduler) -> str:
     if scheduler.desired is not None:  # the workers' metrics, pushed through Redis
         clusters = scheduler.desired.repo.definition.clusters
         queues = sorted({apply_queue(c.effective_region) for c in clusters} | {CONTROL_QUEUE})
+        ns, wanted = scheduler.desired.fleet_name, set(scheduler.desired.clusters)
         try:
             depths = queue_depths(scheduler.redis, queues)
-            workers = workers_exposition(scheduler.redis, scheduler.desired.fleet_name)
+            seen = {c: r for c, r in read_reachability(scheduler.redis, ns).items() if c in wanted}
+            workers = workers_exposition(scheduler.redis, ns)
         except redis.RedisError as err:
             log.warning("/metrics without the workers' metrics: Redis failed (%s)", err)
-            depths, workers = {}, ""
+            depths, seen, workers = {}, {}, ""
+        family(
+            "fleet_cluster_reachable",
+            "gauge",
+            "1 when the workers last reached the cluster's API server, 0 from a failed "
+            "contact until the next successful one (no series: not tried yet).",
+            [(f'{{cluster="{c}"}}', 1 if r.reachable else 0) for c, r in seen.items()],
+        )
+        family(
+            "fleet_cluster_last_contact_timestamp_seconds",
+            "gauge",
+            "When a worker last reached the cluster's API server (Unix time).",
+            [(f'{{cluster="{c}"}}', r.last_contact) for c, r in seen.items()
+             if r.last_contact is not None],
+        )  # fmt: skip
         family(
             "fleet_worker_queue_depth",
             "gauge",
