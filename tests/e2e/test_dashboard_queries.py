@@ -11,7 +11,9 @@ second through a run that gives every panel something to show:
 2. the next one drops a ConfigMap from it (a prune on each cluster) and adds a bundle
    no API server accepts (ErrApplied on each cluster, a failed wave, retried every 2 s);
 3. a ConfigMap is edited by hand on dev-eu (drift: the unit stays Modified);
-4. throughout, one notifier delivers and one cannot (nothing listens on its port).
+4. throughout, one notifier delivers and one cannot (nothing listens on its port);
+5. a third bundle rolls out to dev-eu first, behind an `http` gate that passes (the gate
+   panels), and every cluster answers the workers (the reachability panels).
 
 Each step waits until Prometheus has scraped the state it leads to (a commit that is
 fully applied for a second must not be missed between two scrapes).
@@ -34,7 +36,9 @@ import pytest
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import Distributed, distributed, wait_until
 from tests.e2e.engine_support import core_api
+from tests.e2e.three_region_support import CLUSTERS, definition, redis_db, start_three_regions
 from tests.support.exporter import Exporter
+from tests.support.gates import ProbeServer
 from tests.support.monitoring import (
     alert_rules,
     all_panels,
@@ -46,25 +50,12 @@ from tests.support.notify_servers import Receiver
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import GitServer, RedisServer, free_port
 
-CLUSTERS = ("dev-eu", "prod-eu", "prod-us")
 REDIS_DB = 14  # this module's own database
 JOB = "exporter"  # the job name of the test bed's Prometheus scrape configuration
 
 
-def definition(name: str, hook: str, nobody: str) -> str:
+def notifiers(hook: str, nobody: str) -> str:
     return f"""\
-apiVersion: fleet-gitops.io/v1alpha1
-kind: Fleet
-name: {name}
-clusters:
-  - name: dev-eu
-    labels: {{env: dev, region: eu}}
-  - name: prod-eu
-    labels: {{env: prod, region: eu}}
-  - name: prod-us
-    labels: {{env: prod, region: us}}
-bundles:
-  paths: [apps/*]
 notifiers:
   - name: hook
     type: webhook
@@ -73,6 +64,22 @@ notifiers:
     type: webhook
     url: {nobody}
     retries: 0
+"""
+
+
+def gated(probe: str) -> str:
+    """Bundle `gated`: dev-eu first, behind an `http` gate the probe server passes, then
+    the rest (its gate's answer is what the gate panels show)."""
+    return f"""\
+name: gated
+rolloutStrategy:
+  partitions:
+    - name: dev
+      clusterName: dev-eu
+      gates:
+        - name: smoke
+          type: http
+          url: {probe}/status/200
 """
 
 
@@ -115,25 +122,27 @@ def run(
     exporter: Exporter,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Run]:
-    hook = Receiver()
+    hook, probe = Receiver(), ProbeServer()
     hook.start()
+    probe.start()
     sfx = uuid.uuid4().hex[:6]
     fleet, ns = f"dash-{sfx}", f"dash-{sfx}"
     tree = git_server.create_repo(fleet, tmp_path_factory.mktemp("work") / "repo")
-    tree.write("fleet.yaml", definition(fleet, hook.url, f"http://127.0.0.1:{free_port()}/"))
+    nobody = f"http://127.0.0.1:{free_port()}/"
+    tree.write("fleet.yaml", definition(fleet, notifiers(hook.url, nobody)))
     tree.write("apps/settings/fleet.yaml", "name: settings\n")
     tree.write("apps/settings/namespace.yaml", namespace(ns))
     tree.write("apps/settings/settings.yaml", configmap("settings", ns))
     tree.write("apps/settings/extra.yaml", configmap("extra", ns))
-    url = redis_server.url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    tree.write("apps/gated/fleet.yaml", gated(probe.url))
+    tree.write("apps/gated/gated.yaml", configmap("gated", ns))
+    url = redis_db(redis_server, REDIS_DB)
     env = {"FLEET_NOTIFY_GROUP_WAIT": "1", "FLEET_FAILURE_COOLDOWN": "2"}
     started = time.time()
     try:
         with distributed(tree.remote_url, tmp_path_factory.mktemp("logs"), url, local_fleet.dir,
                          **env) as dist:  # fmt: skip
-            dist.start_worker("eu", "eu")
-            dist.start_worker("us", "us")
-            dist.start_serve("--poll-interval", "2", "--drift-interval", "2")
+            start_three_regions(dist, "--poll-interval", "2", "--drift-interval", "2")
             prometheus.scrape(exporter.target, f"127.0.0.1:{dist.port}")
 
             def scraped(promql: str) -> None:
@@ -146,6 +155,8 @@ def run(
             dist.wait_converged(first)
             scraped(f'fleet_last_sync_commit_info{{job="{JOB}",commit="{first}"}}')
             scraped(f'fleet_render_duration_seconds_count{{job="{JOB}"}}')
+            scraped(f'fleet_gate_result{{job="{JOB}",bundle="gated",result="passed"}}')
+            scraped(f'fleet_cluster_reachable{{job="{JOB}"}} == 1')
 
             (tree.path / "apps/settings/extra.yaml").unlink()
             tree.write("apps/broken/fleet.yaml", "name: broken\n")
@@ -174,6 +185,7 @@ def run(
     finally:
         prometheus.scrape(exporter.target)
         hook.stop()
+        probe.stop()
 
 
 def _finite(value: str) -> bool:
@@ -238,7 +250,7 @@ def test_every_variable_lists_values(run: Run) -> None:
         label = promql.split("(")[1].split(")")[0]
         listed[name] = sorted(s["metric"].get(label, "") for s in found)
     assert listed["job"] == [JOB]
-    assert listed["bundle"] == ["broken", "settings"]
+    assert listed["bundle"] == ["broken", "gated", "settings"]
     assert listed["cluster"] == list(CLUSTERS)
 
 

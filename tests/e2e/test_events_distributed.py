@@ -11,37 +11,28 @@ success."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from fleet.cli import main
 from fleet.events.sinks import RedisEventLog
 from fleet.runtime.state_cache import StateCache, connect_redis
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import Distributed, distributed, wait_until
+from tests.e2e.engine_support import core_api
+from tests.e2e.three_region_support import CLUSTERS, definition, redis_db, start_three_regions
 from tests.support.notify_servers import Receiver, StatusForge
 from tests.support.servers import AlertmanagerServer, GitServer, GitWorkTree, RedisServer
 
-CLUSTERS = ("dev-eu", "prod-eu", "prod-us")
 REDIS_DB = 5  # this module's own database
 
 
-def definition(name: str, hook: str, alertmanager: str) -> str:
+def notifiers(hook: str, alertmanager: str) -> str:
     return f"""\
-apiVersion: fleet-gitops.io/v1alpha1
-kind: Fleet
-name: {name}
-clusters:
-  - name: dev-eu
-    labels: {{env: dev, region: eu}}
-  - name: prod-eu
-    labels: {{env: prod, region: eu}}
-  - name: prod-us
-    labels: {{env: prod, region: us}}
-bundles:
-  paths: [apps/*]
 notifiers:
   - name: hook
     type: webhook
@@ -82,6 +73,8 @@ class Scenario:
     alertmanager: AlertmanagerServer
     stream: RedisEventLog
     cache: StateCache
+    redis_url: str
+    local_fleet: LocalFleet
     first_failure: float = 0.0
 
     def alerts(self) -> list[dict[str, object]]:
@@ -108,10 +101,10 @@ def scenario(
     sfx = uuid.uuid4().hex[:6]
     fleet, ns = f"dist-events-{sfx}", f"dist-events-{sfx}"
     tree = git_server.create_repo(fleet, tmp_path_factory.mktemp("work") / "repo")
-    tree.write("fleet.yaml", definition(fleet, hook.url, alertmanager.url))
+    tree.write("fleet.yaml", definition(fleet, notifiers(hook.url, alertmanager.url)))
     tree.write("apps/settings/fleet.yaml", "name: settings\n")
     tree.write("apps/settings/cm.yaml", configmap(ns, "not a valid key!"))
-    url = redis_server.url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    url = redis_db(redis_server, REDIS_DB)
     client = connect_redis(url)
     env = {
         "FLEET_NOTIFY_GROUP_WAIT": "2",
@@ -122,11 +115,10 @@ def scenario(
     }
     with distributed(tree.remote_url, tmp_path_factory.mktemp("logs"), url, local_fleet.dir,
                      **env) as dist:  # fmt: skip
-        dist.start_worker("eu", "eu")
-        dist.start_worker("us", "us")
-        dist.start_serve("--poll-interval", "3600", "--drift-interval", "3600")
+        start_three_regions(dist, "--poll-interval", "3600", "--drift-interval", "3600")
         yield Scenario(dist, tree, fleet, ns, hook, forge, alertmanager,
-                       RedisEventLog(client, fleet), StateCache(client, fleet))  # fmt: skip
+                       RedisEventLog(client, fleet), StateCache(client, fleet), url,
+                       local_fleet)  # fmt: skip
     hook.stop()
     forge.stop()
 
@@ -163,6 +155,42 @@ def test_retries_that_fail_the_same_way_notify_nobody(scenario: Scenario) -> Non
     assert len(failures) == 3  # one per unit, not one per attempt
     assert len(scenario.hook.requests) == 1
     assert len(scenario.alerts()) == 3
+
+
+def test_explain_lists_the_units_last_events_from_the_stream(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --redis, `fleet explain` reads the stream: the unit's `unit.failed` after the
+    cluster's Kubernetes Events are gone, and `commit.detected`, which only the stream
+    holds. Without it, the (deleted) Kubernetes Events: none."""
+    monkeypatch.setenv("FLEET_CREDENTIALS_DIR", str(scenario.local_fleet.dir))
+    monkeypatch.delenv("FLEET_REDIS_URL", raising=False)
+    core = core_api(scenario.local_fleet, "dev-eu")
+    core.delete_collection_namespaced_event("fleet-system")
+    wait_until(lambda: not [e for e in core.list_namespaced_event("fleet-system").items
+                            if scenario.fleet in (e.involved_object.name or "")],
+               30, "the Kubernetes Events to be deleted")  # fmt: skip
+
+    def explain(*extra: str) -> dict[str, object]:
+        code = main(["explain", "settings", "--cluster", "dev-eu", scenario.tree.remote_url,
+                     "-o", "json", "--events", "10", *extra])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 1, out  # ErrApplied
+        found: dict[str, object] = json.loads(out)
+        return found
+
+    kube = explain()
+    assert kube["eventsFrom"] == "kubernetes" and kube["events"] == []
+    stream = explain("--redis", scenario.redis_url)
+    assert stream["eventsFrom"] == "stream", stream["notes"]
+    events = stream["events"]
+    assert isinstance(events, list)
+    types = [e["type"] for e in events]
+    assert "commit.detected" in types and "unit.failed" in types, types
+    assert all(e["bundle"] in (None, "settings") and e["cluster"] in (None, "dev-eu")
+               for e in events)  # fmt: skip
+    [failed] = [e for e in events if e["type"] == "unit.failed"]
+    assert failed["cluster"] == "dev-eu" and "not a valid key" in failed["message"]
 
 
 def test_the_fix_resolves_the_alerts_and_the_commit_status_is_success(
