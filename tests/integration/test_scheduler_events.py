@@ -383,3 +383,37 @@ def test_only_the_leader_writes_events_and_metrics(bed: Bed) -> None:
         assert scheduler.leader is not None
         scheduler.leader.stop()
         scheduler.events.close()  # type: ignore[union-attr]
+
+
+def test_cluster_reachability_goes_from_the_workers_to_the_schedulers_metrics(bed: Bed) -> None:
+    """`fleet_cluster_reachable`: 0 from a failed contact to the next good one; the last
+    contact's time; nothing for a cluster no worker tried, or one not in the definition."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def exported(scheduler: Scheduler) -> tuple[dict[str, float], dict[str, float]]:
+        families = {f.name: f for f in text_string_to_metric_families(metrics_text(scheduler))}
+        reachable, contact = (
+            {s.labels["cluster"]: s.value for s in families[name].samples}
+            for name in ("fleet_cluster_reachable", "fleet_cluster_last_contact_timestamp_seconds")
+        )
+        return reachable, contact
+
+    scheduler = bed.scheduler()
+    tick(scheduler, bed.clock)
+    before = time.time()
+    bed.workers.reachable(bed.name, "edge-01", "connection refused")
+    bed.workers.reachable(bed.name, "edge-02", None)
+    bed.workers.reachable(bed.name, "not-in-the-definition", None)
+    reachable, contact = exported(scheduler)
+    assert reachable == {"edge-01": 0, "edge-02": 1}
+    assert list(contact) == ["edge-02"] and before <= contact["edge-02"] <= time.time()
+    bed.workers.reachable(bed.name, "edge-01", "connection refused")  # still down
+    assert exported(scheduler)[0]["edge-01"] == 0
+    bed.workers.reachable(bed.name, "edge-01", None)
+    reachable, contact = exported(scheduler)
+    assert reachable == {"edge-01": 1, "edge-02": 1} and set(contact) == {"edge-01", "edge-02"}
+    outages = [t for t in stream_types(bed) if t.startswith("cluster.")]
+    assert outages == ["cluster.unreachable", "cluster.recovered"]
+    scheduler.events.close()  # type: ignore[union-attr]
