@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from fleet import config, engine
 from fleet.desired import load_desired
 from fleet.engine.kube import ClusterConnection, KubeError
@@ -202,7 +204,11 @@ def explain_unit(
         if store is None:
             notes.append("rollout records not read: no cluster answers")
         else:
-            records, controls = store.records(), store.controls()
+            try:
+                records, controls = store.records(), store.controls()
+            except redis.RedisError as err:  # a Redis that does not answer: a note
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                notes.append(f"rollout records not read from Redis: {reason}")
         verdicts = RecordedVerdicts(records, controls, desired.units)
         found = plan(desired.units, actual, desired.repo.definition.rollout, now=time.time(),
                      verifier=verdicts, drift_check=True, offline=list(run.down))  # fmt: skip
