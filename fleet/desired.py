@@ -213,6 +213,8 @@ def check_pull_secrets(repo: FleetRepo) -> None:
         raise FleetError(problems=problems)
 
 
+CHART_DOWN = "chart not resolved"  # a deferred bundle's reason: its chart (else its images)
+IMAGES_DOWN = "image digests not resolved"
 DOCKER_HUB_AUTH = "https://index.docker.io/v1/"  # the key Docker Hub credentials go under
 
 
@@ -293,19 +295,36 @@ def fleet_units(
     plugins: FleetPlugins,
     pins: ChartPins | None = None,
     images: ImagePins | None = None,
+    deferred: dict[str, TransientError] | None = None,
 ) -> list[DeploymentUnit]:
     """Targeting with the renderers' identities, the versions and digests of the OCI
     charts (resolved once, here: `fleet.registry.charts`) and the digests of the images
-    a bundle pins (`images`, resolved before from its renders) in the deployment ids."""
+    a bundle pins (`images`, resolved before from its renders) in the deployment ids.
+
+    `deferred` (bundle -> why): given, a bundle whose chart cannot be resolved now (its
+    registry or index down) goes there with the id `... charts: unresolved` instead of
+    failing the whole commit, and a bundle already in it is not asked about; without it
+    (`fleet targets`, `fleet render`) that TransientError propagates."""
     check_registries(repo, plugins)
     check_pull_secrets(repo)
     check_notifiers(repo, plugins)
     check_image_policies(repo, plugins)
     pinned = pins if pins is not None else chart_pins(repo, plugins)
+    charted = {  # deferred for their images only: their charts resolve
+        name for name, err in (deferred or {}).items() if not err.reason.startswith(CHART_DOWN)
+    }
 
     def identity(bundle: Bundle) -> str:
         renderer = renderer_identity(plugins, bundle.path, bundle.options)
-        charts = pinned.identity(bundle)
+        if deferred is not None and bundle.name in deferred and bundle.name not in charted:
+            return f"{renderer} charts: unresolved"
+        try:
+            charts = pinned.identity(bundle)
+        except TransientError as err:
+            if deferred is None:
+                raise
+            deferred[bundle.name] = TransientError(f"chart not resolved: {err.reason}")
+            return f"{renderer} charts: unresolved"
         found = f"{renderer} charts: {charts}" if charts else renderer
         digests = images.identity(bundle.name) if images is not None else ""
         return f"{found} images: {digests}" if digests else found
@@ -347,10 +366,12 @@ class DesiredState:
         cache: RenderCache | None = None,
         pins: Sequence[ChartPin] = (),
         images: Mapping[str, Sequence[ImagePin]] = {},
+        defer: Mapping[str, str] = {},
     ) -> DesiredState:
         """Target a loaded repository; `clusters` limits it to those clusters; `pins`
         are OCI chart versions, `images` image pins by bundle, resolved before (by the
-        scheduler, for a worker).
+        scheduler, for a worker); `defer` (bundle -> reason) the bundles the scheduler
+        deferred (`deferred`): not asked of any registry here, so the ids agree.
 
         Raises FleetError for an unknown cluster name or a dependsOn cycle. Renders
         nothing, but the bundles that pin image digests and have no `images` preset: their
@@ -361,12 +382,13 @@ class DesiredState:
         pinned = chart_pins(repo, plugins, pins)
         state = cls(repo, commit, plugins, [], [], cache or RenderCache(), pinned)
         state.images = image_pins(repo, plugins, images)
-        units = fleet_units(repo, plugins, pinned)
+        state.deferred = {bundle: TransientError(why) for bundle, why in defer.items()}
+        units = fleet_units(repo, plugins, pinned, deferred=state.deferred)
         if any(pins_digests(b.options) for b in repo.bundles):
             state.render_keys = {u.key: u.deployment_id for u in units}
             state.units = units
             state.resolve_images()
-            units = fleet_units(repo, plugins, pinned, state.images)
+            units = fleet_units(repo, plugins, pinned, state.images, state.deferred)
             state._manifests.clear()  # rendered under the ids before the digests
             state.render_keys = {
                 u.key: state.render_keys[u.key]
@@ -393,6 +415,8 @@ class DesiredState:
             options = bundle.options.images
             if options is None or not options.pin_digests or bundle.name in self.images.bundles:
                 continue
+            if bundle.name in self.deferred:
+                continue  # its chart is not resolved, or the scheduler deferred it
             try:
                 found: list[str] = []
                 for unit in self.units:
@@ -400,7 +424,7 @@ class DesiredState:
                         found.extend(container_images(self._rendered(unit)))
                 self.images.pin_bundle(bundle.name, dict.fromkeys(found), options)
             except TransientError as err:
-                self.deferred[bundle.name] = err
+                self.deferred[bundle.name] = TransientError(f"{IMAGES_DOWN}: {err.reason}")
             except FleetError as err:
                 for problem in err.problems:
                     problems.setdefault(str(problem), problem)
@@ -430,9 +454,19 @@ class DesiredState:
         the bundle's images pinned to their digests when it pins them; the bundle's
         `TransientError` when its images could not be resolved (`deferred`)."""
         deferred = self.deferred.get(unit.bundle)
-        if deferred is not None and unit.key in self.render_keys:
+        if deferred is not None:
             raise deferred
         return self._rendered(unit)
+
+    def deferred_reasons(self) -> dict[str, str]:
+        """bundle -> why it is deferred ("image digests not resolved: ...", "chart not
+        resolved: ..."): the planner's `deferred`, and what workers get through Redis."""
+        return {bundle: err.reason for bundle, err in sorted(self.deferred.items())}
+
+    def renderable(self, bundle: str) -> bool:
+        """False for a bundle deferred for its chart: it cannot be rendered until then."""
+        found = self.deferred.get(bundle)
+        return found is None or not found.reason.startswith(CHART_DOWN)
 
     def _rendered(self, unit: DeploymentUnit) -> list[Manifest]:
         """`manifests` without the deferred check (the objects a deferred bundle claims
@@ -467,7 +501,7 @@ class DesiredState:
             found = Claims.of(
                 (u.bundle, self._rendered(u), u.options.target_namespace)
                 for u in self.units
-                if u.cluster == cluster
+                if u.cluster == cluster and self.renderable(u.bundle)
             )
             self._claims[cluster] = found
         return found

@@ -67,6 +67,10 @@ Rules, decided here where the issue was silent:
   that cluster at its desired id. A dependency that is not deployed to that cluster is
   waited for (and says so), as in Rancher Fleet.
 - **paused** bundles are not dispatched (they keep what they run).
+- **Deferred** bundles (`deferred=`: bundle -> why, the ones whose pinned images or chart
+  could not be resolved now because a registry is down, `fleet.desired`) are planned but
+  neither dispatched nor removed: every unit waits with that reason, the clusters keep
+  what they run, and their waves are not verified (nothing of them is rolling out).
 - **Removals**: a (bundle, cluster) in `actual` with no desired unit. Not gated by waves;
   `keep_resources` comes from `ActualUnit` (the caller fills it in from the bundle's
   options or from what it recorded at deploy time).
@@ -279,12 +283,14 @@ def plan(
     drift_check: bool = False,
     offline: Collection[str] = (),
     completed_at: Mapping[tuple[str, str], float] | None = None,
+    deferred: Mapping[str, str] | None = None,
 ) -> Plan:
     """What may be dispatched now; see the module docstring for the rules.
 
     `offline`: the clusters that cannot be reached now (each wave's offline policy says
     what that means). `completed_at`: (bundle, wave) -> when that wave passed (epoch
-    seconds), for the next wave's `delay`.
+    seconds), for the next wave's `delay`. `deferred`: bundle -> why it cannot be
+    rolled out now (its units wait, nothing is removed).
     """
     result = Plan()
     definition = DefinitionWaves(rollout)
@@ -294,6 +300,10 @@ def plan(
     tick = _Tick(units, actual, frozenset(offline), RolloutCalendar(rollout, now), drift_check)
 
     for bundle, layout in layouts.items():
+        why = deferred.get(bundle) if deferred else None
+        if why is not None:
+            _defer(result, layout, why)
+            continue
         held = verifier.held(bundle) if verifier is not None else None
         after: str | None = None  # what holds the waves after the ones planned so far
         news = NewBudget(layout, actual)
@@ -314,6 +324,14 @@ def plan(
         if key not in planned:
             result.removals.append(Removal(key[0], key[1], record.keep_resources))
     return result
+
+
+def _defer(result: Plan, layout: BundleWaves, why: str) -> None:
+    """Every unit of a deferred bundle waits with `why`; being planned, none is removed."""
+    for info in layout.waves:
+        for unit in info.units:
+            result.unit_waves[(unit.bundle, unit.cluster)] = info.name
+            result.waiting.append(Waiting(unit, why, info.name))
 
 
 class _Tick:

@@ -185,7 +185,7 @@ def sync_fleet(
     for warning in desired.images.warnings if desired.images is not None else ():
         say(f"warning: {warning}")
     for bundle, down in desired.deferred.items():
-        say(f"bundle {bundle}: its images are not pinned ({down.reason}): not synced this run")
+        say(f"bundle {bundle}: {down.reason}: not synced this run")
     settings = config.current() if env is None else config.Settings.from_env(env)
     settings = settings.with_redis_url(redis_url)
     own_locks = locks is None and not dry_run
@@ -454,8 +454,7 @@ class SyncRun:
         if deferred is not None:  # its registry is down: nothing is written, the next run retries
             result = UnitResult(unit.bundle, unit.cluster, unit.deployment_id, commit,
                                 BundleState.ERR_APPLIED,
-                                f"image digests not resolved: {deferred.reason}; "
-                                "will retry at the next sync")  # fmt: skip
+                                f"{deferred.reason}; will retry at the next sync")  # fmt: skip
             with self._lock:
                 self.results[key] = result
             self.say(f"{unit.cluster}/{unit.bundle}: {result.state.value}: {result.message}")
