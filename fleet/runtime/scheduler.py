@@ -5,7 +5,12 @@ Each tick (DESIGN.md item 11):
 1. poll the Git source when due or woken by a push webhook (`fleet.source.poll`); a new commit
    goes through `fleet.desired.load_desired`: a broken commit is reported (file:line) and
    NOT applied, the last good revision stays in force; a commit that failed to load for a
-   transient reason (a chart server down) is loaded again at the poller's next attempt;
+   transient reason (a render's chart server down) is loaded again at the poller's next
+   attempt; a bundle whose pinned images' registry or chart registry/index is down is
+   *deferred* (`DesiredState.deferred`): the commit is in force for its other bundles, the
+   deferred ones' units wait (neither applied nor removed: the clusters keep what they run,
+   one `unit.failed` each) and just those bundles are resolved again after a backoff
+   (`DEFERRED_BACKOFF`, the other bundles' pins kept), until they roll out too;
 2. make sure the state cache knows every cluster: a missing epoch marker means Redis lost
    its data, a missing `known` marker means a cluster's inventories were not read since,
    and `refresh_interval` re-reads them anyway; each read is a `fleet.refresh_cluster`
@@ -48,6 +53,7 @@ import redis
 
 from fleet import config
 from fleet import config as fleet_config
+from fleet.backoff import Backoff
 from fleet.desired import DesiredState, load_desired
 from fleet.errors import FleetError, TransientError
 from fleet.events import changes
@@ -84,6 +90,7 @@ from fleet.spec.definition import poll_interval
 from fleet.targeting.units import UnitKey
 
 log = logging.getLogger(__name__)
+DEFERRED_BACKOFF = Backoff(5.0, cap=300.0)  # between loads of a commit's deferred bundles
 
 
 @dataclass
@@ -152,6 +159,9 @@ class Scheduler:
         self.settings = settings or fleet_config.current()
         self.events: SchedulerEvents | None = None  # once the fleet's name is known
         self._commit_events: list[Event] = []  # commit detected/rejected, for the next tick
+        self._deferred_tries = 0  # loads of the deferred bundles of the commit in force
+        self.deferred_retry_at = 0.0  # when they are resolved again (clock seconds)
+        self._deferred_reported: set[str] = set()  # bundles whose units.failed were emitted
 
     # ------------------------------------------------------------------ source
 
@@ -164,10 +174,6 @@ class Scheduler:
     def _on_new_revision(self, revision: Revision) -> None:
         try:
             desired = load_desired(revision.path, revision.sha, self.plugins)
-            if desired.deferred:  # a registry down: load the whole commit again later
-                raise TransientError(
-                    problems=[p for e in desired.deferred.values() for p in e.problems]
-                )
         except FleetError as err:
             kept = self.revision.short_sha if self.revision else "nothing"
             self.commit_error = {
@@ -191,6 +197,8 @@ class Scheduler:
             )
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
+        self._deferred_tries, self._deferred_reported = 0, set()
+        self._defer(desired)
         events = self._events(desired)
         events.configure(desired.repo.definition.notifiers)
         units, clusters = len(desired.units), len(desired.clusters)
@@ -206,6 +214,55 @@ class Scheduler:
             len(desired.clusters),
         )
 
+    def _defer(self, desired: DesiredState) -> None:
+        """Report the bundles `desired` defers (once each per commit: a `unit.failed` per
+        unit, a warning) and set when they are resolved again."""
+        if not desired.deferred:
+            return
+        delay = DEFERRED_BACKOFF.delay(self._deferred_tries)
+        self.deferred_retry_at = self.clock() + delay
+        for bundle, err in sorted(desired.deferred.items()):
+            if bundle in self._deferred_reported:
+                continue
+            self._deferred_reported.add(bundle)
+            log.warning("bundle %s deferred at %s: %s; the other bundles roll out, it is "
+                        "resolved again in %.0fs", bundle, desired.commit[:12], err.reason,
+                        delay)  # fmt: skip
+            for unit in desired.units:
+                if unit.bundle == bundle:
+                    self._commit_events.append(changes.failure_event(
+                        desired.fleet_name, bundle, unit.cluster, desired.commit,
+                        unit.deployment_id, f"{err.reason}; will retry"))  # fmt: skip
+
+    def _retry_deferred(self) -> None:
+        """Resolve the deferred bundles of the commit in force again (the pins of every
+        other bundle kept, so their ids do not move); those that resolve now roll out."""
+        desired, revision = self.desired, self.revision
+        assert desired is not None and revision is not None
+        self._deferred_tries += 1
+        try:
+            again = DesiredState.target(
+                desired.repo,
+                desired.commit,
+                self.plugins,
+                cache=desired.cache,
+                pins=desired.pins.all() if desired.pins is not None else (),
+                images=desired.images.all() if desired.images is not None else {},
+            )
+            again.render_all()
+        except FleetError as err:  # transient (a render), or the tag proved not to exist
+            self.deferred_retry_at = self.clock() + DEFERRED_BACKOFF.delay(self._deferred_tries)
+            self.commit_error = {"commit": revision.sha, "problems": [str(p) for p in err.problems]}
+            log.warning("deferred bundles of %s not loaded (%s); tried again later",
+                        revision.short_sha, err.reason)  # fmt: skip
+            return
+        resolved = sorted(set(desired.deferred) - set(again.deferred))
+        if resolved:
+            log.info("bundles %s of %s resolved: rolling out", ", ".join(resolved),
+                     revision.short_sha)  # fmt: skip
+        self.desired, self.commit_error, self._desired_written = again, None, None
+        self._defer(again)
+
     # -------------------------------------------------------------------- tick
 
     def tick(self) -> TickStats:
@@ -215,6 +272,9 @@ class Scheduler:
         if self.poller.due:
             self.poller.poll_once()
         stats = TickStats()
+        deferred = self.desired is not None and bool(self.desired.deferred)
+        if deferred and self.clock() >= self.deferred_retry_at:  # a follower too: /status
+            self._retry_deferred()
         desired, revision = self.desired, self.revision
         if desired is None or revision is None:
             self.stats = stats
@@ -239,6 +299,8 @@ class Scheduler:
                 cache.set_chart_pins(revision.sha, desired.pins.all())
             if desired.images is not None:  # and the digests of the images they pin
                 cache.set_image_pins(revision.sha, desired.images.all())
+            # and the bundles deferred (a registry down), which workers do not resolve
+            cache.set_deferred(revision.sha, desired.deferred_reasons())
             # and a worker whose helm or kustomize differs says so (its ids differ)
             cache.set_renderers(revision.sha, {u.bundle: u.renderer for u in desired.units})
             self._desired_written = (revision.sha, self.redis_lost)
@@ -260,7 +322,8 @@ class Scheduler:
         tracker = self.rollouts.tracker(desired, revision.sha, now)
         current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now,
                        verifier=tracker, offline=unreachable(self.known),
-                       completed_at=tracker.completed_at())  # fmt: skip
+                       completed_at=tracker.completed_at(),
+                       deferred=self._deferred_reasons(desired))  # fmt: skip
         self.plan, self.tracker = current, tracker
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:
@@ -306,6 +369,11 @@ class Scheduler:
         stats.seconds = self.clock() - started
         self.stats = stats
         return stats
+
+    def _deferred_reasons(self, desired: DesiredState) -> dict[str, str]:
+        """The planner's `deferred`: why each deferred bundle waits (the same words every
+        tick: a reason that changed would be news)."""
+        return {bundle: f"{why}; will retry" for bundle, why in desired.deferred_reasons().items()}
 
     def _events(self, desired: DesiredState) -> SchedulerEvents:
         if self.events is None or self.events.ns != desired.fleet_name:
@@ -381,7 +449,8 @@ class Scheduler:
         tracker.dirty.clear()  # a follower writes nothing
         self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker,
                          offline=unreachable(self.known),
-                         completed_at=tracker.completed_at())  # fmt: skip
+                         completed_at=tracker.completed_at(),
+                         deferred=self._deferred_reasons(desired))  # fmt: skip
         self.tracker = tracker
         self._desired_written = None  # when we lead again, write the desired map at once
         self.ticks += 1

@@ -217,6 +217,20 @@ class StateCache:
         values = json.loads(text)
         return {bundle: [ImagePin(**pin) for pin in found] for bundle, found in values.items()}
 
+    def set_deferred(self, commit: str, deferred: Mapping[str, str]) -> None:
+        """bundle -> why the scheduler deferred it at `commit` (a registry down): its
+        workers do not ask that registry either, so their ids agree ({} clears it)."""
+        key = f"{self.prefix}deferred:{commit}"
+        if deferred:
+            self.redis.set(key, json.dumps(dict(deferred)), ex=CHART_PINS_TTL)
+        else:
+            self.redis.delete(key)
+
+    def deferred(self, commit: str) -> dict[str, str]:
+        """What `set_deferred` wrote ({} if nothing)."""
+        text = self.redis.get(f"{self.prefix}deferred:{commit}")
+        return {str(k): str(v) for k, v in json.loads(text).items()} if text else {}
+
     def set_renderers(self, commit: str, renderers: Mapping[str, str]) -> None:
         """bundle -> the renderer identity the scheduler targeted `commit` with (renderer
         and tool versions, chart pins: what its deployment ids were made of), so a worker

@@ -467,7 +467,8 @@ class UnitWorker:
 
     def _load(self, cache: StateCache, url: str, commit: str) -> DesiredState:
         """The commit as the scheduler targeted it: its chart pins and image digests."""
-        return self.loader.load(url, commit, cache.chart_pins(commit), cache.image_pins(commit))
+        return self.loader.load(url, commit, cache.chart_pins(commit), cache.image_pins(commit),
+                                cache.deferred(commit))  # fmt: skip
 
     def _renderer_mismatch(self, rev: DesiredState, cache: StateCache, job: UnitJob) -> str | None:
         """Why this worker cannot compute the id the scheduler still wants for the job:
@@ -571,19 +572,20 @@ class RevisionLoader:
         commit: str,
         pins: Sequence[ChartPin] = (),
         images: Mapping[str, Sequence[ImagePin]] | None = None,
+        defer: Mapping[str, str] | None = None,
     ) -> DesiredState:
         """The commit's units; fetches only when the mirror does not have the commit yet.
         `pins`: the scheduler's OCI chart versions for the commit, `images` its image
-        digests by bundle (so the ids agree)."""
-        images = images or {}
+        digests by bundle, `defer` the bundles it deferred (so the ids agree)."""
+        images, defer = images or {}, defer or {}
         pinned = sorted((b, str(p)) for b, found in images.items() for p in found)
-        key = (url, commit, repr((tuple(pins), pinned)))
+        key = (url, commit, repr((tuple(pins), pinned, sorted(defer.items()))))
         with self._lock:
             found = self._loaded.get(key)
             if found is not None:
                 self._loaded.move_to_end(key)
                 return found
-            revision = self._load(url, commit, pins, images)
+            revision = self._load(url, commit, pins, images, defer)
             self._loaded[key] = revision
             while len(self._loaded) > self.keep:
                 self._loaded.popitem(last=False)
@@ -595,6 +597,7 @@ class RevisionLoader:
         commit: str,
         pins: Sequence[ChartPin],
         images: Mapping[str, Sequence[ImagePin]],
+        defer: Mapping[str, str],
     ) -> DesiredState:
         source = GitSource(url, commit)
         try:
@@ -605,5 +608,5 @@ class RevisionLoader:
             source.fetch()
             path = source.checkout(commit)
         return DesiredState.target(
-            load_repository(path), commit, self.plugins, pins=pins, images=images
+            load_repository(path), commit, self.plugins, pins=pins, images=images, defer=defer
         )
