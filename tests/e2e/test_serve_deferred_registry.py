@@ -6,6 +6,7 @@ with the reason; once the registry is back, web rolls out too."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from fleet.engine.kube import ClusterConnection, ObjectRef
+from fleet.errors import FleetError
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import distributed, wait_until
 from tests.e2e.sync_support import fleet_env  # noqa: F401  (fixture)
@@ -142,9 +144,7 @@ def test_a_registry_down_defers_only_the_bundles_that_need_it(
                 assert live(c, cron)["metadata"]["uid"] == before[c]
                 assert audits[c].deletes(marks[c], namespace=ns) == [], c
     finally:
-        for c, conn in conns.items():
-            try:
+        for conn in conns.values():
+            with contextlib.suppress(client.ApiException, FleetError):
                 conn.delete(ObjectRef("v1", "Namespace", None, ns))
-            except (client.ApiException, Exception):  # noqa: BLE001 - best-effort cleanup
-                pass
             conn.close()
