@@ -10,7 +10,7 @@ Each tick (DESIGN.md item 11):
    *deferred* (`DesiredState.deferred`): the commit is in force for its other bundles, the
    deferred ones' units wait (neither applied nor removed: the clusters keep what they run,
    one `unit.failed` each) and just those bundles are resolved again after a backoff
-   (`DEFERRED_BACKOFF`, the other bundles' pins kept), until they roll out too;
+   (`fleet.runtime.deferred`, the other bundles' pins kept), until they roll out too;
 2. make sure the state cache knows every cluster: a missing epoch marker means Redis lost
    its data, a missing `known` marker means a cluster's inventories were not read since,
    and `refresh_interval` re-reads them anyway; each read is a `fleet.refresh_cluster`
@@ -53,7 +53,6 @@ import redis
 
 from fleet import config
 from fleet import config as fleet_config
-from fleet.backoff import Backoff
 from fleet.desired import DesiredState, load_desired
 from fleet.errors import FleetError, TransientError
 from fleet.events import changes
@@ -68,6 +67,7 @@ from fleet.rollout.mass_delete import (
 )
 from fleet.rollout.planner import Plan, Removal, plan
 from fleet.rollout.tracker import RollbackDue, RolloutTracker
+from fleet.runtime.deferred import DeferredBundles
 from fleet.runtime.events import SchedulerEvents, wave_tallies
 from fleet.runtime.leader import LeaderLease
 from fleet.runtime.metrics import WorkerMetrics
@@ -90,7 +90,6 @@ from fleet.spec.definition import poll_interval
 from fleet.targeting.units import UnitKey
 
 log = logging.getLogger(__name__)
-DEFERRED_BACKOFF = Backoff(5.0, cap=300.0)  # between loads of a commit's deferred bundles
 
 
 @dataclass
@@ -159,9 +158,7 @@ class Scheduler:
         self.settings = settings or fleet_config.current()
         self.events: SchedulerEvents | None = None  # once the fleet's name is known
         self._commit_events: list[Event] = []  # commit detected/rejected, for the next tick
-        self._deferred_tries = 0  # loads of the deferred bundles of the commit in force
-        self.deferred_retry_at = 0.0  # when they are resolved again (clock seconds)
-        self._deferred_reported: set[str] = set()  # bundles whose units.failed were emitted
+        self.deferred = DeferredBundles(clock)  # bundles a registry down holds back
 
     # ------------------------------------------------------------------ source
 
@@ -197,8 +194,7 @@ class Scheduler:
             )
             return
         self.desired, self.revision, self.commit_error = desired, revision, None
-        self._deferred_tries, self._deferred_reported = 0, set()
-        self._defer(desired)
+        self._commit_events += self.deferred.begin(desired)
         events = self._events(desired)
         events.configure(desired.repo.definition.notifiers)
         units, clusters = len(desired.units), len(desired.clusters)
@@ -214,54 +210,20 @@ class Scheduler:
             len(desired.clusters),
         )
 
-    def _defer(self, desired: DesiredState) -> None:
-        """Report the bundles `desired` defers (once each per commit: a `unit.failed` per
-        unit, a warning) and set when they are resolved again."""
-        if not desired.deferred:
-            return
-        delay = DEFERRED_BACKOFF.delay(self._deferred_tries)
-        self.deferred_retry_at = self.clock() + delay
-        for bundle, err in sorted(desired.deferred.items()):
-            if bundle in self._deferred_reported:
-                continue
-            self._deferred_reported.add(bundle)
-            log.warning("bundle %s deferred at %s: %s; the other bundles roll out, it is "
-                        "resolved again in %.0fs", bundle, desired.commit[:12], err.reason,
-                        delay)  # fmt: skip
-            for unit in desired.units:
-                if unit.bundle == bundle:
-                    self._commit_events.append(changes.failure_event(
-                        desired.fleet_name, bundle, unit.cluster, desired.commit,
-                        unit.deployment_id, f"{err.reason}; will retry"))  # fmt: skip
-
     def _retry_deferred(self) -> None:
-        """Resolve the deferred bundles of the commit in force again (the pins of every
-        other bundle kept, so their ids do not move); those that resolve now roll out."""
+        """Resolve the deferred bundles of the commit in force again (`DeferredBundles`);
+        those that resolve now roll out."""
         desired, revision = self.desired, self.revision
         assert desired is not None and revision is not None
-        self._deferred_tries += 1
         try:
-            again = DesiredState.target(
-                desired.repo,
-                desired.commit,
-                self.plugins,
-                cache=desired.cache,
-                pins=desired.pins.all() if desired.pins is not None else (),
-                images=desired.images.all() if desired.images is not None else {},
-            )
-            again.render_all()
+            again = self.deferred.retry(desired, self.plugins)
         except FleetError as err:  # transient (a render), or the tag proved not to exist
-            self.deferred_retry_at = self.clock() + DEFERRED_BACKOFF.delay(self._deferred_tries)
             self.commit_error = {"commit": revision.sha, "problems": [str(p) for p in err.problems]}
             log.warning("deferred bundles of %s not loaded (%s); tried again later",
                         revision.short_sha, err.reason)  # fmt: skip
             return
-        resolved = sorted(set(desired.deferred) - set(again.deferred))
-        if resolved:
-            log.info("bundles %s of %s resolved: rolling out", ", ".join(resolved),
-                     revision.short_sha)  # fmt: skip
         self.desired, self.commit_error, self._desired_written = again, None, None
-        self._defer(again)
+        self._commit_events += self.deferred.report(again)
 
     # -------------------------------------------------------------------- tick
 
@@ -272,8 +234,7 @@ class Scheduler:
         if self.poller.due:
             self.poller.poll_once()
         stats = TickStats()
-        deferred = self.desired is not None and bool(self.desired.deferred)
-        if deferred and self.clock() >= self.deferred_retry_at:  # a follower too: /status
+        if self.deferred.due(self.desired):  # a follower too: it plans for /status
             self._retry_deferred()
         desired, revision = self.desired, self.revision
         if desired is None or revision is None:
@@ -323,7 +284,7 @@ class Scheduler:
         current = plan(desired.units, self.cached, desired.repo.definition.rollout, now=now,
                        verifier=tracker, offline=unreachable(self.known),
                        completed_at=tracker.completed_at(),
-                       deferred=self._deferred_reasons(desired))  # fmt: skip
+                       deferred=self.deferred.reasons(desired))  # fmt: skip
         self.plan, self.tracker = current, tracker
         ready = {c for c, seen in self.known.items()}
         for item in current.dispatch:
@@ -369,11 +330,6 @@ class Scheduler:
         stats.seconds = self.clock() - started
         self.stats = stats
         return stats
-
-    def _deferred_reasons(self, desired: DesiredState) -> dict[str, str]:
-        """The planner's `deferred`: why each deferred bundle waits (the same words every
-        tick: a reason that changed would be news)."""
-        return {bundle: f"{why}; will retry" for bundle, why in desired.deferred_reasons().items()}
 
     def _events(self, desired: DesiredState) -> SchedulerEvents:
         if self.events is None or self.events.ns != desired.fleet_name:
@@ -450,7 +406,7 @@ class Scheduler:
         self.plan = plan(desired.units, self.cached, rollout, now=self.clock(), verifier=tracker,
                          offline=unreachable(self.known),
                          completed_at=tracker.completed_at(),
-                         deferred=self._deferred_reasons(desired))  # fmt: skip
+                         deferred=self.deferred.reasons(desired))  # fmt: skip
         self.tracker = tracker
         self._desired_written = None  # when we lead again, write the desired map at once
         self.ticks += 1
