@@ -92,3 +92,12 @@ def test_a_record_newer_than_the_list_survives_the_replace(cache: StateCache) ->
     cache.record("old", "dev-eu", CachedUnit("x", "Ready", updated_at=listed_at - 10))
     cache.replace_cluster("dev-eu", {}, listed_at=listed_at)
     assert set(cache.actual(["dev-eu"])) == {("web", "dev-eu")}
+
+
+def test_deferred_bundles_are_handed_to_workers_and_cleared(cache: StateCache) -> None:
+    assert cache.deferred("c1") == {}
+    cache.set_deferred("c1", {"web": "image digests not resolved: down"})
+    assert cache.deferred("c1") == {"web": "image digests not resolved: down"}
+    assert cache.deferred("c2") == {}
+    cache.set_deferred("c1", {})  # resolved: the workers ask no more
+    assert cache.deferred("c1") == {}
