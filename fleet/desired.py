@@ -5,7 +5,10 @@ request building, so what they compare and apply is exactly what `fleet render` 
 A commit is all-or-nothing: the definition, every bundle and every unit's render must
 succeed, otherwise `load_desired` raises one `FleetError` listing every problem (file:line,
 once each: the render cache remembers a failed input, so a broken chart targeted at 1,000
-clusters is reported once) and the caller applies nothing anywhere.
+clusters is reported once) and the caller applies nothing anywhere. The one exception is
+a registry that does not answer now: a bundle whose pinned images or chart need it is
+*deferred* (`DesiredState.deferred`, neither synced nor removed by either runtime) and the
+commit's other bundles go ahead.
 
 One class for both runtimes: `DesiredState.target` loads and targets a commit (fast:
 50,000 units in under two seconds) and renders nothing; `manifests(unit)` renders one unit
@@ -346,8 +349,8 @@ class DesiredState:
     images: ImagePins | None = None  # the pinned images' digests, resolved when targeted
     # the render cache key of a unit of a pinning bundle: its id before the digests
     render_keys: dict[UnitKey, str] = field(default_factory=dict)
-    # bundle -> why its images could not be resolved now (a registry down): its units are
-    # not synced (and not removed) until a later load resolves them
+    # bundle -> why its images or chart could not be resolved now (a registry down): its
+    # units are not synced (and not removed) until a later load resolves them
     deferred: dict[str, TransientError] = field(default_factory=dict)
     gates: GateSet = field(default_factory=GateSet)  # every gate, built when targeted
     renders: int = 0  # renders done by `render_all` (cache misses) ...
