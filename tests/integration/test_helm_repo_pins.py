@@ -5,6 +5,7 @@ error (retried, never remembered as a broken commit or a failed render)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,11 +100,12 @@ def test_a_503_from_the_chart_server_is_transient_at_load_and_at_render(
 ) -> None:
     repo = fleet_repo(tmp_path / "repo", chart_repo.url, "^0.1.0")
     chart_repo.handler.outage = True
-    with pytest.raises(TransientError, match=r"index\.yaml: HTTP 503"):
-        target(repo)  # the scheduler loads the commit again later: not a broken commit
+    down = target(repo)  # not a broken commit: its bundle is deferred, resolved again later
+    assert list(down.deferred) == ["web"]
+    assert re.search(r"chart not resolved: .*index\.yaml: HTTP 503", down.deferred["web"].reason)
     chart_repo.handler.outage = False
-    state = target(repo)  # back: the same commit loads
-    assert state.pins is not None
+    state = target(repo)  # back: the same commit loads, nothing deferred
+    assert state.pins is not None and not state.deferred
 
     cache = RenderCache()
     worker = target(repo, pins=state.pins.all(), cache=cache)
@@ -123,8 +125,8 @@ class _Dispatcher:
 def test_the_scheduler_loads_a_commit_again_once_its_chart_server_is_back(
     chart_repo: ChartRepo, git_server: GitServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """One 503 does not mark the commit broken until the next push: the poller offers the
-    same commit again after its backoff, and it is loaded once the server answers."""
+    """One 503 does not mark the commit broken: the commit is in force with the chart's
+    bundle deferred, and that bundle is resolved again once its backoff is over."""
     name = f"pins-{uuid.uuid4().hex[:6]}"
     work = git_server.create_repo(name, tmp_path / "work")
     fleet_repo(work.path, chart_repo.url, "^0.1.0")
@@ -138,14 +140,15 @@ def test_the_scheduler_loads_a_commit_again_once_its_chart_server_is_back(
         config=SchedulerConfig(poll_interval=3600),
     )
     scheduler.tick()
-    assert scheduler.desired is None  # not loaded ...
-    assert scheduler.commit_error is not None
-    assert "HTTP 503" in str(scheduler.commit_error["problems"])
-    assert scheduler.poller.current is None  # ... and not taken as this commit's verdict
-    assert not scheduler._commit_events  # no commit.rejected
+    desired = scheduler.desired
+    assert desired is not None and scheduler.commit_error is None  # in force, not broken
+    assert list(desired.deferred) == ["web"]  # ... with its one bundle deferred
+    assert "HTTP 503" in desired.deferred["web"].reason
+    assert not any(e.type == "commit.rejected" for e in scheduler._commit_events)
 
     chart_repo.handler.outage = False
-    scheduler.poller.next_poll_at = 0.0  # the backoff is over
+    scheduler.deferred.retry_at = 0.0  # the backoff is over
     scheduler.tick()
-    assert scheduler.desired is not None and scheduler.commit_error is None
+    desired = scheduler.desired
+    assert desired is not None and not desired.deferred and scheduler.commit_error is None
     assert scheduler.revision is not None and scheduler.revision.sha == sha
