@@ -12,11 +12,12 @@ The steps, each a separate module handing data to the next (Flux's split):
    on) and read what each runs of this fleet (`fleet.engine.read_deployed`: one metadata LIST
    of the inventories per cluster);
 4. loop: `fleet.rollout.planner.plan` -> `fleet.engine.deploy` the units it allows
-   (clusters concurrently in a small thread pool, one connection and one thread per
-   cluster, a cluster's units in dependsOn order) -> update the actual state from the
-   results -> plan again, until nothing more can be dispatched. Each unit is synced at
-   most once per run (a failed unit is retried by the next run, a level-triggered
-   scheduler's tick); an unreachable cluster is retried within the call with backoff;
+   (`fleet.runtime.cluster_pool`: a cluster's units at the same time, up to
+   `cluster_concurrency`, on a few clusters at once; waves and dependsOn order them) ->
+   update the actual state from the results -> plan again as each unit finishes, until
+   nothing more can be dispatched. Each unit is synced at most once per run (a failed
+   unit is retried by the next run, a level-triggered scheduler's tick); an unreachable
+   cluster is retried within the call with backoff;
 5. `fleet.engine.remove` the bundles this fleet deployed that Git no longer wants there,
    unless the removals are a mass delete (`fleet.rollout.mass_delete`: every bundle from
    a cluster, or more than FLEET_MASS_DELETE_SHARE of the fleet's objects): then the pass
@@ -46,9 +47,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -66,6 +65,7 @@ from fleet.plugin.manager import FleetPlugins
 from fleet.rollout.mass_delete import SYNC_ALLOW, MassDeleteRule
 from fleet.rollout.planner import Dispatch, Plan, Removal, plan
 from fleet.rollout.planner import dispatch_reason as _reason
+from fleet.runtime.cluster_pool import ClusterPool, run_all
 from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.runtime.events import RunEvents, make_notifier, wave_tallies
 from fleet.runtime.locks import LockBusy
@@ -236,37 +236,6 @@ def sync_fleet(
     return report
 
 
-class _Flight:
-    """What is running now: at most `per_cluster` jobs on one cluster, on at most
-    `clusters` clusters at once. `wait_one` waits for the first to finish (re-raising
-    what it raised: a bug, since the jobs report cluster problems themselves)."""
-
-    def __init__(self, clusters: int, per_cluster: int) -> None:
-        self.clusters, self.per_cluster = clusters, per_cluster
-        self.running: dict[Future[None], str] = {}
-        self.count: Counter[str] = Counter()
-
-    @property
-    def slots(self) -> int:
-        return self.clusters * self.per_cluster
-
-    def admit(self, cluster: str) -> bool:
-        if self.count[cluster] >= self.per_cluster:
-            return False
-        active = sum(1 for n in self.count.values() if n)
-        return self.count[cluster] > 0 or active < self.clusters
-
-    def start(self, future: Future[None], cluster: str) -> None:
-        self.running[future] = cluster
-        self.count[cluster] += 1
-
-    def wait_one(self) -> None:
-        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
-        for future in done:
-            self.count[self.running.pop(future)] -= 1
-            future.result()
-
-
 class SyncRun:
     """The state of one pass: links, what the clusters run, what this pass did."""
 
@@ -359,15 +328,15 @@ class SyncRun:
         be dispatched and nothing is in flight.
 
         Units of one cluster run concurrently (at most `cluster_concurrency` at once, on
-        at most `concurrency` clusters at once): the planner only dispatches a unit whose
-        `dependsOn` bundles are available, and re-planning as each unit finishes starts
-        its dependents at once, without waiting for the rest of the batch. Removals and
-        syncs of one cluster may overlap: ownership claims make their order irrelevant.
+        at most `concurrency` clusters at once: `fleet.runtime.cluster_pool`): the planner
+        only dispatches a unit whose `dependsOn` bundles are available, and re-planning as
+        each unit finishes starts its dependents at once, without waiting for the rest of
+        the batch. Removals and syncs of one cluster may overlap: ownership claims make
+        their order irrelevant.
         """
         attempted: set[UnitKey] = set()
         removing: set[UnitKey] = set()
-        flight = _Flight(self.concurrency, self.cluster_concurrency)
-        with ThreadPoolExecutor(max_workers=flight.slots) as pool:
+        with ClusterPool(self.concurrency, self.cluster_concurrency) as pool:
             while True:
                 current = self.plan()
                 for removal in current.removals:
@@ -375,23 +344,20 @@ class SyncRun:
                     link = self.links[removal.cluster]
                     if key in removing or key in self.removed or link.down is not None:
                         continue
-                    if flight.admit(removal.cluster):
+                    if pool.start(removal.cluster, partial(self._remove, link, removal, False)):
                         removing.add(key)
-                        flight.start(pool.submit(self._remove, link, removal, False),
-                                     removal.cluster)  # fmt: skip
                 for item in self._todo(current, wait):
                     key = (item.unit.bundle, item.unit.cluster)
-                    if key in attempted or not flight.admit(item.unit.cluster):
+                    if key in attempted:
                         continue
-                    attempted.add(key)
                     link = self.links[item.unit.cluster]
-                    flight.start(pool.submit(self._sync, link, item, False, wait),
-                                 item.unit.cluster)  # fmt: skip
-                if not flight.running:
+                    if pool.start(item.unit.cluster, partial(self._sync, link, item, False, wait)):
+                        attempted.add(key)
+                if not pool.running:
                     if self.rollout is not None and self.rollout.idle(current):
                         continue  # rolled back, or waited for a gate: plan again
                     return current
-                flight.wait_one()
+                pool.wait_one()
 
     def _todo(self, current: Plan, wait: bool) -> list[Dispatch]:
         todo = [d for d in current.dispatch if self._may_go(d.unit.bundle, d.unit.cluster)]
@@ -424,7 +390,6 @@ class SyncRun:
         self, todo: list[Dispatch], gone: list[Removal], *, dry_run: bool, wait: bool
     ) -> None:
         """Run every removal and dispatch given, with the same bounds as `converge`."""
-        flight = _Flight(self.concurrency, self.cluster_concurrency)
         work: list[tuple[str, Callable[[], None]]] = [
             (r.cluster, partial(self._remove, self.links[r.cluster], r, dry_run)) for r in gone
         ]
@@ -432,17 +397,7 @@ class SyncRun:
             (d.unit.cluster, partial(self._sync, self.links[d.unit.cluster], d, dry_run, wait))
             for d in todo
         ]
-        with ThreadPoolExecutor(max_workers=flight.slots) as pool:
-            while work or flight.running:
-                waiting = []
-                for cluster, job in work:
-                    if flight.admit(cluster):
-                        flight.start(pool.submit(job), cluster)
-                    else:
-                        waiting.append((cluster, job))
-                work = waiting
-                if flight.running:
-                    flight.wait_one()
+        run_all(work, clusters=self.concurrency, per_cluster=self.cluster_concurrency)
 
     def _sync(self, link: ClusterLink, item: Dispatch, dry_run: bool, wait: bool) -> None:
         unit, commit = item.unit, self.desired.commit
