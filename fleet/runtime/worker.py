@@ -34,21 +34,16 @@ stream into notifications.
 first puts "unreachable, will retry in Ns" in the cache for `/status`).
 
 A task names a unit by (repository URL, commit sha, bundle, cluster, deployment id), never
-by its manifests, so the worker derives the unit again from Git (`RevisionLoader`): the
-cached mirror gives the commit's files, `fleet.desired.DesiredState.target` gives every
-unit, and only the unit asked for is rendered. The same commit always gives the same ids,
-so a task whose id does not match is stale, not a bug. Loaded commits are kept in a small
-LRU with their render cache, so a worker applying one commit to many clusters renders each
-distinct (bundle, values) once.
+by its manifests, so the worker derives the unit again from Git
+(`fleet.runtime.revisions.RevisionLoader`) and renders only the unit asked for. The same
+commit always gives the same ids, so a task whose id does not match is stale, not a bug.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -60,20 +55,16 @@ from fleet.engine.history import one_line
 from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
-from fleet.plugin.manager import FleetPlugins
-from fleet.registry.charts import ChartPin
-from fleet.registry.image_pins import ImagePin
 from fleet.rollout.rebuild import RolledBack
 from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.events import Cluster, WorkerEvents
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.metrics import WorkerMetrics
+from fleet.runtime.revisions import RevisionLoader
 from fleet.runtime.rollout_store import RedisRolloutStore, read_rolled_back
 from fleet.runtime.state_cache import CachedUnit, StateCache
 from fleet.runtime.waits import deploy_options
-from fleet.source.git import GitSource
 from fleet.spec.bundle_options import BundleOptions
-from fleet.spec.loader import load_repository
 from fleet.states import BundleState
 from fleet.targeting.units import DeploymentUnit
 
@@ -554,59 +545,4 @@ class UnitWorker:
             self.name,
             writes,
             skipped,
-        )
-
-
-class RevisionLoader:
-    """(url, commit) -> its DesiredState, fetched through the Git mirror, LRU of `keep`."""
-
-    def __init__(self, plugins: FleetPlugins | None = None, keep: int = 4) -> None:
-        self.plugins = plugins or FleetPlugins.load()
-        self.keep = keep
-        self._loaded: OrderedDict[tuple[str, str, str], DesiredState] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def load(
-        self,
-        url: str,
-        commit: str,
-        pins: Sequence[ChartPin] = (),
-        images: Mapping[str, Sequence[ImagePin]] | None = None,
-        defer: Mapping[str, str] | None = None,
-    ) -> DesiredState:
-        """The commit's units; fetches only when the mirror does not have the commit yet.
-        `pins`: the scheduler's OCI chart versions for the commit, `images` its image
-        digests by bundle, `defer` the bundles it deferred (so the ids agree)."""
-        images, defer = images or {}, defer or {}
-        pinned = sorted((b, str(p)) for b, found in images.items() for p in found)
-        key = (url, commit, repr((tuple(pins), pinned, sorted(defer.items()))))
-        with self._lock:
-            found = self._loaded.get(key)
-            if found is not None:
-                self._loaded.move_to_end(key)
-                return found
-            revision = self._load(url, commit, pins, images, defer)
-            self._loaded[key] = revision
-            while len(self._loaded) > self.keep:
-                self._loaded.popitem(last=False)
-            return revision
-
-    def _load(
-        self,
-        url: str,
-        commit: str,
-        pins: Sequence[ChartPin],
-        images: Mapping[str, Sequence[ImagePin]],
-        defer: Mapping[str, str],
-    ) -> DesiredState:
-        source = GitSource(url, commit)
-        try:
-            path = source.checkout(commit) if source.is_cloned else None
-        except FleetError:
-            path = None  # the mirror does not have this commit yet
-        if path is None:
-            source.fetch()
-            path = source.checkout(commit)
-        return DesiredState.target(
-            load_repository(path), commit, self.plugins, pins=pins, images=images, defer=defer
         )

@@ -24,8 +24,9 @@ from kubernetes import client
 from kubernetes import config as k8s_config
 
 from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.revisions import RevisionLoader
 from fleet.runtime.state_cache import StateCache, connect_redis
-from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
+from fleet.runtime.worker import UnitJob, UnitWorker
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import distributed, wait_until
 from tests.e2e.engine_support import core_api

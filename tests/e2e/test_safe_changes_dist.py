@@ -21,8 +21,9 @@ from fleet.engine.inventory import read_inventory
 from fleet.engine.kube import ObjectRef
 from fleet.engine.labels import LABEL_BUNDLE
 from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.revisions import RevisionLoader
 from fleet.runtime.state_cache import StateCache, connect_redis
-from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
+from fleet.runtime.worker import UnitJob, UnitWorker
 from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.dist_support import distributed

@@ -20,8 +20,9 @@ from kubernetes import client
 
 from fleet.errors import TransientError
 from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.revisions import RevisionLoader
 from fleet.runtime.state_cache import StateCache, connect_redis
-from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
+from fleet.runtime.worker import UnitJob, UnitWorker
 from fleet.states import BundleState
 from tests.conftest import LocalFleet
 from tests.e2e.engine_support import core_api

@@ -25,11 +25,12 @@ from pathlib import Path
 import pytest
 
 from fleet.plugin.manager import FleetPlugins
+from fleet.runtime.revisions import RevisionLoader
 from fleet.runtime.scheduler import SchedulerConfig
 from fleet.runtime.serve import Server, start_server
 from fleet.runtime.state_cache import connect_redis
 from fleet.runtime.tasks import REFRESH_TASK, TaskArgs
-from fleet.runtime.worker import RevisionLoader, UnitJob, UnitWorker
+from fleet.runtime.worker import UnitJob, UnitWorker
 from tests.support.servers import GitServer, GitWorkTree, RedisServer
 
 TOKEN = "ghp_StatusMustNotShow0123456789abcdef"
