@@ -244,9 +244,9 @@ def pull_secrets_of(
         spec = by_name[item.registry]  # check_pull_secrets made sure
         host, name = pull_host(spec), spec.credential
         assert host is not None and name is not None
-        found.append(
-            PullSecret(item.secret_name, docker_config(host, credential_from_env(name, env)))
-        )
+        bound = spec_host(spec) or "docker.io"  # the host FLEET_REGISTRY_HOSTS_<NAME> lists
+        credential = credential_from_env(name, env, host=bound)
+        found.append(PullSecret(item.secret_name, docker_config(host, credential)))
     return found
 
 

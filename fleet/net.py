@@ -1,10 +1,11 @@
 """Every request fleet sends to a URL from Git goes through here (`FLEET_ALLOWED_HOSTS`).
 
-Notifiers (`post_json`), the HTTP gate and the Prometheus gate send requests to URLs
-written in the repository. Before each one, `check_url` resolves the host and refuses it
-when the operator's allow-list (`fleet.allowlist`) does not admit it or when it is always
-refused: link-local addresses (cloud metadata) and fleet's own Redis (`FLEET_REDIS_URL`'s
-host and port; a loopback Redis makes every loopback address refused on that port). A
+Notifiers (`post_json`), the HTTP gate, the Prometheus gate, the registry client and
+chart repository indexes send requests to hosts written in the repository. Before each
+one, `check_url` resolves the host and refuses it when the operator's allow-list
+(`fleet.allowlist`) does not admit it or when it is always refused: link-local addresses
+(cloud metadata) and fleet's own Redis (`FLEET_REDIS_URL`'s host and port; a loopback
+Redis makes every loopback address refused on that port). A
 refusal is a `UrlRefused`: one line with the host and port and the setting's name, never
 the URL's path, query or user info (a Slack webhook's path is its secret).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -96,7 +98,17 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 def http_client(**options: Any) -> httpx.Client:
     """An httpx client whose every request is checked (`check_url`) before it connects,
     and that never follows a redirect. `options` go to `httpx.Client`."""
-    settings = config.current()
+    hooks = options.pop("event_hooks", {})
+    hooks = {**hooks, "request": [request_guard(), *hooks.get("request", [])]}
+    return httpx.Client(follow_redirects=False, event_hooks=hooks, **options)
+
+
+def request_guard(settings: config.Settings | None = None) -> Callable[[httpx.Request], None]:
+    """An httpx `request` event hook that checks (`check_url`) every request, redirects
+    included, before it connects: `RefusedRequest` when refused, `httpx.ConnectError`
+    when the name does not resolve. For clients that need their own options (the
+    registry client, chart repository indexes)."""
+    settings = settings or config.current()
 
     def guard(request: httpx.Request) -> None:
         try:
@@ -107,9 +119,7 @@ def http_client(**options: Any) -> httpx.Client:
             raise httpx.ConnectError(f"cannot resolve {request.url.host}: {err}",
                                      request=request) from None  # fmt: skip
 
-    hooks = options.pop("event_hooks", {})
-    hooks = {**hooks, "request": [guard, *hooks.get("request", [])]}
-    return httpx.Client(follow_redirects=False, event_hooks=hooks, **options)
+    return guard
 
 
 def _port_of(parts: urllib.parse.SplitResult, default: int) -> int:

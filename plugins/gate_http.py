@@ -48,6 +48,7 @@ from fleet.plugin import (
     MissingValue,
     Placeholder,
     authorization_header,
+    credential_guard,
     describe_measurements,
     gate_variable,
     hookimpl,
@@ -112,7 +113,11 @@ class HttpGate:
     def measure(self, ctx: GateContext, headers: Mapping[str, str]) -> list[Measurement]:
         if not ctx.targets:
             return [Measurement(None, None, None, ctx.now, "no clusters in the wave")]
-        with http_client(timeout=float(self.timeout), headers=dict(headers)) as client:
+        options: dict[str, Any] = {}
+        if self.credential:
+            hooks = [credential_guard("gate", self.credential, ctx.env)]
+            options["event_hooks"] = {"request": hooks}
+        with http_client(timeout=float(self.timeout), headers=dict(headers), **options) as client:
             return [self._measure_one(client, ctx, target) for target in ctx.targets]
 
     def _measure_one(

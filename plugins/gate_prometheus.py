@@ -58,6 +58,7 @@ from fleet.plugin import (
     MissingValue,
     Placeholder,
     authorization_header,
+    credential_guard,
     describe_measurements,
     format_value,
     hookimpl,
@@ -295,7 +296,11 @@ class PrometheusGate:
             return [Measurement(None, None, None, ctx.now, "no clusters in the wave")]
         url = self.provider.address.rstrip("/") + "/api/v1/query"
         timeout = float(self.provider.timeout_seconds)
-        with http_client(timeout=timeout, headers=dict(headers)) as client:
+        options: dict[str, Any] = {}
+        if self.provider.credential:
+            hooks = [credential_guard("metrics", self.provider.credential, ctx.env)]
+            options["event_hooks"] = {"request": hooks}
+        with http_client(timeout=timeout, headers=dict(headers), **options) as client:
             return [self._measure_one(client, url, ctx, target) for target in targets]
 
     def _measure_one(

@@ -66,7 +66,9 @@ from fleet.plugin import (
     Tool,
     ToolNotConfigured,
     TransientError,
+    UrlRefused,
     build_context,
+    check_url,
     deep_merge,
     docker_config,
     find_tool,
@@ -134,6 +136,8 @@ class HelmRenderer:
         options = request.options
         helm = options.helm or HelmOptions()
         chart_ref, display, remote = _chart_source(request, helm)
+        if remote:
+            _check_chart_host(request, helm.repo or chart_ref)
         release = release_name(helm.release_name or request.name)
         namespace = options.namespace or options.default_namespace or "default"
         flags = ["--include-crds", "--skip-tests", "--values=-", f"--namespace={namespace}"]
@@ -237,6 +241,23 @@ def _registry_config(request: RenderRequest, chart: str) -> Iterator[list[str]]:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(docker_config(host, credential))
         yield [f"--registry-config={path}"]
+
+
+def _check_chart_host(request: RenderRequest, where: str) -> None:
+    """A remote chart's host through fleet's outgoing-request check (FLEET_ALLOWED_HOSTS,
+    never link-local or fleet's Redis) before helm is started; helm's own fetches (the
+    archive URL an index names, redirects) are helm's, which is why the check is here."""
+    url = "https://" + where.removeprefix("oci://") if where.startswith("oci://") else where
+    try:
+        check_url(url)
+    except UrlRefused as err:
+        raise FleetError(f"helm chart {_host_of(url)}: {err}", file=request.options_file) from None
+    except OSError:
+        return  # helm reports a name that does not resolve, as a transient failure
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
 
 
 def _refuse_flag(what: str, value: str, request: RenderRequest) -> None:

@@ -19,6 +19,7 @@ from fleet.gates.analysis import (
 from fleet.gates.condition import Condition, ConditionError, parse_condition
 from fleet.gates.credentials import (
     authorization_header,
+    credential_guard,
     gate_variable,
     metrics_secret,
     metrics_variable,
@@ -53,6 +54,7 @@ __all__ = [
     "Outcome",
     "Placeholder",
     "authorization_header",
+    "credential_guard",
     "decide",
     "describe_measurements",
     "format_value",

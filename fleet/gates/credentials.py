@@ -5,13 +5,24 @@ FLEET_METRICS_PROD_METRICS, an http gate's `credential: smoke` names FLEET_GATE_
 (upper-cased, every other character `_`), both read from the environment of the process
 that runs the gates (`GateContext.env`). The value is a bearer token, `user:password` for
 basic auth, or a whole header value with its scheme (`token abc`, `Bearer abc`).
+
+The operator binds each to hosts with FLEET_METRICS_HOSTS_<CREDENTIAL> /
+FLEET_GATE_HOSTS_<NAME> (`fleet.credhosts`): a gate's client built with
+`credential_guard` refuses, before it connects, a request carrying the credential to
+a host the binding does not list, so a commit that changes a provider's `address` or a
+gate's `url` cannot send the secret to its own server.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Mapping
 
+import httpx
+
+from fleet import credhosts
 from fleet.gates.model import GateContext
+from fleet.net import RefusedRequest
 
 METRICS_PREFIX = "FLEET_METRICS_"
 GATE_PREFIX = "FLEET_GATE_"
@@ -45,3 +56,19 @@ def authorization_header(secret: str) -> str:
     if ":" in secret:
         return "Basic " + base64.b64encode(secret.encode()).decode("ascii")
     return "Bearer " + secret
+
+
+def credential_guard(
+    kind: str, credential: str, env: Mapping[str, str]
+) -> Callable[[httpx.Request], None]:
+    """An httpx `request` event hook refusing (`RefusedRequest`, before any connection) a
+    request to a host the credential's binding does not list; `kind` is "metrics" (a
+    metric provider's credential) or "gate" (an http gate's)."""
+    which = credhosts.METRICS if kind == "metrics" else credhosts.GATE
+
+    def guard(request: httpx.Request) -> None:
+        reason = credhosts.url_refusal(which, credential, str(request.url), env)
+        if reason is not None:
+            raise RefusedRequest(f"refused: {reason}", request=request)
+
+    return guard

@@ -50,7 +50,8 @@ def registry_credential(
     of `settings` (default: the process's); None when no entry names one for that host."""
     for spec in specs:
         if spec_host(spec) == host.lower() and spec.credential:
-            return credential_from_env(spec.credential, (settings or config.current()).env)
+            env = (settings or config.current()).env
+            return credential_from_env(spec.credential, env, host=host)
     return None
 
 
@@ -104,7 +105,7 @@ class Registries:
         spec = self.spec_for(host)
         if spec is None or not spec.credential:
             return None
-        return credential_from_env(spec.credential, self.settings.env)
+        return credential_from_env(spec.credential, self.settings.env, host=host)
 
     @property
     def tokens(self) -> TokenCache:

@@ -25,6 +25,7 @@ import yaml
 
 from fleet import config
 from fleet.errors import FleetError, TransientError
+from fleet.net import RefusedRequest, request_guard
 from fleet.registry.client import tls_context
 from fleet.source.semver import parse_range, parse_tag_version
 from fleet.spec.bundle_options import BundleOptions, HelmOptions
@@ -64,8 +65,15 @@ def fetch_index(repo: str, settings: config.Settings | None = None) -> Index:
     url = f"{repo.rstrip('/')}/index.yaml"
     settings = settings or config.current()
     try:
-        with httpx.Client(verify=tls_context(settings), timeout=INDEX_TIMEOUT) as client:
+        # every hop (redirects too) is checked by fleet.net: FLEET_ALLOWED_HOSTS, never
+        # link-local or fleet's Redis
+        hooks = {"request": [request_guard(settings)]}
+        with httpx.Client(
+            verify=tls_context(settings), timeout=INDEX_TIMEOUT, event_hooks=hooks
+        ) as client:
             answer = client.get(url, follow_redirects=True)
+    except RefusedRequest as err:
+        raise FleetError(f"chart repository {_origin(url)}: {err}") from None
     except httpx.HTTPError as err:
         raise TransientError(f"chart repository {url}: {err or type(err).__name__}") from None
     if answer.status_code == 429 or answer.status_code >= 500:
@@ -108,3 +116,11 @@ def resolve_repo_chart(index: Index, repo: str, chart: str, wanted: str) -> tupl
     if not digest:
         raise FleetError(f"{where} {version}: the repository's index gives no digest")
     return version, f"sha256:{digest.removeprefix('sha256:')}"
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, for messages (a repository URL's path or user info
+    may carry a token)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"

@@ -38,6 +38,7 @@ import httpx
 from fleet import config
 from fleet.backoff import Backoff
 from fleet.errors import FleetError, TransientError, UserError
+from fleet.net import RefusedRequest, request_guard
 from fleet.registry.challenge import Challenge, parse_challenges
 from fleet.registry.credentials import Credential
 from fleet.registry.provider import RateLimit, RegistryProvider
@@ -137,8 +138,13 @@ class RegistryClient:
         self.rate_limit: RateLimit | None = None  # the last one a response announced
         self._basic = False  # the registry asked for Basic once: send it from the start
         settings = settings or config.current()
+        # every request (tags, manifests, token realms) is checked by fleet.net first:
+        # FLEET_ALLOWED_HOSTS, never link-local or fleet's Redis. A replayed exchange
+        # (`transport`, unit tests) goes nowhere, so it is not resolved.
+        hooks = {"request": [request_guard(settings)]} if transport is None else {}
         self._http = httpx.Client(
             transport=transport,
+            event_hooks=hooks,
             verify=tls_context(settings) if transport is None else True,
             timeout=httpx.Timeout(settings.registry_timeout),
             follow_redirects=False,
@@ -315,6 +321,8 @@ class RegistryClient:
         )
         try:
             response = self._http.get(realm, params=params, auth=auth)
+        except RefusedRequest as err:
+            raise UserError(f"registry {self.host}: {what}: token service: {err}") from None
         except httpx.HTTPError as err:
             raise TransientError(
                 f"registry {self.host}: {what}: token service {_origin(realm)} unreachable "
@@ -346,6 +354,8 @@ class RegistryClient:
     def _send(self, request: httpx.Request, what: str) -> httpx.Response:
         try:
             return self._http.send(request)
+        except RefusedRequest as err:
+            raise UserError(f"registry {self.host}: {what}: {err}") from None
         except httpx.HTTPError as err:
             raise TransientError(
                 f"registry {self.host}: {what}: cannot reach {self.api_host} ({type(err).__name__})"

@@ -86,11 +86,11 @@ def test_credentials_come_from_the_environment_by_name() -> None:
         "FLEET_REGISTRY_USERNAME_QUAY_ROBOT": "org+deployer",
         "FLEET_REGISTRY_PASSWORD_QUAY_ROBOT": "s3cret",
     }
-    credential = credential_from_env("quay-robot", env)
+    credential = credential_from_env("quay-robot", env, host="quay.io")
     assert credential == Credential("org+deployer", "s3cret")
     assert "s3cret" not in repr(credential)
     with pytest.raises(UserError, match="FLEET_REGISTRY_USERNAME_OTHER and FLEET_REGISTRY_PASS"):
-        credential_from_env("other", env)
+        credential_from_env("other", env, host="quay.io")
 
 
 def _client(handler: httpx.MockTransport, **kwargs: object) -> RegistryClient:
