@@ -19,7 +19,7 @@ status`, the scheduler, via `load_desired`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,19 +41,17 @@ from fleet.render.api import RenderRequest
 from fleet.render.cache import RenderCache
 from fleet.render.images import attach_pull_secrets, container_images, pin_images
 from fleet.render.pipeline import render_bundle, renderer_identity
-from fleet.spec.bundle_options import BundleOptions, RolloutStrategy
+from fleet.spec.bundle_options import BundleOptions
 from fleet.spec.bundles import Bundle
 from fleet.spec.cluster import ClusterContext
+from fleet.spec.credential_hosts import check_credential_hosts, definition_gates, strategy_gates
 from fleet.spec.definition import (
     ClusterSpec,
     RegistrySpec,
-    Rollout,
     TargetCluster,
     cluster_context,
 )
 from fleet.spec.loader import FleetRepo, load_repository
-from fleet.spec.rollout_spec import GateSpec
-from fleet.spec.yamlload import Loc
 from fleet.targeting.dependencies import reject_dependency_cycles
 from fleet.targeting.units import DeploymentUnit, UnitKey, compute_units
 
@@ -135,12 +133,12 @@ def check_urls(repo: FleetRepo, settings: config.Settings | None = None) -> None
     for i, provider in enumerate(definition.metric_providers):
         found.append((f"metric provider {provider.name!r}", file,
                       line(("metricProviders", i, "address")), provider.address))  # fmt: skip
-    for loc, spec in _definition_gates(definition.rollout):
+    for loc, spec in definition_gates(definition.rollout):
         url = spec.params.get("url")
         if isinstance(url, str):
             found.append((f"gate {spec.name or spec.type}", file, line((*loc, "url")), url))
     for bundle in repo.bundles:
-        for loc, spec in _strategy_gates(bundle.options.rollout_strategy):
+        for loc, spec in strategy_gates(bundle.options.rollout_strategy):
             url = spec.params.get("url")
             if isinstance(url, str):
                 where, at = bundle.where((*loc, "url"))
@@ -152,26 +150,6 @@ def check_urls(repo: FleetRepo, settings: config.Settings | None = None) -> None
     ]
     if problems:
         raise FleetError(problems=problems)
-
-
-def _definition_gates(rollout: Rollout | None) -> Iterator[tuple[Loc, GateSpec]]:
-    if rollout is None:
-        return
-    for i, spec in enumerate(rollout.gates):
-        yield ("rollout", "gates", i), spec
-    for w, wave in enumerate(rollout.waves):
-        for i, spec in enumerate(wave.gates):
-            yield ("rollout", "waves", w, "gates", i), spec
-
-
-def _strategy_gates(strategy: RolloutStrategy | None) -> Iterator[tuple[Loc, GateSpec]]:
-    if strategy is None:
-        return
-    for i, spec in enumerate(strategy.gates):
-        yield ("rolloutStrategy", "gates", i), spec
-    for p, part in enumerate(strategy.partitions):
-        for i, spec in enumerate(part.gates):
-            yield ("rolloutStrategy", "partitions", p, "gates", i), spec
 
 
 def check_registries(repo: FleetRepo, plugins: FleetPlugins) -> None:
@@ -309,6 +287,7 @@ def fleet_units(
     failing the whole commit, and a bundle already in it is not asked about; without it
     (`fleet targets`, `fleet render`) that TransientError propagates."""
     check_registries(repo, plugins)
+    check_credential_hosts(repo, config.current().env)  # before any registry is asked
     check_pull_secrets(repo)
     check_notifiers(repo, plugins)
     check_image_policies(repo, plugins)

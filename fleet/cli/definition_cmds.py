@@ -63,9 +63,13 @@ def validate_command(
     print a summary when everything is valid; exit 1 with one `path:line: message` line per
     problem otherwise. Nothing is deployed and no cluster is contacted. A notifier URL,
     metric provider address or gate URL outside the operator's FLEET_ALLOWED_HOSTS (or
-    a link-local address) is a problem too.
+    a link-local address) is a problem too, and so is a credential sent to a host
+    its binding (FLEET_REGISTRY_HOSTS_<NAME>, FLEET_METRICS_HOSTS_<NAME>,
+    FLEET_GATE_HOSTS_<NAME>) does not list.
     """
+    from fleet import config
     from fleet.desired import check_urls
+    from fleet.spec.credential_hosts import check_credential_hosts
     from fleet.spec.loader import load_repository
     from fleet.targeting.dependencies import reject_dependency_cycles
     from fleet.targeting.units import compute_units
@@ -73,6 +77,7 @@ def validate_command(
     try:
         repo = load_repository(repo_dir)
         check_urls(repo)
+        check_credential_hosts(repo, config.current().env)
         if render:
             units = _render_all(repo)
         else:  # no registry is asked either: OCI chart versions are not resolved
