@@ -86,7 +86,8 @@ def test_urls_use_their_scheme_default_port_and_odd_urls_are_refused_when_bound(
     assert credhosts.url_refusal(METRICS, "other", "ftp://anything/", env) is None  # unbound
     # a templated host passes a glob only: each rendered URL is checked again at run time
     glob = {"FLEET_GATE_HOSTS_SMOKE": "*.apps.example.com"}
-    assert credhosts.url_refusal(GATE, "smoke", "https://{{cluster}}.apps.example.com/", glob) is None
+    templated = "https://{{cluster}}.apps.example.com/"
+    assert credhosts.url_refusal(GATE, "smoke", templated, glob) is None
 
 
 def test_metrics_and_gate_names_that_would_read_a_binding_are_reserved() -> None:
