@@ -13,7 +13,10 @@ labels with `endsAt` now, which resolves it. A grouped notification is one POST 
 its alerts. Every `FLEET_ALERT_RESEND` seconds (default an hour) `fleet serve` sends what
 is still failing again (`Notification.repeat`), which moves `endsAt` on, as Prometheus
 re-sends its alerts: an alert is only left to expire when fleet stops. With a
-credential, its secret goes as `Authorization: Bearer`. Other event types are not alerts
+credential, its secret goes as `Authorization: Bearer`, and only to the operator's
+`FLEET_NOTIFIER_<CREDENTIAL>_URL`: a secret with nothing but the definition's `url` (from
+Git, which could point it at any host) is a failed delivery naming the variable, with
+nothing sent. Other event types are not alerts
 (they are answered as delivered, with nothing sent).
 """
 
@@ -84,6 +87,12 @@ def fleet_notify(notifier: NotifierTarget, notification: Notification) -> Delive
     base = notifier.api_url or notifier.url
     if not base:
         return Delivery.failed("alertmanager notifier has no url")
+    if notifier.secret and not notifier.api_url:
+        variable = notifier.options.get("credentialEnv") or "FLEET_NOTIFIER_<CREDENTIAL>"
+        return Delivery.failed(
+            f"alertmanager notifier {notifier.name!r}: its credential goes only to "
+            f"{variable}_URL, not to the definition's url: set {variable}_URL"
+        )
     body = alerts(notification)
     if not body:
         return Delivery(True, f"{notification.type.value} is not an alert")

@@ -186,3 +186,34 @@ def test_a_gate_credential_goes_only_to_its_bound_host(
     answer = gate.check(wave_context(GateTarget("canary"), env=env))
     assert "gate credential 'smoke' is not bound to" in answer.message, answer.message
     assert server.seen == []
+
+
+def test_an_alertmanager_token_goes_only_to_the_operators_url() -> None:
+    """The notifier's secret went as `Authorization: Bearer` to the definition's `url`
+    (from Git) when FLEET_NOTIFIER_<CREDENTIAL>_URL was unset; now it is a failed
+    delivery and nothing is sent, and with the operator's URL the token arrives."""
+    from fleet.events.alerts import group
+    from fleet.events.model import Event, EventType, NotifierTarget
+    from tests.support.notify_servers import Receiver
+
+    receiver = Receiver()
+    receiver.start()
+    try:
+        event = Event(EventType.UNIT_FAILED, "failed", fleet="f", bundle="web", cluster="a")
+        [note] = group([event])
+        opts = {"credentialEnv": "FLEET_NOTIFIER_ALERTS"}
+        plugins = FleetPlugins.load(entry_points=False)
+        from_git = NotifierTarget("alerts", "alertmanager", url=receiver.url, secret="tok-1",
+                                  options=opts, backoff=0.01)  # fmt: skip
+        delivery = plugins.notify(from_git, note)
+        assert delivery is not None and not delivery.ok
+        assert "FLEET_NOTIFIER_ALERTS_URL" in delivery.message
+        assert "tok-1" not in delivery.message and receiver.requests == []
+        operator = NotifierTarget("alerts", "alertmanager", url="https://elsewhere.invalid",
+                                  secret="tok-1", api_url=receiver.url, options=opts,
+                                  backoff=0.01)  # fmt: skip
+        delivery = plugins.notify(operator, note)
+        assert delivery is not None and delivery.ok, delivery
+        assert [r.headers.get("authorization") for r in receiver.requests] == ["Bearer tok-1"]
+    finally:
+        receiver.stop()
