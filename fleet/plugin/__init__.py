@@ -36,7 +36,9 @@ releases. The names below are the contract.
   `ConditionError`: a `successCondition` without eval), `GateTemplate`, `Placeholder`,
   `target_values`, `MissingValue` (`{{cluster}}`, `{{labels.KEY}}` substitutions), and
   `authorization_header`, `metrics_secret`, `metrics_variable`, `gate_variable` (the
-  operator's FLEET_METRICS_<NAME> / FLEET_GATE_<NAME> credentials).
+  operator's FLEET_METRICS_<NAME> / FLEET_GATE_<NAME> credentials), `credential_guard`
+  (an httpx request hook: a gate sending a credential refuses hosts its
+  FLEET_METRICS_HOSTS_<NAME> / FLEET_GATE_HOSTS_<NAME> binding does not list).
 - Errors: `FleetError(message, file=..., line=...)`, printed as one `path:line: message`;
   `TransientError` for a failure that may pass (a chart server down): never cached.
 - Helpers renderers share with the core, so plugins parse and merge as fleet does:
