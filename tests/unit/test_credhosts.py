@@ -149,3 +149,22 @@ def test_a_commit_sending_bound_credentials_elsewhere_is_refused_at_file_line(
     assert ":24: gate http" in lines[2] and "FLEET_GATE_HOSTS_SMOKE" in lines[2]
     assert all(SECRET not in line for line in lines)
     check_credential_hosts(repo, {})  # unbound: today's behaviour (and a warning)
+
+
+def test_fleet_validate_reports_a_redirected_credential_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main
+
+    (tmp_path / "fleet.yaml").write_text(DEFINITION.split("metricProviders:")[0])
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    assert main(["validate", "--no-render", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "fleet.yaml:9: registry 'internal': registry credential 'internal' is not bound to "
+        "evil.example.com:5000 (FLEET_REGISTRY_HOSTS_INTERNAL)"
+    ), err
+    assert len(err.splitlines()) == 1 and SECRET not in err and "Traceback" not in err
+    monkeypatch.delenv("FLEET_REGISTRY_HOSTS_INTERNAL")
+    assert main(["validate", "--no-render", str(tmp_path)]) == 0  # unbound: a warning only
