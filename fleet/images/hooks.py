@@ -63,7 +63,9 @@ class PushedImage:
 
     def __str__(self) -> str:
         name = f"{self.host}/{self.repository}" if self.host else self.repository
-        return name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+        return (
+            name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+        )
 
 
 def is_hook_path(path: str) -> bool:
@@ -195,12 +197,12 @@ def matching_policies(
         wanted.setdefault((ref.host.lower(), ref.repository), []).append(name)
         by_repository.setdefault(ref.repository, []).append(name)
     found: list[str] = []
-    for image in pushed:
-        if image.host is None:
-            names = by_repository.get(image.repository, [])
+    for push in pushed:
+        if push.host is None:
+            names = by_repository.get(push.repository, [])
         else:
             try:
-                ref = normalize(ImageReference(image.host, image.repository, image.tag))
+                ref = normalize(ImageReference(push.host, push.repository, push.tag))
             except FleetError:
                 continue
             names = wanted.get((ref.host.lower(), ref.repository), [])

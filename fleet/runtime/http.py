@@ -208,6 +208,40 @@ class GuardedHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def read_bounded_body(self) -> bytes | None:
+        """The body, read only when `Content-Length` is given and at most `MAX_BODY`, else
+        None (answered 411 or 413, body unread; or the client stopped sending)."""
+        length_header = self.headers.get("Content-Length")
+        chunked = self.headers.get("Transfer-Encoding") is not None
+        if chunked or length_header is None or not length_header.isdigit():
+            self.answer_early(411, "Content-Length required (no chunked bodies)")
+            return None
+        length = int(length_header)
+        if length > MAX_BODY:
+            self.answer_early(413, f"payload too large (over {MAX_BODY} bytes)")
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client stopped, or was cut at its deadline
+            self.close_connection = True
+            return None
+        self.request_read()
+        return body
+
+    def answer_early(self, status: int, message: str) -> None:
+        """Answer before the body is read, and close (see `drain_small_body`)."""
+        self.answer_json(status, message)
+        self.drain_small_body()
+
+    def answer_json(self, status: int, message: str, **extra: object) -> None:
+        payload = json.dumps({"status": status, "message": message, **extra}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if status == 405:
+            self.send_header("Allow", "POST")
+        self.end_headers()
+        self.wfile.write(payload)
+
 
 def make_webhook_handler(secret: str, on_push: Callable[[PushEvent], None]) -> type[GuardedHandler]:
     """A request handler class bound to `secret` and `on_push`."""
@@ -243,40 +277,15 @@ def make_webhook_handler(secret: str, on_push: Callable[[PushEvent], None]) -> t
             """The body once the headers allow it, else None (answered, body unread)."""
             if not is_signed(dict(self.headers.items())):
                 log.warning("webhook from %s rejected: unsigned", self.client_address[0])
-                self._early(401, UNSIGNED)
+                self.answer_early(401, UNSIGNED)
                 return None
-            length_header = self.headers.get("Content-Length")
-            chunked = self.headers.get("Transfer-Encoding") is not None
-            if chunked or length_header is None or not length_header.isdigit():
-                self._early(411, "Content-Length required (no chunked bodies)")
-                return None
-            length = int(length_header)
-            if length > MAX_BODY:
-                self._early(413, f"payload too large (over {MAX_BODY} bytes)")
-                return None
-            body = self.rfile.read(length)
-            if len(body) < length:  # the client stopped, or was cut at its deadline
-                self.close_connection = True
-                return None
-            self.request_read()
-            return body
-
-        def _early(self, status: int, message: str) -> None:
-            self._answer(status, message)
-            self.drain_small_body()
+            return self.read_bounded_body()
 
         def do_GET(self) -> None:
             self._answer(405, "POST a GitHub or GitLab push webhook here")
 
         def _answer(self, status: int, message: str, **extra: str) -> None:
-            payload = json.dumps({"status": status, "message": message, **extra}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            if status == 405:
-                self.send_header("Allow", "POST")
-            self.end_headers()
-            self.wfile.write(payload)
+            self.answer_json(status, message, **extra)
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s " + format, self.client_address[0], *args)

@@ -36,8 +36,10 @@ from fleet.config import (
     Settings,
 )
 from fleet.errors import FleetError
+from fleet.images.hooks import is_hook_path, redact_path
 from fleet.runtime.http import BoundedHTTPServer, GuardedHandler, make_webhook_handler
 from fleet.runtime.leader import LeaderLease
+from fleet.runtime.registry_hooks import ImageTrigger, PolicyView, handle_registry_hook
 from fleet.runtime.scheduler import Scheduler, SchedulerConfig
 from fleet.runtime.serve_view import CONTENT_TYPE_METRICS, metrics_text, status_json
 from fleet.runtime.state_cache import connect_redis
@@ -56,11 +58,25 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def make_handler(scheduler: Scheduler, secret: str | None) -> type[GuardedHandler]:
-    """The request handler: webhook POSTs (when a secret is set) and the read-only GETs."""
+@dataclass(frozen=True)
+class RegistryHooks:
+    """The registry push receiver's parts: its token (None: every request is refused),
+    the policies in force and the trigger the image loop consumes."""
+
+    token: str | None
+    view: PolicyView
+    trigger: ImageTrigger
+
+
+def make_handler(
+    scheduler: Scheduler, secret: str | None, registry: RegistryHooks | None = None
+) -> type[GuardedHandler]:
+    """The request handler: Git webhook POSTs (when a secret is set), registry push POSTs
+    on /hooks/registry (when `registry` is given) and the read-only GETs."""
     base: type[GuardedHandler] = (
         make_webhook_handler(secret, scheduler.on_push) if secret else GuardedHandler
     )
+    git_post = getattr(base, "do_POST", None)
 
     class ServeHandler(base):  # type: ignore[valid-type,misc]
         server_version = "fleet-serve"
@@ -79,9 +95,12 @@ def make_handler(scheduler: Scheduler, secret: str | None) -> type[GuardedHandle
                     404, "not found: try /status, /metrics or POST a webhook\n", "text/plain"
                 )
 
-        if not secret:
-
-            def do_POST(self) -> None:
+        def do_POST(self) -> None:
+            if registry is not None and is_hook_path(self.path):
+                handle_registry_hook(self, registry.token, registry.view, registry.trigger)
+            elif git_post is not None:
+                git_post(self)
+            else:
                 self._send(404, f"webhooks are off ({SECRET_ENV} not set)\n", "text/plain")
                 self.drain_small_body()
 
@@ -94,7 +113,8 @@ def make_handler(scheduler: Scheduler, secret: str | None) -> type[GuardedHandle
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.client_address[0], *args)
+            # a request line may hold the registry token (/hooks/registry/<token>)
+            log.debug("%s %s", self.client_address[0], redact_path(format % args))
 
     return ServeHandler
 

@@ -68,8 +68,13 @@ DISTRIBUTION = {
                 "repository": "library/test",
                 "url": "http://example.com/v2/library/test/blobs/" + LAYER,
             },
-            "request": {"id": "r0", "addr": "client.local", "host": "registry.example:5000",
-                        "method": "PUT", "useragent": "test/0.1"},  # fmt: skip
+            "request": {
+                "id": "r0",
+                "addr": "client.local",
+                "host": "registry.example:5000",
+                "method": "PUT",
+                "useragent": "test/0.1",
+            },
             "actor": {"name": "test-actor"},
             "source": {"addr": "hostname.local:port"},
         },
@@ -86,23 +91,35 @@ DISTRIBUTION = {
                 "url": "http://example.com/v2/team/web/manifests/" + DIGEST,
                 "tag": "1.1.0",
             },
-            "request": {"id": "r1", "addr": "client.local", "host": "registry.example:5000",
-                        "method": "PUT", "useragent": "test/0.1"},  # fmt: skip
+            "request": {
+                "id": "r1",
+                "addr": "client.local",
+                "host": "registry.example:5000",
+                "method": "PUT",
+                "useragent": "test/0.1",
+            },
             "actor": {"name": "test-actor"},
             "source": {"addr": "hostname.local:port"},
         },
         {
             "id": "asdf-asdf-asdf-asdf-2",
             "action": "pull",
-            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": DIGEST, "repository": "team/api", "tag": "2.0.0"},  # fmt: skip
+            "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": DIGEST,
+                "repository": "team/api",
+                "tag": "2.0.0",
+            },
             "request": {"host": "registry.example:5000", "method": "GET"},
         },
         {
             "id": "asdf-asdf-asdf-asdf-3",
             "action": "push",
-            "target": {"mediaType": "application/vnd.oci.image.index.v1+json",
-                       "digest": DIGEST, "repository": "team/worker"},  # fmt: skip
+            "target": {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": DIGEST,
+                "repository": "team/worker",
+            },
             "request": {"host": "registry.example:5000", "method": "PUT"},
         },
     ]
