@@ -220,6 +220,30 @@ def commit_detected(fleet: str, commit: str, units: int, clusters: int) -> Event
     )
 
 
+def image_updated(fleet: str, commit: str, branch: str, changes: Sequence[str]) -> Event:
+    """Image policies' new tags committed back (`changes`: "path:line policy old -> new")."""
+    shown = "; ".join(changes[:3]) + (f" (+{len(changes) - 3})" if len(changes) > 3 else "")
+    return Event(
+        EventType.IMAGE_UPDATED,
+        f"commit {commit[:12]} on {branch} updates {len(changes)} image markers: {shown}",
+        fleet=fleet,
+        commit=commit,
+        reason="image markers updated",
+        details={"branch": branch, "changes": "\n".join(changes)},
+    )
+
+
+def image_scan_failed(fleet: str, policy: str, reason: str) -> Event:
+    """One policy's scan failed (the reason is the registry client's, credential-free)."""
+    return Event(
+        EventType.IMAGE_SCAN_FAILED,
+        reason,
+        fleet=fleet,
+        reason=f"image policy {policy} scan failed",
+        details={"policy": policy},
+    )
+
+
 def commit_rejected(fleet: str, commit: str, problems: Sequence[str]) -> Event:
     shown = "; ".join(problems[:3]) + (f" (+{len(problems) - 3})" if len(problems) > 3 else "")
     return Event(

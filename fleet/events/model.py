@@ -39,6 +39,8 @@ class EventType(StrEnum):
     CLUSTER_UNREACHABLE = "cluster.unreachable"
     CLUSTER_RECOVERED = "cluster.recovered"
     NOTIFIER_FAILED = "notifier.failed"  # a notifier could not deliver (after its retries)
+    IMAGE_UPDATED = "image.updated"  # image policies' new tags committed back to Git
+    IMAGE_SCAN_FAILED = "image.scanFailed"  # an image policy picked nothing this scan
 
 
 class Severity(StrEnum):
@@ -62,6 +64,7 @@ DEFAULT_SEVERITY: dict[EventType, Severity] = {
     EventType.ROLLOUT_ROLLED_BACK: Severity.WARNING,
     EventType.CLUSTER_UNREACHABLE: Severity.ERROR,
     EventType.NOTIFIER_FAILED: Severity.WARNING,
+    EventType.IMAGE_SCAN_FAILED: Severity.WARNING,
 }
 
 

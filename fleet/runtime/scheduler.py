@@ -151,6 +151,7 @@ class Scheduler:
         self.stats = TickStats()
         self.mass_delete: MassDelete | None = None  # removals held by the guard, and why
         self.totals: dict[str, int] = {}
+        self.image_scans: dict[str, int] = {}  # by result, counted by the image loop
         self.ticks = 0
         self.redis_lost = 0
         self.wake = threading.Event()
@@ -167,6 +168,12 @@ class Scheduler:
         if self.poller.wants(event):
             self.poller.next_poll_at = 0.0
             self.wake.set()
+
+    def note_events(self, events: list[Event]) -> None:
+        """Events of another loop of this process (the image loop): the next leader tick
+        writes them with the commit events (a list append, safe from another thread)."""
+        self._commit_events.extend(events)
+        self.wake.set()
 
     def _on_new_revision(self, revision: Revision) -> None:
         try:

@@ -5,6 +5,9 @@ push webhook for our repository arrives) and a `BoundedHTTPServer` (`fleet.runti
 a fixed pool of `FLEET_HTTP_MAX_CLIENTS` threads, `FLEET_HTTP_TIMEOUT` seconds per client):
 
     POST /            (any path) GitHub/GitLab push webhook, HMAC-verified (fleet.source.webhooks)
+    POST /hooks/registry[/<token>]  registry push (Docker Hub, Quay, distribution), token
+                      `FLEET_REGISTRY_WEBHOOK_TOKEN` (fleet.runtime.registry_hooks); it wakes
+                      the image loop (fleet.runtime.image_loop), which runs on the leader
     GET  /metrics     Prometheus text exposition (fleet.runtime.serve_view)
     GET  /status      the FleetStatus JSON `fleet status -o json` prints, plus the source
     GET  /healthz     200 "ok" while the loop runs
@@ -36,8 +39,9 @@ from fleet.config import (
     Settings,
 )
 from fleet.errors import FleetError
-from fleet.images.hooks import is_hook_path, redact_path
+from fleet.images.hooks import TOKEN_ENV, is_hook_path, redact_path
 from fleet.runtime.http import BoundedHTTPServer, GuardedHandler, make_webhook_handler
+from fleet.runtime.image_loop import ImageLoop
 from fleet.runtime.leader import LeaderLease
 from fleet.runtime.registry_hooks import ImageTrigger, PolicyView, handle_registry_hook
 from fleet.runtime.scheduler import Scheduler, SchedulerConfig
@@ -127,6 +131,7 @@ class Server:
     http: BoundedHTTPServer
     stopping: threading.Event
     threads: list[threading.Thread]
+    images: ImageTrigger
 
     @property
     def port(self) -> int:
@@ -135,6 +140,7 @@ class Server:
     def stop(self) -> None:
         self.stopping.set()
         self.scheduler.wake.set()
+        self.images.wake.set()
         self.http.shutdown()
         for thread in self.threads:
             thread.join(timeout=30)
@@ -192,9 +198,13 @@ def start_server(
         settings=Settings.from_env(env),
     )
     leader.start()
+    trigger = ImageTrigger()
+    images = ImageLoop(scheduler, trigger)
+    token = env.get(TOKEN_ENV, "").strip() or None
+    registry = RegistryHooks(token, PolicyView(images.policies, images.normalize), trigger)
     http = BoundedHTTPServer(
         (host, port),
-        make_handler(scheduler, secret),
+        make_handler(scheduler, secret, registry),
         client_timeout=client_timeout,
         max_clients=max_clients,
     )
@@ -207,15 +217,17 @@ def start_server(
             name="fleet-scheduler",
             daemon=True,
         ),
+        threading.Thread(target=images.run, args=(stopping,), name="fleet-images", daemon=True),
     ]
     for thread in threads:
         thread.start()
     where = f"http://{host}:{http.server_address[1]}"
     hooks = "webhooks on POST /" if secret else f"webhooks off ({SECRET_ENV} not set), polling only"
+    hooks += "; registry pushes on POST /hooks/registry" if token else ""
     log.info(
         "fleet serve on %s (/status, /metrics; %s); scheduling %s",
         where,
         hooks,
         scheduler.source.display_url,
     )
-    return Server(scheduler, http, stopping, threads)
+    return Server(scheduler, http, stopping, threads, trigger)

@@ -137,6 +137,12 @@ def metrics_text(scheduler: Scheduler) -> str:
         [(f'{{task="{t}"}}', n) for t, n in sorted(scheduler.totals.items())],
     )
     family("fleet_ticks_total", "counter", "Scheduler ticks since start.", [("", scheduler.ticks)])
+    family(
+        "fleet_image_scans_total",
+        "counter",
+        "Image policy scans of the image loop since start, by result (ok, failed, error).",
+        [(f'{{result="{r}"}}', n) for r, n in sorted(scheduler.image_scans.items())],
+    )
     leading = scheduler.leader is None or scheduler.leader.leader
     family(
         "fleet_scheduler_leader",

@@ -362,6 +362,8 @@ NotifierEvent = Literal[
     "cluster.unreachable",
     "cluster.recovered",
     "notifier.failed",
+    "image.updated",
+    "image.scanFailed",
     "commit.*",
     "unit.*",
     "bundle.*",
@@ -369,6 +371,7 @@ NotifierEvent = Literal[
     "wave.*",
     "rollout.*",
     "cluster.*",
+    "image.*",
     "*",
 ]
 # Every event type (fleet.events.model.EventType; a unit test keeps the two equal): the
