@@ -39,7 +39,7 @@ from fleet.spec.rollout_spec import parse_duration
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT = 30.0  # seconds between looks at a definition without image automation
+IDLE_WAIT = 5.0  # seconds between looks at a definition without image automation
 
 
 class ImageLoop:
