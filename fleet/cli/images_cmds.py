@@ -1,4 +1,5 @@
-"""`fleet images scan`: what every image policy of the definition picks now.
+"""`fleet images scan`: what every image policy of the definition picks now;
+`fleet images update`: the same scan, and the changed markers committed back to Git.
 
 One scan, as `fleet serve` does it (`fleet.images.scan.scan_policies`): each repository's
 tags listed once through the definition's `registries` and the worker-side credentials of
@@ -13,14 +14,15 @@ from typing import Annotated
 
 import typer
 
+from fleet import config
 from fleet.cli import FleetGroup, app, check_output
 from fleet.cli.definition_cmds import RepoDir, _relative
-from fleet.errors import FleetError
+from fleet.errors import FleetError, UserError
 
 images_app = typer.Typer(
     cls=FleetGroup,  # its unset --help imports no pydantic either
     name="images",
-    help="Image policies: which tag each one picks.",
+    help="Image policies: which tag each one picks, and the updates committed to Git.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -84,3 +86,94 @@ def scan_command(
         typer.echo(format_table(header, table), nl=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@images_app.command("update")
+def update_command(
+    repo_dir: RepoDir = Path("."),
+    repo_url: Annotated[
+        str | None,
+        typer.Option(
+            "--repo-url",
+            metavar="URL",
+            help="The Git repository to commit to (default: FLEET_REPO_URL, else the "
+            "checkout's origin remote).",
+        ),
+    ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch",
+            metavar="BRANCH",
+            help="The branch to update when imageUpdates.branch is unset (default: the "
+            "checkout's current branch).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the marker changes; clone, commit and push nothing."),
+    ] = False,
+) -> None:
+    """Scan every image policy once and commit the changed markers back to Git.
+
+    What `fleet serve` does every `imageUpdates.interval`, as one shot (cron, embedded
+    users): the markers under `imageUpdates.paths` of the branch are rewritten to the
+    tags the policies pick, committed with `imageUpdates.author` and pushed (to
+    `imageUpdates.pushBranch` when set). The definition is read from REPO (a checkout);
+    the commit is made in a fresh clone of the repository URL, never in REPO. Prints one
+    `path:line policy old -> new` per change. Exit 1 when a policy failed (its markers
+    stay as they are; the others are still updated).
+    """
+    from fleet.images import update
+    from fleet.images.checks import check_image_policies
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.loader import load_repository
+
+    try:
+        repo = load_repository(repo_dir)
+        plugins = FleetPlugins.load()
+        check_image_policies(repo, plugins)
+    except FleetError as err:
+        raise _relative(err, repo_dir) from None
+    definition = repo.definition
+    result = update.scan(definition, plugins)
+    for reason in result.errors.values():
+        typer.echo(f"error: {reason}", err=True)
+    if dry_run:
+        done = update.dry_run(definition, result, repo_dir)
+    else:
+        url = (
+            repo_url
+            or config.current().repo_url
+            or _git_out(repo_dir, "remote", "get-url", "origin")
+        )
+        if not url:
+            raise UserError("no repository to commit to: give --repo-url or set FLEET_REPO_URL")
+        target = update.update_branch(
+            definition, branch or _git_out(repo_dir, "rev-parse", "--abbrev-ref", "HEAD")
+        )
+        done = update.write_choices(definition, result, url, target)
+    for warning in done.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for change in done.changes:
+        typer.echo(f"{change.path}:{change.line} {change.policy} {change.old} -> {change.new}")
+    if dry_run:
+        typer.echo(f"{len(done.changes)} marker changes (dry run: nothing committed)")
+    elif done.commit:
+        typer.echo(f"committed {done.commit[:12]} to {done.branch}")
+    else:
+        typer.echo("no marker changes: nothing committed")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _git_out(repo_dir: Path, *args: str) -> str | None:
+    """One line of `git -C REPO ARGS`, or None when REPO is no checkout (or git fails)."""
+    from fleet.process import run_tool
+
+    try:
+        done = run_tool(["git", "-C", str(repo_dir), *args], what="git", timeout=30)
+    except FleetError:
+        return None
+    text = done.stdout.decode(errors="replace").strip()
+    return text if done.returncode == 0 and text else None
