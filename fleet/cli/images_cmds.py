@@ -22,11 +22,83 @@ from fleet.errors import FleetError, UserError
 images_app = typer.Typer(
     cls=FleetGroup,  # its unset --help imports no pydantic either
     name="images",
-    help="Image policies: which tag each one picks, and the updates committed to Git.",
-    no_args_is_help=True,
+    help="Image policies: which tag each one picks, what every cluster runs, and the "
+    "updates committed to Git. Without a command: `fleet images show` of the current "
+    "directory.",
+    invoke_without_command=True,
     rich_markup_mode=None,
 )
 app.add_typer(images_app, name="images")
+
+OutputOpt = Annotated[
+    str,
+    typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json."),
+]
+
+
+@images_app.callback()
+def images_overview(ctx: typer.Context, output: OutputOpt = "table") -> None:
+    """Without a command: what `fleet images show .` prints."""
+    if ctx.invoked_subcommand is None:
+        show_command(Path("."), None, output)
+
+
+@images_app.command("show")
+def show_command(
+    source: Annotated[
+        Path,
+        typer.Argument(metavar="[SOURCE]", help="A checkout or a Git URL (default: .)."),
+    ] = Path("."),
+    branch: Annotated[
+        str | None, typer.Option("--branch", metavar="BRANCH", help="The branch of a URL.")
+    ] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """For every image policy: the tag (and digest) it picks now, and on every cluster
+    which tag and digest each workload fleet deployed runs, `behind` when not the newest.
+
+    Reads Deployments, StatefulSets, DaemonSets, Jobs and CronJobs labelled with this
+    fleet on each cluster (the operator's cluster credentials, as `fleet status`); the
+    digest comes from an `@sha256:` pin, else a running Pod's imageID, else "-". Exit 1
+    when a policy's scan failed or a cluster could not be read.
+    """
+    from fleet.runtime.image_view import images_view
+    from fleet.status.model import format_table
+
+    check_output(output)
+    try:
+        view = images_view(str(source), branch=branch)
+    except FleetError as err:
+        raise _relative(err, source) from None
+    if output == "json":
+        payload = {
+            "commit": view.commit,
+            "policies": [p.to_json() for p in view.policies],
+            "unreachable": view.down,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        header = ["POLICY", "NEWEST", "CLUSTER", "WORKLOAD", "TAG", "DIGEST", ""]
+        table = []
+        for p in view.policies:
+            newest = p.tag or f"error: {p.error}"
+            if not p.running:
+                table.append([p.policy, newest, "-", "-", "-", "-", ""])
+            for r in p.running:
+                mark = "behind" if p.behind(r) else ""
+                where = f"{r.workload} [{r.container}]"
+                table.append(
+                    [p.policy, newest, r.cluster, where, r.tag or "-", _short(r.digest), mark]
+                )
+        for cluster, why in sorted(view.down.items()):
+            table.append(["-", "-", cluster, f"unreachable: {why}", "-", "-", ""])
+        typer.echo(format_table(header, table), nl=False)
+    if view.down or any(p.error for p in view.policies):
+        raise typer.Exit(1)
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] if digest else "-"
 
 
 @images_app.command("scan")
