@@ -40,15 +40,15 @@ OutputOpt = Annotated[
 def images_overview(ctx: typer.Context, output: OutputOpt = "table") -> None:
     """Without a command: what `fleet images show .` prints."""
     if ctx.invoked_subcommand is None:
-        show_command(Path("."), None, output)
+        show_command(".", None, output)
 
 
 @images_app.command("show")
 def show_command(
     source: Annotated[
-        Path,
+        str,
         typer.Argument(metavar="[SOURCE]", help="A checkout or a Git URL (default: .)."),
-    ] = Path("."),
+    ] = ".",
     branch: Annotated[
         str | None, typer.Option("--branch", metavar="BRANCH", help="The branch of a URL.")
     ] = None,
@@ -67,9 +67,9 @@ def show_command(
 
     check_output(output)
     try:
-        view = images_view(str(source), branch=branch)
+        view = images_view(source, branch=branch)
     except FleetError as err:
-        raise _relative(err, source) from None
+        raise _relative(err, Path(source) if Path(source).is_dir() else None) from None
     if output == "json":
         payload = {
             "commit": view.commit,

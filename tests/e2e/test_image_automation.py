@@ -56,12 +56,14 @@ class Bed:
         self.registry.push_image(self.layout.root, "web", f"e2e-{self.sfx}/web:{tag}")
 
     def running(self) -> set[str]:
-        images = set()
+        images: set[str] = set()
         for cluster in self.fleet.clusters:
             found = apps_api(self.fleet, cluster).read_namespaced_deployment(
                 "web", f"images-{self.sfx}"
             )
-            images.add(found.spec.template.spec.containers[0].image)
+            pod = found.spec.template.spec
+            assert pod is not None
+            images.add(str(pod.containers[0].image))
         return images
 
     def remote_head(self) -> tuple[str, str]:
