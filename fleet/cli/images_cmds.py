@@ -24,7 +24,7 @@ images_app = typer.Typer(
     name="images",
     help="Image policies: which tag each one picks, what every cluster runs, and the "
     "updates committed to Git. Without a command: `fleet images show` of the current "
-    "directory.",
+    "directory (`fleet images show -o json` for JSON).",
     invoke_without_command=True,
     rich_markup_mode=None,
 )
@@ -37,10 +37,11 @@ OutputOpt = Annotated[
 
 
 @images_app.callback()
-def images_overview(ctx: typer.Context, output: OutputOpt = "table") -> None:
-    """Without a command: what `fleet images show .` prints."""
+def images_overview(ctx: typer.Context) -> None:
+    """Without a command: what `fleet images show .` prints. (No options here: a group
+    option would make every subcommand's --help import pydantic; `show -o json`.)"""
     if ctx.invoked_subcommand is None:
-        show_command(".", None, output)
+        show_command(".", None, "table")
 
 
 @images_app.command("show")

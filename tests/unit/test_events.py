@@ -28,7 +28,8 @@ def test_the_definition_knows_every_event_type() -> None:
     patterns = set(typing.get_args(NotifierEvent))
     assert set(EVENT_TYPES) <= patterns
     assert {p for p in patterns if p not in EVENT_TYPES} == {
-        "commit.*", "unit.*", "bundle.*", "drift.*", "wave.*", "rollout.*", "cluster.*", "*"
+        "commit.*", "unit.*", "bundle.*", "drift.*", "wave.*", "rollout.*", "cluster.*", "image.*",
+        "*",
     }  # fmt: skip
 
 
