@@ -91,8 +91,12 @@ def serve_command(
     """Run the scheduler: poll Git (or take push webhooks), plan, send tasks to the workers.
 
     Serves POST / (GitHub/GitLab push webhook, needs FLEET_WEBHOOK_SECRET; signed, at most
-    1 MiB), GET /metrics (Prometheus) and GET /status (JSON, the same model as `fleet status
+    1 MiB), POST /hooks/registry (Docker Hub, Quay or distribution push notification,
+    needs FLEET_REGISTRY_WEBHOOK_TOKEN as a Bearer header or /hooks/registry/<token>),
+    GET /metrics (Prometheus) and GET /status (JSON, the same model as `fleet status
     -o json`, plus each bundle's rollout as `fleet rollout status` shows it).
+    With imagePolicies and imageUpdates, the leader scans the policies every
+    imageUpdates.interval (and on a registry push) and commits new tags back to Git.
     FLEET_HTTP_MAX_CLIENTS connections at once (default 16), each with FLEET_HTTP_TIMEOUT
     seconds (default 10) to send its request.
     The scheduler needs no cluster credential: the workers of each region hold them.
