@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import time
@@ -39,6 +40,7 @@ name: {name}
 registries: [{{name: bed, type: oci, host: '{host}', credential: bed}}]
 imagePolicies:
   - {{name: web, image: '{host}/team/web', policy: {{semver: {{range: '^1'}}}}}}
+  - {{name: api, image: '{host}/team/api', policy: {{semver: {{range: '^1'}}}}}}
 imageUpdates:
   interval: 1h
   author: {{name: fleet images bot, email: images@fleet.invalid}}
@@ -233,8 +235,21 @@ def test_a_push_notification_commits_the_new_tag(
     # the path form (Docker Hub and Quay cannot set headers) is accepted too
     status, answer = bed.post(f"/hooks/registry/{TOKEN}", notification(host, "2.0.0"), {})
     assert (status, answer["policies"]) == (202, ["web"])
+    kinds: list[str] = []
+    for _ in range(100):  # written by the leader's next tick
+        events = bed.server.scheduler.events
+        found = events.log.read() if events is not None else []
+        kinds = [entry.event.type.value for entry in found]
+        if "image.updated" in kinds and "image.scanFailed" in kinds:
+            break
+        time.sleep(0.1)
+    assert kinds.count("image.updated") == 1, kinds
+    failed = [e.event for e in found if e.event.type.value == "image.scanFailed"]
+    # team/api has no tags: one event, not one per scan
+    assert len(failed) == 1 and failed[0].details["policy"] == "api", failed
     metrics = bed.get("/metrics")
-    assert 'fleet_image_scans_total{result="ok"}' in metrics
+    scans = re.search(r'^fleet_image_scans_total\{result="failed"\} (\d+)$', metrics, re.M)
+    assert scans is not None and int(scans.group(1)) >= 2, metrics  # the webhook's two
     shown = bed.get("/status") + metrics + caplog.text
     password = next(iter(bed.registry.users.values()))
     assert TOKEN not in shown and password not in shown
