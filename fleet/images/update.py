@@ -118,4 +118,12 @@ def dry_run(
         changes, warnings = rewrite_tree(copy, paths, choices)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return UpdateResult(result, tuple(changes), None, "", tuple(warnings), choices)
+    kept = _without_failed(tuple(warnings), result)
+    return UpdateResult(result, tuple(changes), None, "", kept, choices)
+
+
+def _without_failed(warnings: tuple[str, ...], result: ScanResult) -> tuple[str, ...]:
+    """The marker warnings, less "names the image policy 'X', which is not defined" for a
+    policy that is defined but failed this scan (its error is reported already)."""
+    failed = tuple(f"image policy '{name}'" for name in result.errors)
+    return tuple(w for w in warnings if not any(name in w for name in failed))

@@ -135,7 +135,9 @@ class ImageLoop:
                 self._reported[policy] = reason
         for policy in result.choices:
             self._reported.pop(policy, None)
-        known = self.known
+        # a push scans some policies: the others keep the last full scan's choices; a full
+        # scan uses its own only, so a policy failing now leaves its markers as they are
+        known = self.known if only is not None else {}
         self.known = {**self.known, **result.choices}
         branch = update.update_branch(definition, scheduler.source.ref)
         done = update.write_choices(
