@@ -47,6 +47,7 @@ class Bed:
     layout: OciLayout
     password: str
     fleet: LocalFleet
+    digest: str  # of the one image pushed under every tag (the bundle pins digests)
 
     @property
     def image(self) -> str:
@@ -87,13 +88,14 @@ def bed(
 ) -> Bed:
     sfx = suffix()
     layout = OciLayout(tmp_path / "layout")
-    layout.tag(layout.image(f"web {sfx}"), "web")
+    descriptor = layout.image(f"web {sfx}")
+    layout.tag(descriptor, "web")
     user, password = next(iter(htpasswd_registry.users.items()))
     monkeypatch.setenv("FLEET_REGISTRY_USERNAME_BED", user)
     monkeypatch.setenv("FLEET_REGISTRY_PASSWORD_BED", password)
     registry_tls.trust(monkeypatch)
     tree = git_server.create_repo(f"images-{sfx}", tmp_path / "repo")
-    bed = Bed(sfx, tree, htpasswd_registry, layout, password, local_fleet)
+    bed = Bed(sfx, tree, htpasswd_registry, layout, password, local_fleet, descriptor.digest)
     clusters = "".join(f"  - name: {name}\n" for name in local_fleet.clusters)
     tree.write(
         "fleet.yaml",
@@ -106,7 +108,10 @@ def bed(
         "imageUpdates:\n  interval: 1h\n  branch: main\n"
         "  author: {name: fleet images bot, email: images@fleet.invalid}\n  paths: [web]\n",
     )
-    tree.write("web/fleet.yaml", f"name: web-{sfx}\ndefaultNamespace: images-{sfx}\n")
+    tree.write(
+        "web/fleet.yaml",
+        f"name: web-{sfx}\ndefaultNamespace: images-{sfx}\nimages: {{pinDigests: true}}\n",
+    )
     tree.write(
         "web/deploy.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n"
@@ -131,7 +136,7 @@ def sync_and_show(bed: Bed, capsys: pytest.CaptureFixture[str]) -> None:
     # the test bed runs no Deployment controller: applied, not Ready (--no-wait)
     _, out = run(["sync", bed.tree.remote_url, "--no-wait"], capsys, bed)
     assert "ErrApplied" not in out, out
-    assert bed.running() == {f"{bed.image}:1.1.0"}
+    assert bed.running() == {f"{bed.image}:1.1.0@{bed.digest}"}
     code, out = run(["images", "show", bed.tree.remote_url, "-o", "json"], capsys, bed)
     assert code == 0, out
     (web,) = json.loads(out)["policies"]
@@ -139,6 +144,7 @@ def sync_and_show(bed: Bed, capsys: pytest.CaptureFixture[str]) -> None:
     rows = web["clusters"]
     assert {r["cluster"] for r in rows} == set(bed.fleet.clusters)
     assert all(r["tag"] == "1.1.0" and not r["behind"] for r in rows), rows
+    assert {r["digest"] for r in rows} == {bed.digest}  # from the pin
 
 
 @pytest.mark.usefixtures("fleet_env")
@@ -146,7 +152,7 @@ def test_images_update_commits_and_sync_rolls_it_out(
     bed: Bed, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, out = run(["sync", bed.tree.remote_url, "--no-wait"], capsys, bed)
-    assert bed.running() == {f"{bed.image}:1.0.0"}
+    assert bed.running() == {f"{bed.image}:1.0.0@{bed.digest}"}
     code, out = run(["images", "show", bed.tree.remote_url], capsys, bed)
     assert code == 0 and "1.0.0" in out and "behind" not in out, out
     bed.push("1.1.0")
