@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,10 @@ from fleet import config
 from fleet.cli import FleetGroup, app, check_output
 from fleet.cli.definition_cmds import RepoDir, _relative
 from fleet.errors import FleetError, UserError
+
+if TYPE_CHECKING:
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.loader import FleetRepo
 
 images_app = typer.Typer(
     cls=FleetGroup,  # its unset --help imports no pydantic either
@@ -98,6 +102,21 @@ def show_command(
         raise typer.Exit(1)
 
 
+def _load_checked(repo_dir: Path) -> tuple[FleetRepo, FleetPlugins]:
+    """The definition of `repo_dir` with its image policies checked (one line per error)."""
+    from fleet.images.checks import check_image_policies
+    from fleet.plugin.manager import FleetPlugins
+    from fleet.spec.loader import load_repository
+
+    try:
+        repo = load_repository(repo_dir)
+        plugins = FleetPlugins.load()
+        check_image_policies(repo, plugins)
+    except FleetError as err:
+        raise _relative(err, repo_dir) from None
+    return repo, plugins
+
+
 def _short(digest: str | None) -> str:
     return digest[:19] if digest else "-"
 
@@ -116,20 +135,12 @@ def scan_command(
     true`) and, when it picked nothing, why. Exit 1 when any policy failed (a registry
     down or refusing, no tag matching); the other policies are still scanned.
     """
-    from fleet.images.checks import check_image_policies
     from fleet.images.scan import scan_policies
-    from fleet.plugin.manager import FleetPlugins
     from fleet.registry.access import Registries
-    from fleet.spec.loader import load_repository
     from fleet.status.model import format_table
 
     check_output(output)
-    try:
-        repo = load_repository(repo_dir)
-        plugins = FleetPlugins.load()
-        check_image_policies(repo, plugins)
-    except FleetError as err:
-        raise _relative(err, repo_dir) from None
+    repo, plugins = _load_checked(repo_dir)
     registries = Registries(repo.definition.registries, plugins)
     try:
         result = scan_policies(repo.definition, registries)
@@ -198,16 +209,8 @@ def update_command(
     stay as they are; the others are still updated).
     """
     from fleet.images import update
-    from fleet.images.checks import check_image_policies
-    from fleet.plugin.manager import FleetPlugins
-    from fleet.spec.loader import load_repository
 
-    try:
-        repo = load_repository(repo_dir)
-        plugins = FleetPlugins.load()
-        check_image_policies(repo, plugins)
-    except FleetError as err:
-        raise _relative(err, repo_dir) from None
+    repo, plugins = _load_checked(repo_dir)
     definition = repo.definition
     result = update.scan(definition, plugins)
     for reason in result.errors.values():
