@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## testbin: build (or reuse from ~/.cache/fleet-testbin) etcd, kube-*, kwok, helm, kustomize;
+## testbin: build (or reuse from ~/.cache/fleet-testbin) etcd, kube-*, kwok, helm, kustomize, gitea;
 ## helm and kustomize are linked into .venv/bin too, where `.venv/bin/fleet` looks for them
 testbin: venv
 	@tests/testbin/build.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, helm, kustomize, kubectl) from Go modules, one wrapper module per tool so
+# kube-scheduler, kwok, helm, kustomize, kubectl, gitea) from Go modules, one wrapper module per tool so
 # their dependency versions never fight. Each build is cached under
 # $FLEET_TESTBIN_CACHE (default ~/.cache/fleet-testbin) keyed by the wrapper module's
 # content, so a second run only re-links tests/testbin/bin/.
@@ -21,6 +21,7 @@ HELM_VERSION=v3.19.5
 KUSTOMIZE_VERSION=v5.7.1
 KWOK_VERSION=v0.7.0
 ETCD_VERSION=v3.6.16
+GITEA_VERSION=v1.27.3
 
 kube_ldflags() {
   local major minor
@@ -63,7 +64,11 @@ tool_targets() {
     helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;;
     kustomize) echo "kustomize=sigs.k8s.io/kustomize/kustomize/v5" ;;
     kubectl) echo "kubectl=." ;;
-    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl)" >&2; return 1 ;;
+    # gitea's module declares its path as gitea.dev (the wrapper replaces it with the
+    # module the proxy serves). No bindata: gitea reads templates/options from its source
+    # directory in the module cache (tests/support/gitea.py points it there).
+    gitea) echo "gitea=gitea.dev" ;;
+    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl gitea)" >&2; return 1 ;;
   esac
 }
 
@@ -74,16 +79,27 @@ tool_ldflags() {
     helm) helm_ldflags ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" ;;
     kustomize) echo "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION" ;;
+    gitea) echo "-s -w -X main.Version=${GITEA_VERSION#v}" ;;
     *) echo "-s -w" ;;
+  esac
+}
+
+# Build tags; gitea's sqlite is the pure-Go one (modernc), so CGO stays off.
+tool_tags() {
+  case $1 in
+    gitea) echo "sqlite sqlite_unlock_notify" ;;
+    *) echo "" ;;
   esac
 }
 
 build_tool() {
   local tool=$1 mod=$here/modules/$1
-  local targets flags key out
+  local targets flags tags key out
   targets=$(tool_targets "$tool")
   flags=$(tool_ldflags "$tool")
-  key=$( (cat "$mod"/go.mod "$mod"/go.sum "$mod"/*.go 2>/dev/null; echo "$flags"; go env GOVERSION) | sha256sum | cut -c1-16)
+  tags=$(tool_tags "$tool")
+  # (tags join the key only when set, so the other tools keep their cached builds)
+  key=$( (cat "$mod"/go.mod "$mod"/go.sum "$mod"/*.go 2>/dev/null; echo "$flags"; [ -z "$tags" ] || echo "tags=$tags"; go env GOVERSION) | sha256sum | cut -c1-16)
   out=$cache/$tool-$key
   if [ ! -f "$out/.complete" ]; then
     echo "testbin: building $tool (cache $out)" >&2
@@ -91,7 +107,7 @@ build_tool() {
     local t start
     start=$(date +%s)
     for t in $targets; do
-      (cd "$mod" && go build -trimpath -ldflags "$flags" -o "$out.tmp/${t%%=*}" "${t#*=}")
+      (cd "$mod" && go build -trimpath -tags "$tags" -ldflags "$flags" -o "$out.tmp/${t%%=*}" "${t#*=}")
     done
     touch "$out.tmp/.complete"
     rm -rf "$out" && mv "$out.tmp" "$out"
@@ -103,7 +119,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok helm kustomize kubectl)
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok helm kustomize kubectl gitea)
 for tool in "${tools[@]}"; do
   build_tool "$tool"
 done
