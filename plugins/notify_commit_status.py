@@ -18,7 +18,8 @@ The endpoints, exactly as documented:
   description, context}`, `Authorization: Bearer <token>`, `Accept:
   application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28`; `{api}` is
   `https://api.github.com` unless the operator sets `FLEET_NOTIFIER_<CREDENTIAL>_URL`
-  (GitHub Enterprise: `https://HOST/api/v3`).
+  (GitHub Enterprise: `https://HOST/api/v3`; Gitea and Forgejo, whose status API has
+  GitHub's shape: `https://HOST/api/v1`, tested against a real Gitea).
 - GitLab: `POST {api}/projects/:id/statuses/:sha` with `{state, name, target_url,
   description}` and `PRIVATE-TOKEN: <token>`; `{api}` is `https://gitlab.com/api/v4`
   unless `FLEET_NOTIFIER_<CREDENTIAL>_URL` says otherwise.

@@ -30,6 +30,7 @@ BUILD_TOOL = {
     "helm": "helm",
     "kustomize": "kustomize",
     "kubectl": "kubectl",
+    "gitea": "gitea",
 }
 
 os.environ["PATH"] = f"{TESTBIN_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -72,6 +73,7 @@ sys.path.insert(0, str(ROOT))
 import localfleet  # noqa: E402
 
 from tests.support.exporter import Exporter  # noqa: E402
+from tests.support.gitea import GiteaServer  # noqa: E402
 from tests.support.prometheus import PrometheusServer  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 from tests.support.servers import AlertmanagerServer, GitServer, RedisServer  # noqa: E402
@@ -138,6 +140,21 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     """`git daemon` on a free loopback port; tests create repositories and push to them."""
     server = GitServer(tmp_path_factory.mktemp("git-server") / "repos")
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gitea(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaServer]:
+    """A real Gitea (sqlite, one admin and its token) on a free loopback port, for the
+    session; fails with the build command when the binary is missing."""
+    find_binary("gitea")
+    server = GiteaServer(tmp_path_factory.mktemp("gitea"))
+    try:
+        server.start()
+    except RuntimeError as err:
+        server.stop()
+        pytest.fail(str(err), pytrace=False)
     yield server
     server.stop()
 
