@@ -10,16 +10,18 @@ start ("translation is missing"). Tests run as root here and in CI, which Gitea 
 unless told otherwise (`I_AM_BEING_UNSAFE_RUNNING_AS_ROOT`, acceptable for a throwaway
 loopback server). The database is sqlite (pure Go), the admin user and its token come
 from `gitea admin` on the command line, repositories from the API, commits from real
-`git push` over HTTP.
+`git push` over HTTP; its push webhooks may go to loopback (`[webhook] ALLOWED_HOST_LIST`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -68,6 +70,11 @@ DISABLE_REGISTRATION = true
 
 [cron]
 ENABLED = false
+
+[webhook]
+; fleet's receiver in the tests listens on loopback, which Gitea refuses by default
+ALLOWED_HOST_LIST = loopback
+DELIVER_TIMEOUT = 10
 
 [mailer]
 ENABLED = false
@@ -209,6 +216,27 @@ class GiteaServer:
         out = subprocess.run(["git", "-C", str(workdir), "rev-parse", "HEAD"],
                              check=True, capture_output=True, text=True)  # fmt: skip
         return out.stdout.strip()
+
+    def add_webhook(self, repo: str, url: str, secret: str) -> int:
+        """A push webhook of Gitea's own type (it signs like GitHub: X-Hub-Signature-256);
+        its id."""
+        config = {"url": url, "content_type": "json", "secret": secret}
+        hook = {"type": "gitea", "config": config, "events": ["push"], "active": True}
+        return int(self.request("POST", f"/repos/{repo}/hooks", hook)["id"])
+
+    def deliveries(self, hook_id: int) -> list[int]:
+        """The HTTP status of each delivery Gitea made for the hook, oldest first. Gitea's
+        API does not list them, so they are read from its database (read-only)."""
+        db = self.workdir / "data" / "gitea.db"
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT response_content FROM hook_task"
+                " WHERE hook_id = ? AND is_delivered = 1 ORDER BY id",
+                (hook_id,),
+            ).fetchall()
+        # (a delivery's row is marked delivered a moment before its response is written)
+        statuses = [int(json.loads(r[0] or "{}").get("status", 0)) for r in rows]
+        return [s for s in statuses if s]
 
     def statuses(self, repo: str, sha: str) -> list[dict[str, Any]]:
         """The commit's statuses, newest first (by id: Gitea orders by creation time in
