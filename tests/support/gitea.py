@@ -133,7 +133,7 @@ class GiteaServer:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"gitea {args[0]} {args[1:2]} failed: {' | '.join(tail)}")
+            raise RuntimeError(f"gitea {' '.join(args[:3])} failed: {' | '.join(tail)}")
         return done.stdout
 
     def start(self) -> None:
