@@ -116,6 +116,11 @@ build_tool() {
   for t in $targets; do
     ln -sfn "$out/${t%%=*}" "$bindir/${t%%=*}"
   done
+  if [ "$tool" = gitea ]; then
+    # a cached binary on a machine whose module cache was emptied: gitea still needs its
+    # source (templates, locales; tests/support/gitea.py), so fetch it back
+    (cd "$mod" && go mod download gitea.dev)
+  fi
 }
 
 tools=("$@")
