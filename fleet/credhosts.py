@@ -21,8 +21,8 @@ on what a name resolves to, so the check needs no DNS and `fleet validate` makes
 Set, a credential sent anywhere else is refused before any request (`CredentialRefused`:
 one line naming the credential, the host and the variable, never the secret). Unset, the
 credential goes wherever the definition says (fleet's behaviour before bindings existed,
-which every existing fleet relies on) and a warning recommending the binding is logged
-once per credential and process.
+which every existing fleet relies on) and, when the secret is set in this process's
+environment, a warning recommending the binding is logged once per credential and process.
 
 For metrics and gates the binding shares the secret's prefix, so a credential named
 `hosts-x` would read `FLEET_METRICS_HOSTS_X` as its secret: such names are refused
@@ -52,6 +52,16 @@ class Kind:
 
     def variable(self, name: str) -> str:
         return f"{self.secret_prefix}HOSTS_{env_suffix(name)}"
+
+    def secret_variables(self, name: str) -> tuple[str, ...]:
+        """The variables holding credential `name`'s secret."""
+        suffix = env_suffix(name)
+        if self is REGISTRY:
+            return (
+                f"{self.secret_prefix}USERNAME_{suffix}",
+                f"{self.secret_prefix}PASSWORD_{suffix}",
+            )
+        return (f"{self.secret_prefix}{suffix}",)
 
 
 REGISTRY = Kind("registry credential", "FLEET_REGISTRY_")
@@ -116,7 +126,8 @@ def refusal(kind: Kind, name: str, host: str, port: int, env: Mapping[str, str])
     rules = bound_rules(kind, name, env)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if rules is None:
-        _warn_unbound(kind, name)
+        if any(env.get(v) for v in kind.secret_variables(name)):  # a secret that could leak
+            _warn_unbound(kind, name)
         return None
     if admits(rules, host, port):
         return None

@@ -63,12 +63,30 @@ def test_credential_from_env_refuses_another_host_before_reading_the_secret() ->
 
 def test_unbound_keeps_working_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     env = {k: v for k, v in ENV.items() if "HOSTS" not in k}
+    env |= {"FLEET_REGISTRY_USERNAME_UNBOUND_ONE": "u", "FLEET_REGISTRY_PASSWORD_UNBOUND_ONE": "p"}
     credhosts._warned.discard(("FLEET_REGISTRY_", "UNBOUND_ONE"))
     with caplog.at_level(logging.WARNING, logger="fleet.credhosts"):
         for _ in range(3):
             assert credhosts.refusal(REGISTRY, "unbound-one", "anywhere.example", 443, env) is None
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "FLEET_REGISTRY_HOSTS_UNBOUND_ONE" in warnings[0]
+
+
+def test_a_credential_whose_secret_is_not_set_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing to leak, nothing to say (`fleet validate` of a repository on a laptop)."""
+    credhosts._warned.discard(("FLEET_METRICS_", "ABSENT"))
+    with caplog.at_level(logging.WARNING, logger="fleet.credhosts"):
+        assert credhosts.refusal(METRICS, "absent", "prom.example", 443, {}) is None
+    assert not caplog.records
+    credhosts._warned.discard(("FLEET_METRICS_", "ABSENT"))
+    with caplog.at_level(logging.WARNING, logger="fleet.credhosts"):
+        assert (
+            credhosts.refusal(METRICS, "absent", "prom.example", 443, {"FLEET_METRICS_ABSENT": "t"})
+            is None
+        )
+    assert len(caplog.records) == 1
 
 
 def test_a_malformed_binding_names_the_variable_and_entry() -> None:
