@@ -31,6 +31,7 @@ from fleet.images import update
 from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries
 from fleet.registry.reference import ImageReference, parse_reference
+from fleet.render.images import containers
 from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.source.local import resolve_source
 
@@ -159,15 +160,12 @@ def _workloads(conn: ClusterConnection, cluster: str, selector: str) -> list[Run
         for item in conn.list_objects(res, None, label_selector=selector):
             meta = item.get("metadata") or {}
             namespace = str(meta.get("namespace") or "")
-            spec = item.get("spec") or {}
-            if kind == "CronJob":
-                spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-            pod = ((spec.get("template") or {}).get("spec")) or {}
-            for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-                image = container.get("image")
+            # list items carry no kind; the pod-spec walk of digest pinning needs it
+            for entry in containers({**item, "kind": kind}):
+                image = entry.get("image")
                 if isinstance(image, str):
                     workload = f"{kind} {namespace}/{meta.get('name')}"
-                    rows.append((namespace, workload, str(container.get("name")), image))
+                    rows.append((namespace, workload, str(entry.get("name")), image))
     ids = _image_ids(conn, {ns for ns, *_ in rows})
     out = []
     for namespace, workload, container, image in rows:
