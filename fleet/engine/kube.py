@@ -20,17 +20,23 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import urllib3
 from kubernetes import config as k8s_config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from fleet.errors import FleetError, PermanentError, TransientError
 from fleet.manifest import Manifest
+
+if TYPE_CHECKING:
+    from fleet.engine.watch import Watches
 
 log = logging.getLogger(__name__)
 
@@ -215,20 +221,46 @@ def classify(
     return Invalid(f"{prefix}: HTTP {status}: {message}", status=status)
 
 
+# Connections kept open per cluster: more than the concurrent jobs of a cluster
+# (`fleet.runtime.cluster_pool`, FLEET_CLUSTER_CONCURRENCY) plus its health watches, so a
+# job never opens (TLS handshake) and throws away a connection of its own. urllib3's
+# default, 5 per CPU, was 10 here and discarded a connection per request at 40 jobs.
+POOL_SIZE = 64
+
+
+@dataclass
+class _Shared:
+    """What a connection and its siblings share: the health watches (one per resource
+    type per cluster, `fleet.engine.watch`), started by the first wait that needs one."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    watches: Watches | None = None
+    watch_health: bool = True
+
+
 class ClusterConnection:
     """The API client of one cluster plus a discovery cache and request counters.
 
     `writes` counts requests that change the cluster (dry runs excluded): the no-op test and
-    the benchmark read it. Not thread-safe: one sync uses one connection at a time.
+    the benchmark read it. Not thread-safe: one sync uses one connection at a time; siblings
+    (`sibling`) share the HTTP pool and the health watches, and each is used by one thread.
     """
 
     def __init__(
-        self, name: str, api_client: Any, *, timeout: tuple[float, float] = (5.0, 60.0)
+        self,
+        name: str,
+        api_client: Any,
+        *,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        watch_health: bool = True,
+        _shared: _Shared | None = None,
     ) -> None:
         self.name = name
         self._api = api_client
         self._timeout = timeout
         self._discovery: dict[str, dict[str, ResourceType] | None] = {}
+        self._owner = _shared is None
+        self._shared = _shared or _Shared(watch_health=watch_health)
         self.requests = 0
         self.writes = 0
 
@@ -238,17 +270,43 @@ class ClusterConnection:
     ) -> ClusterConnection:
         """Connect with a kubeconfig file (the kubeconfig's current context unless `context`)."""
         label = name or context or Path(path).stem
+        configuration = Configuration()
         try:
-            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=str(path), context=context, persist_config=False
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(path),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
             )
         except (OSError, k8s_config.ConfigException) as err:
             # the loader's message names the file/context, never key material
             raise KubeError(f"{label}: cannot load kubeconfig {path}: {err}") from None
-        return cls(label, api)
+        configuration.connection_pool_maxsize = POOL_SIZE
+        return cls(label, ApiClient(configuration=configuration))
 
     def close(self) -> None:
+        """Close the HTTP pool (and stop the health watches) if this connection owns them;
+        a sibling's close is a no-op: the owner's pool outlives it."""
+        if not self._owner:
+            return
+        with self._shared.lock:
+            watches, self._shared.watches = self._shared.watches, None
+        if watches is not None:
+            watches.close()
         self._api.close()
+
+    @property
+    def watches(self) -> Watches | None:
+        """This cluster's health watches (started on first use), None when turned off."""
+        shared = self._shared
+        if not shared.watch_health:
+            return None
+        with shared.lock:
+            if shared.watches is None:
+                from fleet.engine.watch import Watches
+
+                shared.watches = Watches(self.sibling())
+            return shared.watches
 
     # ------------------------------------------------------------------ raw requests
 
@@ -303,7 +361,54 @@ class ClusterConnection:
         """A connection to the same cluster with its own counters and discovery cache,
         sharing the (thread-safe) HTTP pool: for a lock's heartbeat thread, whose
         requests are coordination, not writes of the sync."""
-        return ClusterConnection(self.name, self._api, timeout=self._timeout)
+        return ClusterConnection(self.name, self._api, timeout=self._timeout, _shared=self._shared)
+
+    def stream(
+        self,
+        path: str,
+        *,
+        query: list[tuple[str, str]],
+        read_timeout: float,
+        what: str,
+        opened: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[bytes]:
+        """A streaming GET (a watch): the response body in chunks, as it arrives.
+
+        Errors before the stream starts are typed like `request`'s; a broken stream
+        raises ClusterUnreachable from the iteration. `opened` is given a function that
+        ends the stream from another thread (the read blocks until the server sends).
+        """
+        self.requests += 1
+        try:
+            args = self._api.param_serialize(
+                "GET",
+                path,
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*args, _request_timeout=(self._timeout[0], read_timeout))
+        except ApiException as err:
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server ({err.reason})"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server ({type(err).__name__})"
+            ) from None
+        raw = response.response  # urllib3's, not read yet (the client never preloads)
+        if not 200 <= response.status < 300:
+            raise classify(response.status, raw.read(), cluster=self.name, what=what)
+        if opened is not None:
+            opened(raw.shutdown)
+        try:
+            yield from raw.stream(decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: the stream broke ({type(err).__name__})"
+            ) from None
+        finally:
+            raw.release_conn()
 
     # ------------------------------------------------------------------ discovery
 
