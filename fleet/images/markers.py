@@ -17,33 +17,36 @@ that only simple shapes are understood: `key: value`, `- value`, `- key: value`,
 marker (`{name: web, image: reg/web:1.0} # {...}`). Anything else with a marker (an
 anchor, a tag, a multi-line scalar, an escape sequence) is reported, never guessed at.
 
+A marker may also name the wave of its bundle it belongs to, for a policy promoted wave
+by wave (`promotion: waves`, `fleet.images.promotion`):
+
+    tag: 1.0.0 # {"$imagepolicy": "web:tag", "$wave": "canary"}
+
 The comment must be exactly the marker's JSON (`json.loads` of everything after `#`): a
-typo is reported rather than half-applied. A marker naming a policy the definition does
-not have is reported and left alone. Values from a scan are checked against the OCI
-grammar before they are written, so a registry cannot put YAML into a bundle file.
+typo (another key, a `$wave` that is not a string) is reported rather than half-applied.
+A marker naming a policy the definition does not have is reported and left alone. Values
+from a scan are checked against the OCI grammar before they are written, so a registry
+cannot put YAML into a bundle file.
 
 `rewrite_tree` applies this to the `*.yaml`/`*.yml` files under some repository
-directories, with the repository's path rules (`fleet.spec.pathsafety`): nothing outside
-the root, symlinks never followed, regular files of at most 8 MiB only.
+directories, with the repository's path rules (`fleet.images.files`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
-from fleet.errors import FleetError
-from fleet.images.model import ImageChoice, MarkerChange
-from fleet.spec.pathsafety import read_inside, resolve_inside
+from fleet.images.files import MARKER_KEY, marker_texts, replace_file
+from fleet.images.model import BEHIND, BROKEN, CURRENT, ImageChoice, MarkerChange, MarkerSite
 
-MARKER_KEY = "$imagepolicy"
-YAML_SUFFIXES = (".yaml", ".yml")
+WAVE_KEY = "$wave"
+MAX_WAVE = 253  # a wave name is a definition's or a partition's name: short
 FIELDS = ("tag", "name", "digest")  # "POLICY:FIELD"; plain "POLICY" is the full reference
 
 # What a scan may write (the OCI distribution grammar, loosely for repositories): nothing
@@ -55,8 +58,21 @@ _MAX_REPOSITORY = 255
 _INDICATORS = "&*!|>%@`'\"{}[],#?:-"  # a plain scalar starting with one is not a plain value
 
 
+# `select(path, line, policy)`: rewrite this marker? (default: every marker)
+Select = Callable[[str, int, str], bool]
+
+
+class Marker(NamedTuple):
+    """A parsed marker comment: the policy, the field (None: the full reference) and the
+    wave it belongs to (None: no `$wave`)."""
+
+    policy: str
+    field: str | None
+    wave: str | None = None
+
+
 def rewrite_text(
-    text: str, path: str, choices: Mapping[str, ImageChoice]
+    text: str, path: str, choices: Mapping[str, ImageChoice], select: Select | None = None
 ) -> tuple[str, list[MarkerChange], list[str]]:
     """`text` with every marker's scalar set to what its policy's choice says.
 
@@ -64,36 +80,64 @@ def rewrite_text(
     file's repository-relative name, used in changes and warnings only. Lines without a
     marker, and markers already current, are not touched; line endings (LF, CRLF, none at
     the end) are kept as they are. The text is returned unchanged when nothing changed.
+    `select` False for a marker: it is left as it is, and nothing is said about it.
     """
+    new_text, changes, warnings, _ = _process(text, path, choices, select)
+    return new_text, changes, warnings
+
+
+def survey_text(
+    text: str, path: str, choices: Mapping[str, ImageChoice]
+) -> tuple[list[MarkerSite], list[str]]:
+    """Every marker of a policy in `choices`, with its wave and whether its value is the
+    choice's already (`current`), would change (`behind`) or cannot be written
+    (`broken`); and the warnings. Nothing is rewritten: the promotion step reads this."""
+    _, _, warnings, sites = _process(text, path, choices, None)
+    return sites, warnings
+
+
+def _process(
+    text: str, path: str, choices: Mapping[str, ImageChoice], select: Select | None
+) -> tuple[str, list[MarkerChange], list[str], list[MarkerSite]]:
     if MARKER_KEY not in text:
-        return text, [], []
+        return text, [], [], []
     lines = text.split("\n")
     changes: list[MarkerChange] = []
     warnings: list[str] = []
+    sites: list[MarkerSite] = []
     for index, raw in enumerate(lines):
         if MARKER_KEY not in raw:
             continue
         body, eol = (raw[:-1], "\r") if raw.endswith("\r") else (raw, "")
         where = f"{path}:{index + 1}"
-        result = _rewrite_line(body, choices)
+        marker, result = _rewrite_line(body, choices)
+        if marker is not None and select is not None and not select(path, index + 1, marker.policy):
+            continue
         if isinstance(result, str):
             warnings.append(f"{where}: {result}")
+            if marker is not None and marker.policy in choices:
+                sites.append(MarkerSite(path, index + 1, marker.policy, marker.wave, BROKEN))
             continue
-        if result is None:
+        if result is None or marker is None:
             continue
-        new_body, policy, old, new, note = result
+        new_body, old, new, note = result
         if note:
             warnings.append(f"{where}: {note}")
+        state = CURRENT if new_body == body else BEHIND
+        sites.append(MarkerSite(path, index + 1, marker.policy, marker.wave, state))
         if new_body != body:
             lines[index] = new_body + eol
-            changes.append(MarkerChange(path, index + 1, policy, old, new))
+            changes.append(MarkerChange(path, index + 1, marker.policy, old, new, marker.wave))
     if not changes:
-        return text, [], warnings
-    return "\n".join(lines), changes, warnings
+        return text, [], warnings, sites
+    return "\n".join(lines), changes, warnings, sites
 
 
 def rewrite_tree(
-    root: Path, paths: Sequence[str], choices: Mapping[str, ImageChoice]
+    root: Path,
+    paths: Sequence[str],
+    choices: Mapping[str, ImageChoice],
+    select: Select | None = None,
 ) -> tuple[list[MarkerChange], list[str]]:
     """Rewrite the markers of every `*.yaml`/`*.yml` file under `paths`, in place.
 
@@ -102,101 +146,103 @@ def rewrite_tree(
     FleetError (the definition names them: the user fixes it). During the walk `.git`,
     symlinks and anything not a regular file are skipped; a file larger than 8 MiB, not
     UTF-8 or missing is a warning. Returns (changes sorted by file and line, warnings).
+    `select`: as for `rewrite_text`.
     """
-    real_root = root.resolve()
-    files: dict[str, Path] = {}
-    warnings: list[str] = []
-    for written in paths:
-        relpath = written.strip()
-        relpath = "" if relpath in ("", ".", "./") else relpath.rstrip("/")
-        target = _checked_path(real_root, relpath, written)
-        if not target.exists():
-            warnings.append(f"image update path '{written}' does not exist")
-        elif target.is_dir():
-            files.update(_walk(real_root, target, warnings))
-        elif target.is_file() and target.name.endswith(YAML_SUFFIXES):
-            files[target.relative_to(real_root).as_posix()] = target
     changes: list[MarkerChange] = []
-    for relpath in sorted(files):
-        try:
-            data = read_inside(real_root, real_root, relpath, what="image update file")
-        except FleetError as err:
-            warnings.append(err.reason)
-            continue
-        if MARKER_KEY.encode() not in data:
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            warnings.append(f"{relpath}: not valid UTF-8 text, markers not read")
-            continue
-        new_text, found, notes = rewrite_text(text, relpath, choices)
+    warnings: list[str] = []
+    for relpath, path, text in marker_texts(root, paths, warnings):
+        new_text, found, notes = rewrite_text(text, relpath, choices, select)
         warnings.extend(notes)
         if found:
-            _replace_file(files[relpath], new_text.encode("utf-8"))
+            replace_file(path, new_text.encode("utf-8"))
             changes.extend(found)
     return changes, warnings
 
 
-def parse_marker(comment: str) -> tuple[str, str | None]:
-    """(policy, field or None) of a marker comment's text after `#`; ValueError if it is
-    not exactly `{"$imagepolicy": "POLICY"}` or `{"$imagepolicy": "POLICY:FIELD"}`."""
+def survey_tree(
+    root: Path, paths: Sequence[str], choices: Mapping[str, ImageChoice]
+) -> tuple[list[MarkerSite], list[str]]:
+    """`survey_text` over the files `rewrite_tree` would rewrite (nothing is written)."""
+    sites: list[MarkerSite] = []
+    warnings: list[str] = []
+    for relpath, _, text in marker_texts(root, paths, warnings):
+        found, notes = survey_text(text, relpath, choices)
+        sites.extend(found)
+        warnings.extend(notes)
+    return sites, warnings
+
+
+def parse_marker(comment: str) -> Marker:
+    """The marker of a comment's text after `#`; ValueError if it is not exactly
+    `{"$imagepolicy": "POLICY[:FIELD]"}`, optionally with `"$wave": "WAVE"`."""
     try:
         value = json.loads(comment)
     except ValueError:
         raise ValueError("marker comment is not valid JSON") from None
-    if not isinstance(value, dict) or set(value) != {MARKER_KEY}:
-        raise ValueError(f'a marker is exactly {{"{MARKER_KEY}": "POLICY[:FIELD]"}}')
+    extra = set(value) - {MARKER_KEY, WAVE_KEY} if isinstance(value, dict) else set()
+    if not isinstance(value, dict) or MARKER_KEY not in value or extra:
+        raise ValueError(
+            f'a marker is exactly {{"{MARKER_KEY}": "POLICY[:FIELD]"}}, optionally with '
+            f'"{WAVE_KEY}": "WAVE"'
+        )
     name = value[MARKER_KEY]
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{MARKER_KEY} must name a policy")
+    wave = value.get(WAVE_KEY)
+    if WAVE_KEY in value and (
+        not isinstance(wave, str) or not wave.strip() or len(wave) > MAX_WAVE
+    ):
+        raise ValueError(f"{WAVE_KEY} must name a wave (a string)")
     policy, sep, part = name.partition(":")
     if not sep:
-        return policy, None
+        return Marker(policy, None, wave)
     if part not in FIELDS or not policy:
         raise ValueError(f"marker '{name}': the form is POLICY or POLICY:{{{','.join(FIELDS)}}}")
-    return policy, part
+    return Marker(policy, part, wave)
 
 
 # ------------------------------------------------------------------------------ one line
 
-_Rewritten = tuple[str, str, str, str, str | None]  # new line, policy, old, new, note
+_Rewritten = tuple[str, str, str, str | None]  # new line, old, new, note
 
 
-def _rewrite_line(line: str, choices: Mapping[str, ImageChoice]) -> _Rewritten | str | None:
-    """The rewritten line, a warning (str), or None (no marker comment on this line)."""
+def _rewrite_line(
+    line: str, choices: Mapping[str, ImageChoice]
+) -> tuple[Marker | None, _Rewritten | str | None]:
+    """(the marker, when one parsed; the rewritten line, a warning (str), or None: no
+    marker comment on this line)."""
     scan = _scan(line)
     if scan is None:
-        return "a marker with an unterminated quote is not read"
+        return None, "a marker with an unterminated quote is not read"
     comment_at, quoted = scan
     if comment_at is None:
-        return None  # "$imagepolicy" is inside a value, not in a comment
+        return None, None  # "$imagepolicy" is inside a value, not in a comment
     comment = line[comment_at + 1 :].strip()
     if MARKER_KEY not in comment or not comment.startswith("{"):
-        return None  # prose about markers, not a marker
+        return None, None  # prose about markers, not a marker
     before = line[:comment_at].rstrip(" \t")
     if not before or before.lstrip().startswith("#"):
-        return None  # a whole-line comment: a commented-out marker is not a marker
+        return None, None  # a whole-line comment: a commented-out marker is not a marker
     try:
-        policy, part = parse_marker(comment)
+        marker = parse_marker(comment)
     except ValueError as err:
-        return str(err)
-    choice = choices.get(policy)
+        return None, str(err)
+    choice = choices.get(marker.policy)
     if choice is None:
-        return f"marker names the image policy '{policy}', which is not defined"
+        return marker, f"marker names the image policy '{marker.policy}', which is not defined"
     span = _value_span(before, quoted)
     if isinstance(span, str):
-        return span
+        return marker, span
     start, end, quote = span
     old = before[start:end] if not quote else before[start + 1 : end - 1]
-    wanted = _wanted(choice, part, old)
+    wanted = _wanted(choice, marker.field, old)
     if isinstance(wanted, str):
-        return wanted
+        return marker, wanted
     new, note = wanted
     if new == old:
-        return line, policy, old, new, note
+        return marker, (line, old, new, note)
     written = f"{quote}{new}{quote}" if quote else _plain(new)
-    return line[:start] + written + line[end:], policy, old, new, note
+    return marker, (line[:start] + written + line[end:], old, new, note)
 
 
 def _scan(line: str) -> tuple[int | None, list[tuple[int, int]]] | None:
@@ -306,58 +352,3 @@ def _plain(value: str) -> str:
     except yaml.YAMLError:
         read = None
     return value if read == value else f'"{value}"'
-
-
-# ------------------------------------------------------------------------------ files
-
-
-def _checked_path(real_root: Path, relpath: str, written: str) -> Path:
-    """The real path of `relpath` inside the root, refused when a symlink leads there."""
-    if not relpath:
-        return real_root
-    if ".git" in PurePosixPath(relpath).parts:
-        raise FleetError(f"image update path '{written}' is inside .git")
-    target = resolve_inside(real_root, real_root, relpath, what="image update path")
-    if target != Path(os.path.normpath(real_root / relpath)):
-        raise FleetError(f"image update path '{written}' goes through a symlink; not followed")
-    return target
-
-
-def _walk(real_root: Path, top: Path, warnings: list[str]) -> dict[str, Path]:
-    """{repository-relative name: path} of the YAML files under `top`, no symlink followed."""
-    found: dict[str, Path] = {}
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError as err:
-            warnings.append(f"{directory.relative_to(real_root)}: cannot be read: {err.strerror}")
-            continue
-        for entry in entries:
-            path = Path(entry.path)
-            rel = path.relative_to(real_root).as_posix()
-            if entry.name == ".git":
-                continue
-            if entry.is_symlink():
-                if entry.name.endswith(YAML_SUFFIXES):
-                    warnings.append(f"{rel}: a symlink, markers not read")
-            elif entry.is_dir(follow_symlinks=False):
-                stack.append(path)
-            elif entry.is_file(follow_symlinks=False) and entry.name.endswith(YAML_SUFFIXES):
-                found[rel] = path
-    return found
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write `data` over `path` atomically, keeping the file's mode."""
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

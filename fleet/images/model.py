@@ -1,4 +1,5 @@
-"""What the image-automation stages hand each other: a policy's choice and a marker change."""
+"""What the image-automation stages hand each other: a policy's choice, a marker change,
+a marker as a survey found it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,20 @@ class MarkerChange:
     policy: str
     old: str  # the scalar as it was written
     new: str  # the scalar written instead
+    wave: str | None = None  # the marker's `$wave`
+
+
+CURRENT, BEHIND, BROKEN = "current", "behind", "broken"
+
+
+@dataclass(frozen=True)
+class MarkerSite:
+    """One marker of a policy, as a survey found it (nothing rewritten): its `state` is
+    `current` (the choice's value already), `behind` (a rewrite would change it) or
+    `broken` (it cannot be rewritten: the warning says why)."""
+
+    path: str
+    line: int
+    policy: str
+    wave: str | None
+    state: str

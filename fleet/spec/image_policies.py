@@ -160,6 +160,12 @@ class ImagePolicySpec(StrictModel):
         description="Also resolve the chosen tag's manifest digest (for `:digest` markers "
         "and `name:tag@digest` references).",
     )
+    promotion: Literal["all", "waves"] = Field(
+        default="all",
+        description="all: every marker gets the new tag in one commit; waves: one commit "
+        "per wave of each bundle, the next once the previous wave's gates passed (markers "
+        'name their wave with `"$wave"`; README, "Promoting a new tag wave by wave").',
+    )
 
     @field_validator("image")
     @classmethod

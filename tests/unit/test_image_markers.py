@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.images.markers import parse_marker, rewrite_text, rewrite_tree
+from fleet.images.markers import parse_marker, rewrite_text, rewrite_tree, survey_text
 from fleet.images.model import ImageChoice, MarkerChange
 
 OLD_DIGEST = "sha256:" + "a" * 64
@@ -204,10 +204,55 @@ def test_choices_that_would_inject_yaml_are_not_written(choice: ImageChoice) -> 
 
 
 def test_parse_marker() -> None:
-    assert parse_marker(' {"$imagepolicy": "web"} ') == ("web", None)
-    assert parse_marker('{"$imagepolicy": "web:digest"}') == ("web", "digest")
+    assert parse_marker(' {"$imagepolicy": "web"} ') == ("web", None, None)
+    assert parse_marker('{"$imagepolicy": "web:digest"}') == ("web", "digest", None)
     with pytest.raises(ValueError):
         parse_marker('{"$imagepolicy": ":tag"}')
+
+
+def test_parse_marker_wave() -> None:
+    found = parse_marker('{"$imagepolicy": "web:tag", "$wave": "canary"}')
+    assert (found.policy, found.field, found.wave) == ("web", "tag", "canary")
+    for bad in ('1', '""', '["canary"]', "null"):
+        with pytest.raises(ValueError, match=r"\$wave must name a wave"):
+            parse_marker(f'{{"$imagepolicy": "web", "$wave": {bad}}}')
+    with pytest.raises(ValueError, match="a marker is exactly"):
+        parse_marker('{"$imagepolicy": "web", "$wave": "canary", "$stage": "x"}')
+    with pytest.raises(ValueError, match="a marker is exactly"):
+        parse_marker('{"$wave": "canary"}')
+
+
+WAVED = """\
+base: 1.0 # {"$imagepolicy": "web:tag"}
+canary: 1.0 # {"$imagepolicy": "web:tag", "$wave": "canary"}
+done: 1.2.0 # {"$imagepolicy": "web:tag", "$wave": "prod"}
+bad: &a 1.0 # {"$imagepolicy": "web:tag", "$wave": "prod"}
+typo: 1.0 # {"$imagepolicy": "web:tag", "$wave": 3}
+other: 1.0 # {"$imagepolicy": "api:tag", "$wave": "canary"}
+"""
+
+
+def test_survey_gives_each_marker_its_wave_and_state() -> None:
+    sites, warnings = survey_text(WAVED, "v.yaml", {"web": WEB})
+    found = [(s.line, s.policy, s.wave, s.state) for s in sites]
+    assert found == [
+        (1, "web", None, "behind"),
+        (2, "web", "canary", "behind"),
+        (3, "web", "prod", "current"),
+        (4, "web", "prod", "broken"),
+    ]
+    assert [w.split(": ")[0] for w in warnings] == ["v.yaml:4", "v.yaml:5", "v.yaml:6"]
+    assert "$wave must name a wave" in warnings[1]
+
+
+def test_select_rewrites_only_the_chosen_markers_and_says_nothing_of_the_others() -> None:
+    text, changes, warnings = rewrite_text(
+        WAVED, "v.yaml", CHOICES, select=lambda path, line, policy: line == 2
+    )
+    assert [(c.line, c.old, c.new, c.wave) for c in changes] == [(2, "1.0", "1.2.0", "canary")]
+    assert text.splitlines()[0] == WAVED.splitlines()[0]
+    assert text.splitlines()[1].startswith("canary: 1.2.0 #")
+    assert [w.split(": ")[0] for w in warnings] == ["v.yaml:5"]  # unparsed: nobody's marker
 
 
 # ------------------------------------------------------------------------------ trees
