@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fleet.cli import FleetGroup, app, check_output
+from fleet.cli.rollout_session import RolloutSession as _Session
+from fleet.cli.rollout_session import rollout_session as _session
 from fleet.errors import FleetError, UserError
 
 if TYPE_CHECKING:
     from fleet.rollout.record import BundleRollout, Controls
-    from fleet.runtime.clusters import ClusterSet
-    from fleet.runtime.rollout_store import RolloutStore
     from fleet.spec.loader import FleetRepo
 
 rollout_app = typer.Typer(
@@ -46,42 +43,6 @@ RedisOption = Annotated[
     str | None,
     typer.Option("--redis", metavar="URL", help="`fleet serve`'s Redis (else FLEET_REDIS_URL)."),
 ]
-
-
-@dataclass
-class _Session:
-    store: RolloutStore
-    repo: FleetRepo
-    clusters: ClusterSet | None  # the embedded store's connections (None: Redis)
-
-
-@contextmanager
-def _session(repo_path: str, redis: str | None) -> Iterator[_Session]:
-    from fleet import config
-    from fleet.runtime.clusters import ClusterSet
-    from fleet.runtime.rollout_store import ClusterRolloutStore, RedisRolloutStore
-    from fleet.runtime.state_cache import connect_redis
-    from fleet.source.local import resolve_source
-    from fleet.spec.loader import load_repository
-
-    settings = config.current()
-    repo = load_repository(resolve_source(repo_path, None).path)
-    url = redis or (settings.redis_url if settings.redis_configured else None)
-    if url:
-        yield _Session(RedisRolloutStore(connect_redis(url), repo.definition.name), repo, None)
-        return
-    clusters = ClusterSet(list(repo.definition.clusters), retries=1, backoff=0.5)
-    try:
-        clusters.connect(settings.env)
-        for name, why in sorted(clusters.down.items()):
-            typer.echo(f"warning: cluster {name}: not reached ({why})", err=True)
-        conns = [link.conn for link in clusters.links.values() if link.conn is not None
-                 and link.down is None]  # fmt: skip
-        if not conns:
-            raise FleetError("no cluster of the definition answers: rollout records not read")
-        yield _Session(ClusterRolloutStore(conns, repo.definition.name), repo, clusters)
-    finally:
-        clusters.close()
 
 
 def _record(session: _Session, bundle: str) -> BundleRollout:

@@ -12,7 +12,9 @@ the author and the choices the same way:
 - policies that failed keep their markers: a registry that is down changes nothing.
 
 `dry_run` rewrites a copy of a local checkout instead and returns the changes it would
-commit, without cloning or pushing.
+commit, without cloning or pushing. A `planner` (`fleet.images.writeback.Planner`) is how
+the policies with `promotion: waves` get only their next wave's markers rewritten; the
+caller builds it, since the rollout records it reads are the runtime's.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from fleet import config
 from fleet.errors import UserError
 from fleet.images.markers import rewrite_tree
 from fleet.images.model import ImageChoice, MarkerChange
+from fleet.images.promotion import PromotionPlan
 from fleet.images.scan import ScanResult, scan_policies
-from fleet.images.writeback import WriteBackResult, write_back
+from fleet.images.writeback import Planner, WriteBackResult, write_back
 from fleet.registry.access import ProviderSource, Registries
 from fleet.spec.definition import FleetDefinition
 
@@ -43,6 +46,7 @@ class UpdateResult:
     branch: str = ""
     warnings: tuple[str, ...] = ()
     choices: dict[str, ImageChoice] = field(default_factory=dict)  # scanned + known
+    promotion: PromotionPlan | None = None  # what the planner decided, when there was one
 
 
 def scan(
@@ -80,6 +84,7 @@ def write_choices(
     *,
     known: Mapping[str, ImageChoice] | None = None,
     settings: config.Settings | None = None,
+    planner: Planner | None = None,
 ) -> UpdateResult:
     """Commit the markers the choices change on `branch` of `url` (nothing: no commit)."""
     updates = definition.image_updates
@@ -96,8 +101,10 @@ def write_choices(
         paths=updates.paths,
         message_template=updates.message_template,
         settings=settings,
+        planner=planner,
     )
-    return UpdateResult(result, done.changes, done.commit, done.branch, done.warnings, choices)
+    return UpdateResult(result, done.changes, done.commit, done.branch, done.warnings, choices,
+                        done.promotion)  # fmt: skip
 
 
 def dry_run(
@@ -106,8 +113,11 @@ def dry_run(
     checkout: Path,
     *,
     known: Mapping[str, ImageChoice] | None = None,
+    planner: Planner | None = None,
+    commit: str = "",
 ) -> UpdateResult:
-    """The marker changes the choices would make in `checkout` (a copy is rewritten)."""
+    """The marker changes the choices would make in `checkout` (a copy is rewritten;
+    `planner` is asked about the copy, as of `commit`)."""
     updates = definition.image_updates
     paths = updates.paths if updates else ["."]
     choices = {**(known or {}), **result.choices}
@@ -115,11 +125,14 @@ def dry_run(
     try:
         copy = tmp / "repo"
         shutil.copytree(checkout, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        changes, warnings = rewrite_tree(copy, paths, choices)
+        plan = planner(copy, commit) if planner is not None else None
+        select = plan.select if plan is not None else None
+        changes, warnings = rewrite_tree(copy, paths, choices, select)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    kept = _without_failed(tuple(warnings), result)
-    return UpdateResult(result, tuple(changes), None, "", kept, choices)
+    notes = tuple(plan.problems) if plan is not None else ()
+    kept = _without_failed((*notes, *warnings), result)
+    return UpdateResult(result, tuple(changes), None, "", kept, choices, plan)
 
 
 def _without_failed(warnings: tuple[str, ...], result: ScanResult) -> tuple[str, ...]:

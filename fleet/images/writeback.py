@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
@@ -34,6 +34,7 @@ from fleet import config
 from fleet.errors import FleetError, TransientError
 from fleet.images.markers import rewrite_tree
 from fleet.images.model import ImageChoice, MarkerChange
+from fleet.images.promotion import PromotionPlan
 from fleet.process import run_tool
 from fleet.source.auth import (
     GitCredentials,
@@ -43,7 +44,7 @@ from fleet.source.auth import (
     git_environment,
 )
 
-DEFAULT_MESSAGE = "fleet: update images ($count)\n\n$changes\n"
+DEFAULT_MESSAGE = "fleet: update images ($count)\n\n$changes\n\n$waves\n"
 DEFAULT_ATTEMPTS = 3
 _LOCAL_CONFIG = (
     "core.hooksPath=/dev/null",
@@ -52,6 +53,9 @@ _LOCAL_CONFIG = (
     "core.safecrlf=false",
     "gc.auto=0",
 )
+# (the clone's directory, its commit) -> which markers to rewrite: the promotion by waves
+# decides on the very commit the rewrite builds on (`fleet.images.promotion`)
+Planner = Callable[[Path, str], PromotionPlan]
 _REJECTED = re.compile(r"^!\t[^\t]*\t\[rejected\]", re.MULTILINE)
 
 
@@ -65,6 +69,7 @@ class WriteBackResult:
     base: str  # the commit the markers were rewritten on
     warnings: tuple[str, ...] = ()
     attempts: int = 1
+    promotion: PromotionPlan | None = None  # with a planner: what it decided
 
 
 def write_back(
@@ -81,13 +86,16 @@ def write_back(
     settings: config.Settings | None = None,
     credentials: GitCredentials | None = None,
     work_dir: Path | None = None,
+    planner: Planner | None = None,
 ) -> WriteBackResult:
     """Rewrite the markers of `url`'s `branch` under `paths` and push a commit if needed.
 
     `message_template` is a `string.Template` (`$changes`, one "path:line policy old ->
     new" per line; `$policies`, comma-separated; `$count`; `$branch`), default
-    `DEFAULT_MESSAGE`. `work_dir` is where the temporary clone goes (default: the system's
-    temporary directory). Errors: FleetError for what the operator fixes (a bad branch
+    `DEFAULT_MESSAGE`; `$waves`, one "policy tag -> wave W (bundle B)" per promotion
+    step. `planner`, given, is asked on each commit built on which markers to rewrite
+    (the others stay as they are). `work_dir` is where the temporary clone goes (default:
+    the system's temporary directory). Errors: FleetError for what the operator fixes (a bad branch
     name or author, a path outside the repository, a refused credential),
     TransientError when the push is still rejected after `attempts` tries.
     """
@@ -103,13 +111,17 @@ def write_back(
         git.run("init", "--quiet", str(git.repo))
         for attempt in range(1, max(1, attempts) + 1):
             base = git.checkout_base(branch, target)
-            changes, warnings = rewrite_tree(git.repo, paths, choices)
-            result = WriteBackResult(None, tuple(changes), target, base, tuple(warnings), attempt)
+            plan = planner(git.repo, base) if planner is not None else None
+            select = plan.select if plan is not None else None
+            changes, warnings = rewrite_tree(git.repo, paths, choices, select)
+            notes = tuple(plan.problems) if plan is not None else ()
+            result = WriteBackResult(None, tuple(changes), target, base,
+                                     (*notes, *warnings), attempt, plan)  # fmt: skip
             if not changes:
                 return result
-            sha = git.commit(
-                sorted({c.path for c in changes}), _message(message_template, changes, target)
-            )
+            steps = [p.summary() for p in plan.steps] if plan is not None else []
+            message = _message(message_template, changes, target, steps)
+            sha = git.commit(sorted({c.path for c in changes}), message)
             if git.push(target):
                 return replace(result, commit=sha)
         raise TransientError(
@@ -121,15 +133,29 @@ def write_back(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def render_message(template: str | None, changes: Sequence[MarkerChange], branch: str) -> str:
+def render_message(
+    template: str | None,
+    changes: Sequence[MarkerChange],
+    branch: str,
+    steps: Sequence[str] = (),
+) -> str:
     """The commit message for `changes` (public so `fleet images` can preview it)."""
-    return _message(template, changes, branch)
+    return _message(template, changes, branch, steps)
 
 
-def _message(template: str | None, changes: Sequence[MarkerChange], branch: str) -> str:
-    lines = "\n".join(f"{c.path}:{c.line} {c.policy} {c.old} -> {c.new}" for c in changes)
+def change_line(change: MarkerChange) -> str:
+    """ "path:line policy old -> new", with the marker's wave when it names one."""
+    wave = f" (wave {change.wave})" if change.wave else ""
+    return f"{change.path}:{change.line} {change.policy} {change.old} -> {change.new}{wave}"
+
+
+def _message(
+    template: str | None, changes: Sequence[MarkerChange], branch: str, steps: Sequence[str] = ()
+) -> str:
+    lines = "\n".join(change_line(c) for c in changes)
     values = {
         "changes": lines,
+        "waves": "\n".join(steps),
         "policies": ", ".join(sorted({c.policy for c in changes})),
         "count": str(len(changes)),
         "branch": branch,

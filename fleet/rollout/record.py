@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.gates.model import GateVerdict, Measurement
+from fleet.targeting.units import DeploymentUnit
 
 PROGRESSING = "progressing"
 SUCCEEDED = "succeeded"
@@ -44,6 +45,15 @@ def revision_of(deployment_ids: Iterable[str]) -> str:
     """A bundle's revision: 12 hex digits over its units' distinct deployment ids."""
     digest = hashlib.sha256("\n".join(sorted(set(deployment_ids))).encode())
     return digest.hexdigest()[:12]
+
+
+def bundle_revisions(units: Iterable[DeploymentUnit]) -> dict[str, str]:
+    """bundle -> its revision, over the units a commit gives it (what the tracker, the
+    rollout commands and the promotion by waves compare records against)."""
+    ids: dict[str, list[str]] = {}
+    for unit in units:
+        ids.setdefault(unit.bundle, []).append(unit.deployment_id)
+    return {bundle: revision_of(found) for bundle, found in ids.items()}
 
 
 @dataclass

@@ -43,7 +43,13 @@ from fleet.gates.model import GateContext, GateResult, GateTarget, GateVerdict
 from fleet.rollout import record as rec
 from fleet.rollout.planner import PASSED, WaveCheck
 from fleet.rollout.rebuild import reject_rolled_back
-from fleet.rollout.record import BundleRollout, Controls, GateRecord, WaveRecord, revision_of
+from fleet.rollout.record import (
+    BundleRollout,
+    Controls,
+    GateRecord,
+    WaveRecord,
+    bundle_revisions,
+)
 from fleet.rollout.waves import BundleWaves
 from fleet.states import ActualUnit, BundleState
 from fleet.targeting.units import DeploymentUnit, UnitKey
@@ -124,10 +130,7 @@ class RolloutTracker:
     events: list[TrackerEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        ids: dict[str, list[str]] = {}
-        for unit in self.units:
-            ids.setdefault(unit.bundle, []).append(unit.deployment_id)
-        self.revisions = {bundle: revision_of(found) for bundle, found in ids.items()}
+        self.revisions = bundle_revisions(self.units)
         self._labels = {u.cluster: u.labels for u in self.units}
 
     # ------------------------------------------------------------------ records

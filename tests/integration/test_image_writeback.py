@@ -11,7 +11,7 @@ import pytest
 from fleet import config
 from fleet.errors import FleetError
 from fleet.images import writeback
-from fleet.images.markers import rewrite_tree
+from fleet.images.markers import Select, rewrite_tree
 from fleet.images.model import ImageChoice, MarkerChange
 from fleet.images.writeback import write_back
 from fleet.source.auth import host_env_suffix
@@ -115,13 +115,16 @@ def test_a_concurrent_push_is_fetched_and_reapplied(
     calls: list[int] = []
 
     def racing_rewrite(
-        root: Path, paths: Sequence[str], choices: Mapping[str, ImageChoice]
+        root: Path,
+        paths: Sequence[str],
+        choices: Mapping[str, ImageChoice],
+        select: Select | None = None,
     ) -> tuple[list[MarkerChange], list[str]]:
         if not calls:  # someone pushes while fleet rewrites
             repo.write("apps/web/extra.yaml", 'image: reg/web:0.1 # {"$imagepolicy": "web"}\n')
             repo.commit_and_push("meanwhile")
         calls.append(1)
-        return rewrite_tree(root, paths, choices)
+        return rewrite_tree(root, paths, choices, select)
 
     monkeypatch.setattr(writeback, "rewrite_tree", racing_rewrite)
     meanwhile_parent = remote_log(repo, "main", "%H")
