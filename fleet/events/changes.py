@@ -244,6 +244,22 @@ def image_scan_failed(fleet: str, policy: str, reason: str) -> Event:
     )
 
 
+def image_promotion_held(
+    fleet: str, policy: str, tag: str, bundle: str, wave: str, reason: str
+) -> Event:
+    """A tag promoted wave by wave stops before `wave` of `bundle`: the wave before it
+    failed, halted or was rolled back (`reason`, the rollout's own words)."""
+    return Event(
+        EventType.IMAGE_PROMOTION_HELD,
+        f"image policy {policy}: {tag} is held before {wave} of bundle {bundle}: {reason}",
+        fleet=fleet,
+        bundle=bundle,
+        wave=wave,
+        reason=f"image policy {policy} promotion held",
+        details={"policy": policy, "tag": tag},
+    )
+
+
 def commit_rejected(fleet: str, commit: str, problems: Sequence[str]) -> Event:
     shown = "; ".join(problems[:3]) + (f" (+{len(problems) - 3})" if len(problems) > 3 else "")
     return Event(

@@ -41,6 +41,7 @@ class EventType(StrEnum):
     NOTIFIER_FAILED = "notifier.failed"  # a notifier could not deliver (after its retries)
     IMAGE_UPDATED = "image.updated"  # image policies' new tags committed back to Git
     IMAGE_SCAN_FAILED = "image.scanFailed"  # an image policy picked nothing this scan
+    IMAGE_PROMOTION_HELD = "image.promotionHeld"  # a tag's next wave waits on a failed one
 
 
 class Severity(StrEnum):
@@ -65,6 +66,7 @@ DEFAULT_SEVERITY: dict[EventType, Severity] = {
     EventType.CLUSTER_UNREACHABLE: Severity.ERROR,
     EventType.NOTIFIER_FAILED: Severity.WARNING,
     EventType.IMAGE_SCAN_FAILED: Severity.WARNING,
+    EventType.IMAGE_PROMOTION_HELD: Severity.WARNING,
 }
 
 

@@ -12,6 +12,13 @@ when a registry push webhook named some policies (`ImageTrigger`), it:
    the configured author, pushed; nothing changed, nothing pushed;
 3. wakes the scheduler's Git poll, so the new commit is picked up like any other.
 
+Policies with `promotion: waves` get only their next wave's markers rewritten
+(`fleet.runtime.image_promotion`, reading the scheduler's commit in force and its Redis
+rollout records); besides the interval, a pass without a scan runs right after the
+scheduler reports a wave verdict (`Scheduler.verdict_listeners`), so the next wave's
+commit follows its gates' pass within a tick. A step held by a failed, halted or rolled
+back wave is the event `image.promotionHeld`, once per policy, tag and wave.
+
 Events go through the scheduler's stream (written by its next leader tick):
 `image.updated` (the commit and its changes) and `image.scanFailed` (once per policy and
 reason, not every interval). `/metrics` counts `fleet_image_scans_total{result}`
@@ -25,16 +32,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fleet.errors import FleetError
 from fleet.events import changes
 from fleet.events.model import Event
 from fleet.images import update
 from fleet.images.model import ImageChoice
+from fleet.images.promotion import REST, PromotionPlan
+from fleet.images.scan import ScanResult
+from fleet.images.writeback import change_line
 from fleet.registry.access import Registries
 from fleet.registry.reference import ImageReference
+from fleet.runtime import image_promotion
 from fleet.runtime.registry_hooks import ImageTrigger
+from fleet.runtime.rollout_store import RedisRolloutStore
 from fleet.runtime.scheduler import Scheduler
+from fleet.spec.definition import FleetDefinition
 from fleet.spec.rollout_spec import parse_duration
 
 log = logging.getLogger(__name__)
@@ -63,6 +77,14 @@ class ImageLoop:
         self.last_commit: str | None = None
         self._reported: dict[str, str] = {}  # policy -> the failure last reported
         self._failures: dict[str, str] = {}  # the last pass's
+        self._held: set[tuple[str, str, str, str]] = set()  # (policy, tag, bundle, wave)
+        self._verdict = threading.Event()  # the scheduler reported a wave verdict
+        scheduler.verdict_listeners.append(self._on_verdict)
+
+    def _on_verdict(self) -> None:
+        """A wave passed or failed (the scheduler's thread): promote without a scan."""
+        self._verdict.set()
+        self.trigger.wake.set()
 
     # what the registry receiver asks -------------------------------------------------
 
@@ -103,12 +125,14 @@ class ImageLoop:
         interval = parse_duration(definition.image_updates.interval)
         now = self.clock()
         pushed = self.trigger.take()
+        verdict = self._verdict.is_set()
+        self._verdict.clear()
         full = now >= self.next_full or not self.known
-        if not full and not pushed:
+        if not full and not pushed and not (verdict and self._promotes(definition)):
             return max(0.1, self.next_full - now)
         only = None if full else pushed
         try:
-            self._pass(only)
+            self._pass(only, scan=full or bool(pushed))
             self.scans["ok" if not self._failures else "failed"] += 1
         except FleetError as err:
             self.scans["error"] += 1
@@ -120,12 +144,22 @@ class ImageLoop:
             self.next_full = now + interval
         return max(0.1, self.next_full - self.clock())
 
-    def _pass(self, only: set[str] | None) -> None:
+    def _promotes(self, definition: FleetDefinition) -> bool:
+        return any(p.promotion == "waves" for p in definition.image_policies)
+
+    def _pass(self, only: set[str] | None, *, scan: bool = True) -> None:
+        """Scan (`only` those; without `scan`, nothing: the last full scan's choices are
+        written again, for the promotion's next step) and write back."""
         scheduler = self.scheduler
         assert scheduler.desired is not None
         definition = scheduler.desired.repo.definition
         fleet = scheduler.desired.fleet_name
-        result = update.scan(definition, scheduler.plugins, only=only, settings=scheduler.settings)
+        if scan:
+            result = update.scan(
+                definition, scheduler.plugins, only=only, settings=scheduler.settings
+            )
+        else:
+            result, only = ScanResult(), set()
         self._failures = dict(result.errors)
         events: list[Event] = []
         for policy, reason in result.errors.items():
@@ -140,14 +174,17 @@ class ImageLoop:
         known = self.known if only is not None else {}
         self.known = {**self.known, **result.choices}
         branch = update.update_branch(definition, scheduler.source.ref)
+        chosen = {**known, **result.choices}
+        planner = image_promotion.planner(definition, chosen, self._context)
         done = update.write_choices(
             definition, result, scheduler.source.url, branch, known=known,
-            settings=scheduler.settings,
+            settings=scheduler.settings, planner=planner,
         )  # fmt: skip
         for warning in done.warnings:
             log.warning("image update: %s", warning)
+        events += self._held_events(fleet, done.promotion)
         if done.commit is not None:
-            lines = [f"{c.path}:{c.line} {c.policy} {c.old} -> {c.new}" for c in done.changes]
+            lines = [change_line(c) for c in done.changes]
             log.info("image update: commit %s on %s: %s", done.commit[:12], done.branch,
                      "; ".join(lines[:5]))  # fmt: skip
             events.append(changes.image_updated(fleet, done.commit, done.branch, lines))
@@ -156,3 +193,38 @@ class ImageLoop:
         if events:
             scheduler.note_events(events)
         scheduler.wake.set()
+
+    def _context(self, checkout: Path, commit: str) -> image_promotion.Context:
+        """The promotion's view of `commit`: the scheduler's commit in force (its units are
+        the ones the records' revisions were computed from) and its Redis records. Another
+        commit (pushed since, not loaded yet) gets its first groups only: `stale`."""
+        desired, revision = self.scheduler.desired, self.scheduler.revision
+        assert desired is not None and revision is not None
+        store = RedisRolloutStore(self.scheduler.redis, desired.fleet_name)
+        stale = None
+        if commit != revision.sha:
+            stale = (f"commit {commit[:12]} is not in force yet (fleet serve runs "
+                     f"{revision.short_sha})")  # fmt: skip
+        return image_promotion.Context(
+            desired.repo, desired.units, store.records(), store.controls(), stale
+        )
+
+    def _held_events(self, fleet: str, plan: PromotionPlan | None) -> list[Event]:
+        """`image.promotionHeld` for each hold not reported yet (once per policy, tag,
+        bundle and wave: a hold lasts until a new tag or an operator moves it)."""
+        if plan is None:
+            return []
+        out = []
+        for step in plan.progress:
+            (log.info if step in plan.steps else log.debug)("image promotion: %s", step.line())
+        for held in plan.held:
+            key = (held.policy, held.tag, held.bundle, held.group or "")
+            if key in self._held:
+                continue
+            self._held.add(key)
+            log.warning("image promotion: %s", held.line())
+            wave = held.group if held.group != REST else "the markers without $wave"
+            out.append(changes.image_promotion_held(
+                fleet, held.policy, held.tag, held.bundle, wave or "", held.reason
+            ))  # fmt: skip
+        return out

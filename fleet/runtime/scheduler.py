@@ -152,6 +152,7 @@ class Scheduler:
         self.mass_delete: MassDelete | None = None  # removals held by the guard, and why
         self.totals: dict[str, int] = {}
         self.image_scans: dict[str, int] = {}  # by result, counted by the image loop
+        self.verdict_listeners: list[Callable[[], None]] = []  # told of rollout verdicts
         self.ticks = 0
         self.redis_lost = 0
         self.wake = threading.Event()
@@ -324,9 +325,13 @@ class Scheduler:
             self._send(cache, stats, DRIFT_TASK, "drift", bundle, cluster, deployment_id,
                        regions, health=True)  # fmt: skip
 
-        self._commit_events += self.rollouts.after_plan(
+        verdicts = self.rollouts.after_plan(
             tracker, desired, self.cached, send_rollback, send_health, checked, now
         )
+        self._commit_events += verdicts
+        if verdicts:  # a wave passed or failed: the image loop's promotion may move on
+            for listener in self.verdict_listeners:
+                listener()
         for unit in current.in_sync:
             last = checked.get(f"{unit.bundle}/{unit.cluster}", 0.0)
             if now - last > self.config.drift_interval:

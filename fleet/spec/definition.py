@@ -364,6 +364,7 @@ NotifierEvent = Literal[
     "notifier.failed",
     "image.updated",
     "image.scanFailed",
+    "image.promotionHeld",
     "commit.*",
     "unit.*",
     "bundle.*",
