@@ -8,7 +8,9 @@ this process's environment. Nothing is written: markers and commits are the writ
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +22,11 @@ from fleet.cli.definition_cmds import RepoDir, _relative
 from fleet.errors import FleetError, UserError
 
 if TYPE_CHECKING:
+    from fleet.cli.rollout_session import RolloutSession
+    from fleet.images.model import ImageChoice
+    from fleet.images.scan import ScanResult
+    from fleet.images.update import UpdateResult
+    from fleet.images.writeback import Planner
     from fleet.plugin.manager import FleetPlugins
     from fleet.spec.loader import FleetRepo
 
@@ -197,6 +204,15 @@ def update_command(
         bool,
         typer.Option("--dry-run", help="Print the marker changes; clone, commit and push nothing."),
     ] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="`fleet serve`'s Redis, for the rollout records of `promotion: waves` "
+            "policies (else FLEET_REDIS_URL, else the clusters' rollout ConfigMaps).",
+        ),
+    ] = None,
 ) -> None:
     """Scan every image policy once and commit the changed markers back to Git.
 
@@ -207,16 +223,57 @@ def update_command(
     the commit is made in a fresh clone of the repository URL, never in REPO. Prints one
     `path:line policy old -> new` per change. Exit 1 when a policy failed (its markers
     stay as they are; the others are still updated).
+
+    A policy with `promotion: waves` gets only the next wave's markers of each bundle
+    rewritten, once the wave before passed in the rollout of the commit committed to
+    (records from --redis, FLEET_REDIS_URL or the clusters, as `fleet rollout status`);
+    one `promotion:` line per policy and bundle says where its tag is and what it waits
+    for.
     """
     from fleet.images import update
+    from fleet.images.writeback import change_line
+    from fleet.runtime.image_promotion import promotion_lines
 
     repo, plugins = _load_checked(repo_dir)
     definition = repo.definition
     result = update.scan(definition, plugins)
     for reason in result.errors.values():
         typer.echo(f"error: {reason}", err=True)
+    with contextlib.ExitStack() as stack:
+        planner = _planner(repo_dir, redis, repo, plugins, result.choices, stack)
+        done = _update(repo_dir, repo_url, branch, dry_run, repo, result, planner)
+    for warning in done.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for change in done.changes:
+        typer.echo(change_line(change))
+    for line in promotion_lines(done.promotion):
+        typer.echo(f"promotion: {line}")
     if dry_run:
-        done = update.dry_run(definition, result, repo_dir)
+        typer.echo(f"{len(done.changes)} marker changes (dry run: nothing committed)")
+    elif done.commit:
+        typer.echo(f"committed {done.commit[:12]} to {done.branch}")
+    else:
+        typer.echo("no marker changes: nothing committed")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _update(
+    repo_dir: Path,
+    repo_url: str | None,
+    branch: str | None,
+    dry_run: bool,
+    repo: FleetRepo,
+    result: ScanResult,
+    planner: Planner | None,
+) -> UpdateResult:
+    """The dry run on a copy of REPO, or the write-back to the repository's clone."""
+    from fleet.images import update
+
+    definition = repo.definition
+    if dry_run:
+        commit = _git_out(repo_dir, "rev-parse", "HEAD") or ""
+        done = update.dry_run(definition, result, repo_dir, planner=planner, commit=commit)
     else:
         url = (
             repo_url
@@ -228,19 +285,44 @@ def update_command(
         target = update.update_branch(
             definition, branch or _git_out(repo_dir, "rev-parse", "--abbrev-ref", "HEAD")
         )
-        done = update.write_choices(definition, result, url, target)
-    for warning in done.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    for change in done.changes:
-        typer.echo(f"{change.path}:{change.line} {change.policy} {change.old} -> {change.new}")
-    if dry_run:
-        typer.echo(f"{len(done.changes)} marker changes (dry run: nothing committed)")
-    elif done.commit:
-        typer.echo(f"committed {done.commit[:12]} to {done.branch}")
-    else:
-        typer.echo("no marker changes: nothing committed")
-    if not result.ok:
-        raise typer.Exit(1)
+        done = update.write_choices(definition, result, url, target, planner=planner)
+    return done
+
+
+def _planner(
+    repo_dir: Path,
+    redis: str | None,
+    repo: FleetRepo,
+    plugins: FleetPlugins,
+    choices: Mapping[str, ImageChoice],
+    stack: contextlib.ExitStack,
+) -> Planner | None:
+    """The promotion's planner (None: no policy promoted by waves). The commit it is
+    asked about is loaded and targeted (its bundles' waves and revisions: a clone's, not
+    REPO's, since that is what is committed to); the rollout store is opened on the first
+    ask only, and closed with `stack`."""
+    from fleet.cli.rollout_session import rollout_session
+    from fleet.desired import fleet_units
+    from fleet.runtime import image_promotion
+    from fleet.spec.loader import load_repository
+
+    opened: list[RolloutSession] = []
+
+    def context(checkout: Path, commit: str) -> image_promotion.Context:
+        if not opened:
+            opened.append(stack.enter_context(rollout_session(str(repo_dir), redis)))
+        store = opened[0].store
+        try:
+            target = load_repository(checkout)
+            units = fleet_units(target, plugins)
+        except FleetError as err:
+            raise FleetError(
+                f"the commit to promote on ({commit[:12] or 'the checkout'}) does not load: "
+                f"{err.problems[0] if err.problems else err.reason}"
+            ) from None
+        return image_promotion.Context(target, units, store.records(), store.controls())
+
+    return image_promotion.planner(repo.definition, choices, context)
 
 
 def _git_out(repo_dir: Path, *args: str) -> str | None:
