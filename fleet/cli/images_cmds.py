@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from fleet.images.update import UpdateResult
     from fleet.images.writeback import Planner
     from fleet.plugin.manager import FleetPlugins
+    from fleet.rollout.record import BundleRollout, Controls
     from fleet.spec.loader import FleetRepo
 
 images_app = typer.Typer(
@@ -65,28 +66,47 @@ def show_command(
         str | None, typer.Option("--branch", metavar="BRANCH", help="The branch of a URL.")
     ] = None,
     output: OutputOpt = "table",
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="`fleet serve`'s Redis, for the rollout records of `promotion: waves` "
+            "policies (else FLEET_REDIS_URL, else the clusters' rollout ConfigMaps).",
+        ),
+    ] = None,
 ) -> None:
     """For every image policy: the tag (and digest) it picks now, and on every cluster
     which tag and digest each workload fleet deployed runs, `behind` when not the newest.
+    For a `promotion: waves` policy, one `promotion:` line per bundle: the wave its tag
+    is at and what the next one waits for (the rollout records, as `fleet rollout status`).
 
     Reads Deployments, StatefulSets, DaemonSets, Jobs and CronJobs labelled with this
     fleet on each cluster (the operator's cluster credentials, as `fleet status`); the
     digest comes from an `@sha256:` pin, else a running Pod's imageID, else "-". Exit 1
     when a policy's scan failed or a cluster could not be read.
     """
+    from fleet.cli.rollout_session import rollout_session
     from fleet.runtime.image_view import images_view
     from fleet.status.model import format_table
 
     check_output(output)
-    try:
-        view = images_view(source, branch=branch)
-    except FleetError as err:
-        raise _relative(err, Path(source) if Path(source).is_dir() else None) from None
+    with contextlib.ExitStack() as stack:
+
+        def records() -> tuple[Mapping[str, BundleRollout], Mapping[str, Controls]]:
+            store = stack.enter_context(rollout_session(source, redis)).store
+            return store.records(), store.controls()
+
+        try:
+            view = images_view(source, branch=branch, records=records)
+        except FleetError as err:
+            raise _relative(err, Path(source) if Path(source).is_dir() else None) from None
     if output == "json":
         payload = {
             "commit": view.commit,
             "policies": [p.to_json() for p in view.policies],
             "unreachable": view.down,
+            "promotion": view.promotion,
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
@@ -105,6 +125,8 @@ def show_command(
         for cluster, why in sorted(view.down.items()):
             table.append(["-", "-", cluster, f"unreachable: {why}", "-", "-", ""])
         typer.echo(format_table(header, table), nl=False)
+        for line in view.promotion:
+            typer.echo(f"promotion: {line}")
     if view.down or any(p.error for p in view.policies):
         raise typer.Exit(1)
 

@@ -32,6 +32,8 @@ from fleet.plugin.manager import FleetPlugins
 from fleet.registry.access import Registries
 from fleet.registry.reference import ImageReference, parse_reference
 from fleet.render.images import containers
+from fleet.rollout.record import BundleRollout, Controls
+from fleet.runtime import image_promotion
 from fleet.runtime.clusters import ClusterLink, ClusterSet
 from fleet.source.local import resolve_source
 
@@ -93,6 +95,12 @@ class ImagesView:
     commit: str
     policies: list[PolicyImages]
     down: dict[str, str]  # cluster -> why unreachable
+    promotion: list[str] = field(default_factory=list)  # `promotion: waves` progress lines
+
+
+# () -> (records, controls) of the fleet's rollout store, read only when a policy is
+# promoted by waves (the CLI opens the store `fleet rollout status` reads)
+RecordsOf = Callable[[], tuple[Mapping[str, BundleRollout], Mapping[str, Controls]]]
 
 
 def images_view(
@@ -101,8 +109,10 @@ def images_view(
     branch: str | None = None,
     env: Mapping[str, str] | None = None,
     plugins: FleetPlugins | None = None,
+    records: RecordsOf | None = None,
 ) -> ImagesView:
-    """Scan the policies and read what every cluster of the commit runs."""
+    """Scan the policies and read what every cluster of the commit runs; with `records`,
+    where each bundle is in the promotion of each `promotion: waves` policy."""
     plugins = plugins or FleetPlugins.load()
     env = config.current().env if env is None else env
     checkout = resolve_source(source, branch)
@@ -134,7 +144,21 @@ def images_view(
                 if key is not None and key in wanted:
                     wanted[key].running.append(row)
         down = run.down
-    return ImagesView(desired.commit, views, down)
+    promotion: list[str] = []
+    if records is not None:
+
+        def context(checkout: Path, commit: str) -> image_promotion.Context:
+            found, controls = records()
+            return image_promotion.Context(desired.repo, desired.units, found, controls)
+
+        planner = image_promotion.planner(definition, result.choices, context)
+        if planner is not None:
+            try:
+                plan = planner(checkout.path, checkout.commit)
+                promotion = [*image_promotion.promotion_lines(plan), *plan.problems]
+            except FleetError as err:  # the store: the images are worth showing anyway
+                promotion = [f"rollout records not read: {err.reason}"]
+    return ImagesView(desired.commit, views, down, promotion)
 
 
 def _normalizer(registries: Registries) -> Callable[[str], tuple[str, str] | None]:
