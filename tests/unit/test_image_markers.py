@@ -213,7 +213,7 @@ def test_parse_marker() -> None:
 def test_parse_marker_wave() -> None:
     found = parse_marker('{"$imagepolicy": "web:tag", "$wave": "canary"}')
     assert (found.policy, found.field, found.wave) == ("web", "tag", "canary")
-    for bad in ('1', '""', '["canary"]', "null"):
+    for bad in ("1", '""', '["canary"]', "null"):
         with pytest.raises(ValueError, match=r"\$wave must name a wave"):
             parse_marker(f'{{"$imagepolicy": "web", "$wave": {bad}}}')
     with pytest.raises(ValueError, match="a marker is exactly"):
