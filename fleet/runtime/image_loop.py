@@ -131,9 +131,11 @@ class ImageLoop:
         if not full and not pushed and not (verdict and self._promotes(definition)):
             return max(0.1, self.next_full - now)
         only = None if full else pushed
+        scan = full or bool(pushed)  # else a promotion pass: the known choices, no scan
         try:
-            self._pass(only, scan=full or bool(pushed))
-            self.scans["ok" if not self._failures else "failed"] += 1
+            self._pass(only, scan=scan)
+            if scan:
+                self.scans["ok" if not self._failures else "failed"] += 1
         except FleetError as err:
             self.scans["error"] += 1
             log.warning("image update failed (%s); next try in %.0fs", err.reason, interval)
@@ -158,9 +160,9 @@ class ImageLoop:
             result = update.scan(
                 definition, scheduler.plugins, only=only, settings=scheduler.settings
             )
+            self._failures = dict(result.errors)
         else:
             result, only = ScanResult(), set()
-        self._failures = dict(result.errors)
         events: list[Event] = []
         for policy, reason in result.errors.items():
             if self._reported.get(policy) != reason:
