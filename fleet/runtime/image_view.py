@@ -11,6 +11,10 @@ provider, so `nginx` is `docker.io/library/nginx`) gives one row: its tag, and i
 from an `@sha256:` pin, else from the `imageID` a running Pod of that namespace reports
 for the same image, else "-". A row is `behind` when its tag is not the one the policy
 picks now. An unreachable cluster is one row saying why; the other clusters are shown.
+
+With `records` (the rollout store, opened by the caller), a `promotion: waves` policy
+also gets one line per bundle: the wave its newest tag is at and what the next waits for
+(`fleet.runtime.image_promotion`, on the commit shown and its own units).
 """
 
 from __future__ import annotations

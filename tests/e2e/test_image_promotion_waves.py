@@ -151,6 +151,7 @@ def bed(
     monkeypatch.setenv("FLEET_REGISTRY_USERNAME_BED", user)
     monkeypatch.setenv("FLEET_REGISTRY_PASSWORD_BED", password)
     monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLEET_CREDENTIALS_DIR", str(local_fleet.dir))  # `fleet images show`
     registry_tls.trust(monkeypatch)
     url = redis_db(redis_server, REDIS_DB)
     connect_redis(url).flushdb()
@@ -207,6 +208,11 @@ def test_serve_commits_a_new_tag_one_wave_at_a_time(
     wait_until(lambda: _canary_ready(bed), 240, "canary Ready, waiting for approval", dist)
     assert bed.running() == {"dev-eu": "1.1.0", "prod-eu": "1.0.0", "prod-us": "1.0.0"}
     assert bed.head() == one and bed.markers()["prod-eu"] == "1.0.0"
+    code = main(["images", "show", bed.tree.remote_url, "--redis", bed.redis])
+    out = "".join(capsys.readouterr())
+    assert code in (0, None), out
+    assert "promotion: web 1.1.0 in bundle web: waiting before wave prod-eu: wave canary" in out
+    assert out.count("behind") == 2, out  # prod-eu and prod-us
 
     assert bed.approve_canary(capsys)
     wait_until(lambda: bed.head() != one, 240, "the prod-eu commit", dist)

@@ -169,6 +169,11 @@ def test_a_new_tag_is_committed_wave_by_wave_once_each_wave_passed(
     assert code == 0 and bed.head() == first, out
     assert "no marker changes: nothing committed" in out
     assert "waiting before wave prod-eu: revision" in out and "not rolled out yet" in out
+    run_git("pull", "--quiet", "origin", "main", cwd=bed.tree.path)
+    code = main(["images", "update", str(bed.tree.path), "--redis", bed.redis, "--dry-run"])
+    out = "".join(capsys.readouterr())
+    assert code == 0 and "0 marker changes (dry run" in out, out
+    assert "promotion: web 1.1.0 in bundle web: waiting before wave prod-eu: revision" in out
 
     # a record of the revision, canary still verifying: waits for it
     bed.record(canary="pending")
