@@ -95,8 +95,8 @@ def write_back(
     `DEFAULT_MESSAGE`; `$waves`, one "policy tag -> wave W (bundle B)" per promotion
     step. `planner`, given, is asked on each commit built on which markers to rewrite
     (the others stay as they are). `work_dir` is where the temporary clone goes (default:
-    the system's temporary directory). Errors: FleetError for what the operator fixes (a bad branch
-    name or author, a path outside the repository, a refused credential),
+    the system's temporary directory). Errors: FleetError for what the operator fixes (a
+    bad branch name or author, a path outside the repository, a refused credential),
     TransientError when the push is still rejected after `attempts` tries.
     """
     settings = settings or config.current()

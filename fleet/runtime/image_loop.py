@@ -213,17 +213,17 @@ class ImageLoop:
 
     def _held_events(self, fleet: str, plan: PromotionPlan | None) -> list[Event]:
         """`image.promotionHeld` for each hold not reported yet (once per policy, tag,
-        bundle and wave: a hold lasts until a new tag or an operator moves it)."""
+        bundle and wave while it lasts: until a new tag or an operator moves it on)."""
         if plan is None:
             return []
         out = []
         for step in plan.progress:
             (log.info if step in plan.steps else log.debug)("image promotion: %s", step.line())
+        now_held = {(h.policy, h.tag, h.bundle, h.group or "") for h in plan.held}
+        reported, self._held = self._held, now_held  # a hold that ends and comes back: again
         for held in plan.held:
-            key = (held.policy, held.tag, held.bundle, held.group or "")
-            if key in self._held:
+            if (held.policy, held.tag, held.bundle, held.group or "") in reported:
                 continue
-            self._held.add(key)
             log.warning("image promotion: %s", held.line())
             wave = held.group if held.group != REST else "the markers without $wave"
             out.append(changes.image_promotion_held(
