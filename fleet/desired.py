@@ -509,6 +509,16 @@ class DesiredState:
             raise (TransientError if transient else FleetError)(problems=problems.values())
 
 
+def targeted_units(
+    repo: FleetRepo, plugins: FleetPlugins, commit: str = ""
+) -> list[DeploymentUnit]:
+    """The units of a loaded commit with the ids `fleet sync` and `fleet serve` give them,
+    pinned images' digests included (a bundle that pins digests is rendered to find them):
+    what a rollout record's revision is computed from, so `fleet rollout wait` and the
+    promotion by waves compare against the same revision the runtimes recorded."""
+    return DesiredState.target(repo, commit, plugins).units
+
+
 def load_desired(
     checkout: Path,
     commit: str,

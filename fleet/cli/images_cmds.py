@@ -324,7 +324,7 @@ def _planner(
     REPO's, since that is what is committed to); the rollout store is opened on the first
     ask only, and closed with `stack`."""
     from fleet.cli.rollout_session import rollout_session
-    from fleet.desired import fleet_units
+    from fleet.desired import targeted_units
     from fleet.runtime import image_promotion
     from fleet.spec.loader import load_repository
 
@@ -336,7 +336,7 @@ def _planner(
         store = opened[0].store
         try:
             target = load_repository(checkout)
-            units = fleet_units(target, plugins)
+            units = targeted_units(target, plugins, commit)
         except FleetError as err:
             raise FleetError(
                 f"the commit to promote on ({commit[:12] or 'the checkout'}) does not load: "

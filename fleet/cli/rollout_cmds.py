@@ -343,12 +343,13 @@ def wait_command(
 
 def _desired_ids(repo: FleetRepo, bundle: str) -> dict[str, str]:
     """cluster -> the deployment id REPO's commit gives BUNDLE there."""
-    from fleet.desired import fleet_units
+    from fleet.desired import targeted_units
     from fleet.plugin.manager import FleetPlugins
 
     plugins = FleetPlugins.load()
     plugins.raise_for_failures()
-    found = {u.cluster: u.deployment_id for u in fleet_units(repo, plugins) if u.bundle == bundle}
+    units = targeted_units(repo, plugins)
+    found = {u.cluster: u.deployment_id for u in units if u.bundle == bundle}
     if not found:
         raise UserError(f"bundle {bundle!r} is deployed to no cluster at this commit")
     return found

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 
 from fleet.cli import main
-from fleet.desired import fleet_units
+from fleet.desired import load_desired
 from fleet.plugin.manager import FleetPlugins
 from fleet.rollout import record as rec
 from fleet.rollout.record import BundleRollout, WaveRecord, bundle_revisions
 from fleet.runtime.rollout_store import RedisRolloutStore
 from fleet.runtime.state_cache import connect_redis
-from fleet.spec.loader import load_repository
 from tests.support.oci_images import OciLayout
 from tests.support.registry import RegistryServer
 from tests.support.servers import GitServer, GitWorkTree, RedisServer, run_git
@@ -70,11 +69,12 @@ class Bed:
         return run_git("rev-parse", "origin/main", cwd=self.tree.path).strip()
 
     def revision(self) -> str:
-        """The revision of `web` at main's head, computed from a clone of it."""
+        """The revision of `web` at main's head as `fleet sync` and `fleet serve` record it
+        (loaded, targeted and rendered: the bundle pins its images' digests)."""
         clone = self.tree.path.parent / f"clone-{uuid.uuid4().hex[:6]}"
         subprocess.run(["git", "clone", "-q", self.tree.remote_url, str(clone)], check=True)
-        repo = load_repository(clone)
-        return bundle_revisions(fleet_units(repo, FleetPlugins.load()))["web"]
+        desired = load_desired(clone, self.head(), FleetPlugins.load())
+        return bundle_revisions(desired.units)["web"]
 
     def record(self, **verdicts: str) -> str:
         """A record of main's revision of `web` with these wave verdicts, saved."""
@@ -133,7 +133,7 @@ def bed(
     )
     tree.write(
         "web/fleet.yaml",
-        "defaultNamespace: promo\ntargetCustomizations:\n"
+        "defaultNamespace: promo\nimages: {pinDigests: true}\ntargetCustomizations:\n"
         "  - {name: canary, clusterName: canary-1, yaml: {overlays: [canary]}}\n"
         "  - {name: prod-eu, clusterSelector: {matchLabels: {region: eu}}, "
         "yaml: {overlays: [prod-eu]}}\n",
