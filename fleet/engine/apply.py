@@ -26,10 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from fleet.engine.fanout import fan_out
 from fleet.engine.health import STATUSLESS_KINDS
 from fleet.engine.identity import Owner, key_of, short_name
 from fleet.engine.kube import (
@@ -171,7 +173,12 @@ def resolve(conn: ClusterConnection, desired: Desired) -> str:
 
 
 def live_objects(
-    conn: ClusterConnection, owner: Owner, desired: list[Desired], *, full: bool = False
+    conn: ClusterConnection,
+    owner: Owner,
+    desired: list[Desired],
+    *,
+    full: bool = False,
+    fresh: Collection[str] = (),
 ) -> dict[ObjectRef, Manifest]:
     """The live objects of the desired ones: one LIST per kind and namespace, and one more
     (metadata only) where some desired object was not among the owner's.
@@ -182,29 +189,40 @@ def live_objects(
     the ownership rules (`fleet.engine.ownership`) can decide before anything is written.
     Kinds without status (ConfigMap, Secret, RBAC, ...) are read metadata-only: their
     existence and annotations are all the engine needs, and a Secret's data is never read.
-    `full` reads the owner's whole objects (drift and dry-run diffs need them).
+    `full` reads the owner's whole objects (drift and dry-run diffs need them). The
+    namespaces in `fresh` were created by this sync a moment ago: nothing is listed there
+    (an object a sibling creates there meanwhile is met by the apply, see
+    `fleet.engine.sync_pass`). The LISTs go out side by side (`fleet.engine.fanout`).
     """
     groups: dict[tuple[ResourceType, str | None], list[Desired]] = {}
     for item in desired:
         if item.res is not None:
             scope = item.ref.namespace if item.res.namespaced else None
+            if scope is not None and scope in fresh:
+                continue
             groups.setdefault((item.res, scope), []).append(item)
+
+    def one(
+        res: ResourceType, namespace: str | None, items: list[Desired]
+    ) -> Callable[[ClusterConnection], dict[ObjectRef, Manifest]]:
+        def read(fork: ClusterConnection) -> dict[ObjectRef, Manifest]:
+            group = res.group_version.rpartition("/")[0]
+            metadata_only = not full and (group, res.kind) in STATUSLESS_KINDS
+            listed = fork.list_objects(
+                res, namespace, label_selector=owner.selector, metadata_only=metadata_only
+            )
+            by_key = {key_of(ObjectRef.of(obj)): obj for obj in listed}
+            if any(key_of(d.ref) not in by_key for d in items):
+                for other in fork.list_objects(res, namespace, metadata_only=True):
+                    by_key.setdefault(key_of(ObjectRef.of(other)), other)
+            return {d.ref: by_key[key_of(d.ref)] for d in items if key_of(d.ref) in by_key}
+
+        return read
+
     found: dict[ObjectRef, Manifest] = {}
-    for (res, namespace), items in groups.items():
-        group = res.group_version.rpartition("/")[0]
-        metadata_only = not full and (group, res.kind) in STATUSLESS_KINDS
-        listed = conn.list_objects(
-            res, namespace, label_selector=owner.selector, metadata_only=metadata_only
-        )
-        by_key = {key_of(ObjectRef.of(obj)): obj for obj in listed}
-        missing = [d for d in items if key_of(d.ref) not in by_key]
-        if missing:
-            for other in conn.list_objects(res, namespace, metadata_only=True):
-                by_key.setdefault(key_of(ObjectRef.of(other)), other)
-        for item in items:
-            live = by_key.get(key_of(item.ref))
-            if live is not None:
-                found[item.ref] = live
+    calls = [one(res, namespace, items) for (res, namespace), items in groups.items()]
+    for part in fan_out(conn, calls):
+        found.update(part)
     return found
 
 

@@ -363,6 +363,19 @@ class ClusterConnection:
         requests are coordination, not writes of the sync."""
         return ClusterConnection(self.name, self._api, timeout=self._timeout, _shared=self._shared)
 
+    def fork(self) -> ClusterConnection:
+        """A sibling for one request run beside this connection's own (`fleet.engine.
+        fanout`): it shares the discovery cache too (the kinds were resolved already), and
+        its counters are added back with `join`."""
+        forked = self.sibling()
+        forked._discovery = self._discovery
+        return forked
+
+    def join(self, forked: ClusterConnection) -> None:
+        """Count a fork's requests and writes as this connection's."""
+        self.requests += forked.requests
+        self.writes += forked.writes
+
     def stream(
         self,
         path: str,

@@ -9,12 +9,14 @@ it again and decides again, once.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from fleet.engine.apply import Action, Desired, ObjectResult, is_unchanged, live_objects
 from fleet.engine.drift import object_diff
+from fleet.engine.fanout import fan_out
 from fleet.engine.identity import Claims, ClaimsSource, Owner
 from fleet.engine.immutable import apply_or_recreate, force_wanted
 from fleet.engine.kube import ClusterConnection, Conflict, ObjectRef
@@ -35,6 +37,29 @@ def force_choices(options: BundleOptions) -> tuple[bool, bool]:
     apply_force = bool(helm and helm.force)
     drift = options.correct_drift
     return apply_force, apply_force or bool(drift and drift.force)
+
+
+# Kinds other objects refer to by name, applied (side by side) before the rest: a Pod
+# whose ServiceAccount does not exist yet is refused, a Deployment's pods wait for their
+# ConfigMap or Secret. Helm's install order puts the same kinds first.
+FIRST_TIER = frozenset({
+    ("", "ServiceAccount"), ("", "Secret"), ("", "ConfigMap"), ("", "PersistentVolumeClaim"),
+    ("", "LimitRange"), ("", "ResourceQuota"), ("", "Service"), ("", "Endpoints"),
+    ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("networking.k8s.io", "NetworkPolicy"), ("policy", "PodDisruptionBudget"),
+    ("scheduling.k8s.io", "PriorityClass"), ("storage.k8s.io", "StorageClass"),
+    ("", "PersistentVolume"),
+})  # fmt: skip
+
+
+def tiers(batch: Sequence[Desired]) -> list[list[Desired]]:
+    """`batch` in the tiers it is written in: the objects in FIRST_TIER, then the rest
+    (each in the batch's order); empty tiers are left out."""
+    first = [d for d in batch if (d.ref.group, d.ref.kind) in FIRST_TIER]
+    rest = [d for d in batch if (d.ref.group, d.ref.kind) not in FIRST_TIER]
+    return [tier for tier in (first, rest) if tier]
 
 
 def dedupe(desired: list[Desired]) -> list[Desired]:
@@ -93,28 +118,47 @@ class SyncPass:
             self._claims.append(source() if source is not None else None)
         return self._claims[0]
 
-    def read_live(self, batch: list[Desired]) -> None:
-        """The batch's live objects (whole ones when a diff or drift check needs them)."""
+    def read_live(self, batch: list[Desired], fresh: Collection[str] = ()) -> None:
+        """The batch's live objects (whole ones when a diff or drift check needs them);
+        nothing is read in the namespaces `fresh` (created by this sync just now)."""
         full = self.dry_run or self.drift_on
-        self.live.update(live_objects(self.conn, self.owner, batch, full=full))
+        self.live.update(live_objects(self.conn, self.owner, batch, full=full, fresh=fresh))
 
     def apply_all(self, batch: list[Desired], skip_ns: set[str]) -> None:
         """Apply what changed; an unchanged object is not written (a no-op writes nothing).
         An object of another owner is written only when `fleet.engine.ownership` says so.
 
+        The batch goes in tiers (`tiers`): the objects others refer to (ServiceAccounts,
+        ConfigMaps, Secrets, claims, RBAC, Services ...) before the workloads and the
+        rest, and the writes of one tier side by side (`fleet.engine.fanout`; a dry run
+        one by one, so its diffs keep the bundle's order). The outcomes are recorded in
+        the batch's order whatever answer came first.
+
         An object that did not exist when it was read but does when it is created (a
         sibling unit, synced at the same time, created it a moment ago: typically the
         namespace it made for its own objects) is read again and decided again, once."""
-        for item in batch:
-            res = self._apply_item(item, skip_ns)
-            if res is not None and self._created_meanwhile(item, res):
-                self.live.pop(item.ref, None)
-                again = self.conn.get(item.ref)
-                if again is not None:
-                    self.live[item.ref] = again
-                res = self._apply_item(item, skip_ns)
-            if res is not None:
-                self.outcome[item.ref] = res
+        self.claims()  # computed once, before the writes of a tier run side by side
+        for tier in tiers(batch):
+            if self.dry_run:
+                results = [self._apply_checked(item, skip_ns, self.conn) for item in tier]
+            else:
+                calls = [functools.partial(self._apply_checked, item, skip_ns) for item in tier]
+                results = fan_out(self.conn, calls)
+            for item, res in zip(tier, results, strict=True):
+                if res is not None:
+                    self.outcome[item.ref] = res
+
+    def _apply_checked(
+        self, item: Desired, skip_ns: set[str], conn: ClusterConnection
+    ) -> ObjectResult | None:
+        res = self._apply_item(item, skip_ns, conn)
+        if res is not None and self._created_meanwhile(item, res):
+            self.live.pop(item.ref, None)
+            again = conn.get(item.ref)
+            if again is not None:
+                self.live[item.ref] = again
+            res = self._apply_item(item, skip_ns, conn)
+        return res
 
     def _created_meanwhile(self, item: Desired, res: ObjectResult) -> bool:
         return (
@@ -124,13 +168,17 @@ class SyncPass:
             and isinstance(res.error, Conflict)
         )
 
-    def _apply_item(self, item: Desired, skip_ns: set[str]) -> ObjectResult | None:
-        """One object's decision and write; None when it was recorded already (refused)."""
+    def _apply_item(
+        self, item: Desired, skip_ns: set[str], conn: ClusterConnection
+    ) -> ObjectResult | None:
+        """One object's decision and write on `conn` (the pass's connection or a fork of
+        it); None when it was recorded already (refused). Only this object's entries of
+        `outcome` and `live` are touched, so the objects of one tier may run at once."""
         take = bool(self.options.helm and self.options.helm.take_ownership)
         current = self.live.get(item.ref)
         verdict = decide(item.ref, current, self.owner, self.claims, take_ownership=take)
         if not verdict.claim.may_write:
-            log.warning("%s: %s", self.conn.name, verdict.message)
+            log.warning("%s: %s", conn.name, verdict.message)
             self.outcome[item.ref] = ObjectResult(
                 item.ref, Action.FAILED, BundleState.ERR_APPLIED, verdict.message
             )
@@ -143,13 +191,13 @@ class SyncPass:
         else:
             force = verdict.claim.forced or (verdict.claim is Claim.OURS and self.apply_force)
             recreate = verdict.claim is Claim.OURS and force_wanted(self.options, drift=False)
-            res = apply_or_recreate(self.conn, item, self.owner, exists=current is not None,
+            res = apply_or_recreate(conn, item, self.owner, exists=current is not None,
                                     force=force, live=current, recreate=recreate,
                                     dry_run=self.dry_run, timeout=self.timeout)  # fmt: skip
             if verdict.claim.forced and res.action is not Action.FAILED:
-                log.info("%s: %s", self.conn.name, verdict.message)
+                log.info("%s: %s", conn.name, verdict.message)
                 if not self.dry_run and verdict.previous and res.live is not None:
-                    release_previous(self.conn, item.ref, res.live, verdict.previous)
+                    release_previous(conn, item.ref, res.live, verdict.previous)
         if self.dry_run and res.live is not None:
             self.diffs.append(object_diff(item.ref, current, res.live))
             if current is not None and not self.diffs[-1]:

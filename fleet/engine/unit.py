@@ -330,7 +330,7 @@ def apply_rest(run: SyncPass, desired: list[Desired], crds: list[Desired]) -> li
                 item.ref, Action.FAILED, BundleState.ERR_APPLIED, ns_errors[item.ref.namespace]
             )
     rest = [d for d in rest if d.ref not in outcome]
-    run.read_live(rest)
+    run.read_live(rest, fresh=created)
     # a dry run cannot ask the server about objects in namespaces that do not exist yet
     missing_ns = {d.ref.name for d in rest if d.ref.kind == "Namespace" and d.ref not in run.live}
     skip = set(created) | missing_ns if run.dry_run else set()
