@@ -56,8 +56,8 @@ from fleet.engine.kube import ClusterConnection, ClusterUnreachable
 from fleet.errors import FleetError
 from fleet.manifest import Manifest
 from fleet.rollout.rebuild import RolledBack
-from fleet.runtime.clusters import ClusterLink
 from fleet.runtime.events import Cluster, WorkerEvents
+from fleet.runtime.link_cache import LinkCache
 from fleet.runtime.locks import DEFAULT_TTL, UnitLock
 from fleet.runtime.metrics import WorkerMetrics
 from fleet.runtime.revisions import RevisionLoader
@@ -129,6 +129,7 @@ class UnitWorker:
         self.cooldown = cooldown
         self.events = WorkerEvents(client, name=name, max_len=settings.events_max_len)
         self.metrics = WorkerMetrics(client)  # served by fleet serve (fleet.runtime.metrics)
+        self.links = LinkCache(self.env)  # kept between tasks: pools and health watches
 
     # ------------------------------------------------------------------ tasks
 
@@ -495,13 +496,11 @@ class UnitWorker:
     def _call(
         self, rev: DesiredState, cluster: str, what: str, fn: Callable[[ClusterConnection], T]
     ) -> T:
-        """`fn(conn)` once; ClusterUnreachable propagates (the task retries with backoff)."""
-        link = ClusterLink(rev.cluster_spec(cluster), retries=0)
-        link.connect(self.env)
-        try:
+        """`fn(conn)` once on the process's kept connection to `cluster`
+        (`fleet.runtime.link_cache`); ClusterUnreachable propagates (the task retries with
+        backoff) and the connection is not lent again."""
+        with self.links.lend(rev.cluster_spec(cluster)) as link:
             answer = link.call(what, fn)
-        finally:
-            link.close()
         self.events.reachable(rev.fleet_name, cluster, None)  # cluster.recovered, once
         return answer
 
