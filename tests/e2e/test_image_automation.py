@@ -249,3 +249,46 @@ def test_a_registry_push_notification_to_serve_commits_the_new_tag(
     shown = status + caplog.text + "\n".join(stream)
     assert bed.password not in shown and TOKEN not in shown
     sync_and_show(bed, capsys)
+
+
+@pytest.mark.usefixtures("fleet_env")
+def test_fleet_images_reads_an_unpinned_images_digest_from_its_running_pod(
+    bed: Bed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without digest pinning the digest a cluster runs is what its Pod reports: the
+    kubelet's `imageID` (set here through the Pod's status subresource, as a kubelet
+    does; kwok's fake node reports none). One cluster's Pod says it, the others show no
+    digest rather than a guessed one."""
+    from kubernetes import client, config
+
+    bed.tree.write("web/fleet.yaml", f"name: web-{bed.sfx}\ndefaultNamespace: images-{bed.sfx}\n")
+    bed.tree.commit_and_push("no pinning")
+    code, out = run(["sync", bed.tree.remote_url, "--no-wait"], capsys, bed)
+    assert "ErrApplied" not in out, out
+    assert bed.running() == {f"{bed.image}:1.0.0"}
+    namespace, chosen = f"images-{bed.sfx}", "prod-eu"
+    api = client.CoreV1Api(
+        config.new_client_from_config(config_file=str(bed.fleet.clusters[chosen].kubeconfig))
+    )
+    pod = None
+    for _ in range(300):  # the controller-manager makes the Pod, kwok runs it
+        pods = api.list_namespaced_pod(namespace).items
+        if pods and pods[0].status.container_statuses:
+            pod = pods[0]
+            break
+        time.sleep(0.2)
+    assert pod is not None, "no running Pod of web in prod-eu"
+    statuses = [
+        {"name": s.name, "image": s.image, "imageID": f"{bed.image}@{bed.digest}",
+         "ready": True, "restartCount": 0, "state": {"running": {}}}
+        for s in pod.status.container_statuses
+    ]  # fmt: skip
+    api.patch_namespaced_pod_status(
+        pod.metadata.name, namespace, {"status": {"containerStatuses": statuses}}
+    )
+    code, out = run(["images", "show", bed.tree.remote_url, "-o", "json"], capsys, bed)
+    assert code == 0, out
+    (web,) = json.loads(out)["policies"]
+    digests = {r["cluster"]: r["digest"] for r in web["clusters"]}
+    assert digests[chosen] == bed.digest, digests
+    assert all(digests[c] in (None, "-", "") for c in digests if c != chosen), digests
