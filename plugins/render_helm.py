@@ -22,7 +22,7 @@ Choices, where Rancher Fleet leaves room:
 - `--kube-version` is the cluster's Kubernetes version when known, so a chart's own
   `kubeVersion:` constraint and `.Capabilities.KubeVersion` see the real cluster.
 - CRDs from `crds/` are included; test hooks (`helm.sh/hook: test`) are skipped; other hooks
-  are rendered as plain objects (use `helm.mode: release` for charts that need hooks).
+  are rendered as plain objects (fleet applies them; there is no release mode).
 - helm's executable: `$FLEET_HELM`, else `helm` on PATH, else `helm` next to the Python
   interpreter (where `make testbin` links it; see `fleet.plugin.find_tool`).
 - `oci://` charts: when the definition's `registries` has an entry for the chart's host

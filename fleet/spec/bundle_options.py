@@ -114,8 +114,20 @@ class HelmOptions(StrictModel):
     disable_dns: bool = Field(default=False, alias="disableDNS")
     skip_schema_validation: bool = Field(default=False, alias="skipSchemaValidation")
     disable_dependency_update: bool = Field(default=False, alias="disableDependencyUpdate")
-    # fleet extension: `template` (default, `helm template`) or `release` (real release, hooks)
+    # `template` (`helm template`, fleet applies the objects) is the only mode: a `release`
+    # mode (a real Helm release, hooks run by helm) is refused rather than parsed and ignored
     mode: Literal["template", "release"] = "template"
+
+    @field_validator("mode")
+    @classmethod
+    def _template_only(cls, value: str) -> str:
+        if value != "template":
+            raise ValueError(
+                "'release' is not supported: fleet renders charts with "
+                "`helm template` and applies the objects itself (hooks are applied as "
+                "plain objects); remove helm.mode"
+            )
+        return value
 
     @field_validator("chart", "repo", "version", "release_name")
     @classmethod

@@ -127,6 +127,14 @@ BAD_INPUTS = {
         },
         "web/fleet.yaml:4: bundle 'web': helm values template: map has no entry for key 'region'",
     ),
+    "helm-release-mode": (
+        {
+            "fleet.yaml": HEADER + "clusters: [{name: a}]\nbundles:\n  paths: [web]\n",
+            "web/fleet.yaml": "helm:\n  chart: c\n  mode: release\n",
+            "web/c/Chart.yaml": "name: c\n",
+        },
+        "web/fleet.yaml:3: helm.mode: 'release' is not supported",
+    ),
 }
 
 
