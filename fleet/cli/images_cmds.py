@@ -46,6 +46,15 @@ OutputOpt = Annotated[
     str,
     typer.Option("--output", "-o", metavar="FORMAT", help="table (default) or json."),
 ]
+RedisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        metavar="URL",
+        help="`fleet serve`'s Redis, for the rollout records of `promotion: waves` "
+        "policies (else FLEET_REDIS_URL, else the clusters' rollout ConfigMaps).",
+    ),
+]
 
 
 @images_app.callback()
@@ -66,15 +75,7 @@ def show_command(
         str | None, typer.Option("--branch", metavar="BRANCH", help="The branch of a URL.")
     ] = None,
     output: OutputOpt = "table",
-    redis: Annotated[
-        str | None,
-        typer.Option(
-            "--redis",
-            metavar="URL",
-            help="`fleet serve`'s Redis, for the rollout records of `promotion: waves` "
-            "policies (else FLEET_REDIS_URL, else the clusters' rollout ConfigMaps).",
-        ),
-    ] = None,
+    redis: RedisOpt = None,
 ) -> None:
     """For every image policy: the tag (and digest) it picks now, and on every cluster
     which tag and digest each workload fleet deployed runs, `behind` when not the newest.
@@ -226,15 +227,7 @@ def update_command(
         bool,
         typer.Option("--dry-run", help="Print the marker changes; clone, commit and push nothing."),
     ] = False,
-    redis: Annotated[
-        str | None,
-        typer.Option(
-            "--redis",
-            metavar="URL",
-            help="`fleet serve`'s Redis, for the rollout records of `promotion: waves` "
-            "policies (else FLEET_REDIS_URL, else the clusters' rollout ConfigMaps).",
-        ),
-    ] = None,
+    redis: RedisOpt = None,
 ) -> None:
     """Scan every image policy once and commit the changed markers back to Git.
 

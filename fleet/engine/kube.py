@@ -331,21 +331,9 @@ class ClusterConnection:
         self.requests += 1
         if method != "GET" and ("dryRun", "All") not in query:
             self.writes += 1
+        response = self._send(method, path, query, headers, body, self._timeout, what)
         try:
-            args = self._api.param_serialize(
-                method,
-                path,
-                query_params=query,
-                header_params=headers,
-                body=body,  # bytes go out as they are; dicts are JSON-encoded by the client
-                auth_settings=["BearerToken"],
-            )
-            response = self._api.call_api(*args, _request_timeout=self._timeout)
             raw = response.read()
-        except ApiException as err:  # the client raises status 0 for TLS failures
-            raise ClusterUnreachable(
-                f"{self.name}: {what}: cannot reach the API server ({err.reason})"
-            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise ClusterUnreachable(
                 f"{self.name}: {what}: cannot reach the API server ({type(err).__name__})"
@@ -356,6 +344,36 @@ class ClusterConnection:
             return {}
         decoded = json.loads(raw)
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+        timeout: tuple[float, float],
+        what: str,
+    ) -> Any:
+        """The client's response (body not read yet); an unreachable server is typed."""
+        try:
+            args = self._api.param_serialize(
+                method,
+                path,
+                query_params=query,
+                header_params=headers,
+                body=body,  # bytes go out as they are; dicts are JSON-encoded by the client
+                auth_settings=["BearerToken"],
+            )
+            return self._api.call_api(*args, _request_timeout=timeout)
+        except ApiException as err:  # the client raises status 0 for TLS failures
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server ({err.reason})"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise ClusterUnreachable(
+                f"{self.name}: {what}: cannot reach the API server ({type(err).__name__})"
+            ) from None
 
     def sibling(self) -> ClusterConnection:
         """A connection to the same cluster with its own counters and discovery cache,
@@ -392,23 +410,10 @@ class ClusterConnection:
         ends the stream from another thread (the read blocks until the server sends).
         """
         self.requests += 1
-        try:
-            args = self._api.param_serialize(
-                "GET",
-                path,
-                query_params=query,
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            response = self._api.call_api(*args, _request_timeout=(self._timeout[0], read_timeout))
-        except ApiException as err:
-            raise ClusterUnreachable(
-                f"{self.name}: {what}: cannot reach the API server ({err.reason})"
-            ) from None
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise ClusterUnreachable(
-                f"{self.name}: {what}: cannot reach the API server ({type(err).__name__})"
-            ) from None
+        headers = {"Accept": "application/json"}
+        response = self._send(
+            "GET", path, query, headers, None, (self._timeout[0], read_timeout), what
+        )
         raw = response.response  # urllib3's, not read yet (the client never preloads)
         if not 200 <= response.status < 300:
             raise classify(response.status, raw.read(), cluster=self.name, what=what)

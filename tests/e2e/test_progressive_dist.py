@@ -49,7 +49,10 @@ def setup(
     fleet = new_progressive(git_server, five_clusters, exporter, prometheus, tmp_path, monkeypatch)
     url = redis_server.url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     connect_redis(url).flushdb()
-    gate = prometheus_gate(prometheus, count=40)  # a measurement a second, for 40 s at most
+    # a measurement a second, for 40 s at most; a few rounds without data are allowed: on a
+    # loaded machine a late scrape leaves the 5 s rate window empty for a round, and the
+    # canary is Ready (its gate asking) within a second or two of the commit
+    gate = prometheus_gate(prometheus, count=40, inconclusiveLimit=5)
     canary = {"name": "canary", "clusters": [fleet.name("canary")], "bake": "8s",
               "gates": [gate]}  # fmt: skip
     fleet.write_definition(
