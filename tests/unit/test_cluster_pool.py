@@ -71,3 +71,19 @@ def test_wait_one_raises_what_a_job_raised() -> None:
         with pytest.raises(RuntimeError, match="a bug"):
             pool.wait_one()
         assert not pool.running and pool.admit("a")
+
+
+def test_wait_one_lingers_to_collect_jobs_that_finish_soon_after() -> None:
+    """The first job ends at once, the second 0.5 s later: without linger one wait frees
+    one slot, lingering 3 s frees both (and returns as soon as both ended)."""
+    import time
+
+    for linger, freed in ((0.0, 1), (3.0, 2)):
+        with ClusterPool(1, 2) as pool:
+            pool.start("a", lambda: None)
+            pool.start("a", lambda: time.sleep(0.5))
+            started = time.monotonic()
+            pool.wait_one(linger)
+            assert 2 - len(pool.running) == freed
+            assert time.monotonic() - started < 2.5
+            pool.wait_one()
