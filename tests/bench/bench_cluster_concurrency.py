@@ -88,7 +88,7 @@ def run_round(server: GitServer, tmp: Path, name: str, bundles: int, concurrency
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=1)  # the fake node holds 110 pods
+    parser.add_argument("--rounds", type=int, default=2)  # the fake node holds 1,000 pods
     args = parser.parse_args()
     default = config.DEFAULT_CLUSTER_CONCURRENCY
     with tempfile.TemporaryDirectory(prefix="fleet-bench-conc-") as tmp_text:
