@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration test-e2e fuzz lint bench testbin redis venv clean
+.PHONY: demo test test-unit test-integration test-e2e fuzz lint bench bench-flux testbin testbin-flux redis venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,6 +25,11 @@ testbin: venv
 	@for tool in helm kustomize; do \
 	  if [ -x tests/testbin/bin/$$tool ]; then ln -sfn "$(CURDIR)/tests/testbin/bin/$$tool" $(BIN)/$$tool; fi; \
 	done
+
+## testbin-flux: build (or reuse) Flux's source-controller and kustomize-controller v1.7.3 and
+## their CRDs, for `make bench-flux` only (not part of testbin or test)
+testbin-flux: testbin
+	@tests/testbin/build.sh flux
 
 ## redis: make sure Debian's redis-server, prometheus and prometheus-alertmanager are there
 ## (installs them when root on Debian/Ubuntu)
@@ -65,6 +70,13 @@ demo: venv testbin
 ## bench: benchmarks (figures and ratios, never pass/fail)
 bench: venv testbin
 	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/tests/testbin/bin:$$PATH" tests/bench/run.sh
+
+## bench-flux: fleet vs. Flux on the same N bundles (push -> all Ready, no-op CPU); not in
+## `make bench` or `make test`. BENCH_FLUX_ARGS e.g. --bundles 10,40 --noop-window 60
+BENCH_FLUX_ARGS ?=
+bench-flux: venv testbin-flux
+	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/tests/testbin/bin:$$PATH" \
+	  $(BIN)/python tests/bench/bench_flux.py $(BENCH_FLUX_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .bench .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .grimp_cache

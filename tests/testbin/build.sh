@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, helm, kustomize, kubectl, gitea) from Go modules, one wrapper module per tool so
+# kube-scheduler, kwok, helm, kustomize, kubectl, gitea; on request Flux's source-controller
+# and kustomize-controller for `make bench-flux`) from Go modules, one wrapper module per tool so
 # their dependency versions never fight. Each build is cached under
 # $FLEET_TESTBIN_CACHE (default ~/.cache/fleet-testbin) keyed by the wrapper module's
 # content, so a second run only re-links tests/testbin/bin/.
 #
 #   tests/testbin/build.sh            build (or reuse) every tool
 #   tests/testbin/build.sh helm etcd  only these tools
+#   tests/testbin/build.sh flux       Flux's two controllers (never part of the default set)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +24,9 @@ KUSTOMIZE_VERSION=v5.7.1
 KWOK_VERSION=v0.7.0
 ETCD_VERSION=v3.6.16
 GITEA_VERSION=v1.27.3
+# Flux (tests/bench/bench_flux.py only): v1.7.3 builds with the installed Go; v1.10 needs a
+# fluxcd/pkg version the module proxy here refuses
+FLUX_VERSION=v1.7.3
 
 kube_ldflags() {
   local major minor
@@ -68,7 +73,9 @@ tool_targets() {
     # module the proxy serves). No bindata: gitea reads templates/options from its source
     # directory in the module cache (tests/support/gitea.py points it there).
     gitea) echo "gitea=gitea.dev" ;;
-    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl gitea)" >&2; return 1 ;;
+    flux-source-controller) echo "flux-source-controller=github.com/fluxcd/source-controller" ;;
+    flux-kustomize-controller) echo "flux-kustomize-controller=github.com/fluxcd/kustomize-controller" ;;
+    *) echo "unknown tool: $1 (known: kubernetes etcd kwok helm kustomize kubectl gitea flux-source-controller flux-kustomize-controller)" >&2; return 1 ;;
   esac
 }
 
@@ -84,10 +91,11 @@ tool_ldflags() {
   esac
 }
 
-# Build tags; gitea's sqlite is the pure-Go one (modernc), so CGO stays off.
+# Build tags (Flux's Makefile builds with netgo,osusergo the same way); gitea's sqlite is the pure-Go one (modernc), so CGO stays off.
 tool_tags() {
   case $1 in
     gitea) echo "sqlite sqlite_unlock_notify" ;;
+    flux-*) echo "netgo osusergo" ;;
     *) echo "" ;;
   esac
 }
@@ -96,6 +104,10 @@ build_tool() {
   local tool=$1 mod=$here/modules/$1
   local targets flags tags key out
   targets=$(tool_targets "$tool")
+  case $tool in
+    flux-*) grep -q "^require github.com/fluxcd/${tool#flux-} $FLUX_VERSION\$" "$mod/go.mod" ||
+      { echo "testbin: $mod/go.mod does not pin $FLUX_VERSION" >&2; return 1; } ;;
+  esac
   flags=$(tool_ldflags "$tool")
   tags=$(tool_tags "$tool")
   # (tags join the key only when set, so the other tools keep their cached builds)
@@ -109,6 +121,14 @@ build_tool() {
     for t in $targets; do
       (cd "$mod" && go build -trimpath -tags "$tags" -ldflags "$flags" -o "$out.tmp/${t%%=*}" "${t#*=}")
     done
+    case $tool in
+      flux-*)
+        # the CRDs this very version serves, kept beside the binary (bench_flux applies them)
+        local src
+        src=$(cd "$mod" && go list -m -f '{{.Dir}}' "github.com/fluxcd/${tool#flux-}")
+        mkdir -p "$out.tmp/crds" && cp "$src"/config/crd/bases/*.yaml "$out.tmp/crds/"
+        ;;
+    esac
     touch "$out.tmp/.complete"
     rm -rf "$out" && mv "$out.tmp" "$out"
     echo "testbin: built $tool in $(( $(date +%s) - start ))s" >&2
@@ -116,6 +136,7 @@ build_tool() {
   for t in $targets; do
     ln -sfn "$out/${t%%=*}" "$bindir/${t%%=*}"
   done
+  [ ! -d "$out/crds" ] || ln -sfn "$out/crds" "$bindir/$tool.crds"
   if [ "$tool" = gitea ]; then
     # a cached binary on a machine whose module cache was emptied: gitea still needs its
     # source (templates, locales; tests/support/gitea.py), so fetch it back
@@ -123,7 +144,13 @@ build_tool() {
   fi
 }
 
-tools=("$@")
+tools=()
+for arg in "$@"; do
+  case $arg in
+    flux) tools+=(flux-source-controller flux-kustomize-controller) ;;
+    *) tools+=("$arg") ;;
+  esac
+done
 [ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok helm kustomize kubectl gitea)
 for tool in "${tools[@]}"; do
   build_tool "$tool"
