@@ -20,61 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "testbin"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 import localfleet  # noqa: E402
+import manyapps  # noqa: E402
 
 from fleet import config  # noqa: E402
 from fleet.runtime.embedded import sync_fleet  # noqa: E402
 from tests.support.servers import GitServer  # noqa: E402
 
 
-def bundle(ns: str) -> str:
-    labels = {"app": "web"}
-    docs = [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]},
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {"selector": labels, "ports": [{"port": 80}]},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "web", "namespace": ns},
-            "data": {"greeting": "hello"},
-        },
-    ]
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
 def run_round(server: GitServer, tmp: Path, name: str, bundles: int, concurrency: int) -> float:
     work = server.create_repo(name, tmp / name)
-    work.write(
-        "fleet.yaml",
-        f"apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: {name}\n"
-        "clusters:\n  - name: one\n    labels: {env: dev, region: eu}\n"
-        "bundles:\n  paths: ['apps/*']\n",
-    )
-    for index in range(bundles):
-        work.write(f"apps/b{index}/app.yaml", bundle(f"{name}-{index}"))
+    manyapps.write_repo(work.path, name, bundles)
     pushed = time.perf_counter()
     work.commit_and_push("bundles")
     report = sync_fleet(server.url(name), branch="main", cluster_concurrency=concurrency)
@@ -94,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fleet-bench-conc-") as tmp_text:
         tmp = Path(tmp_text)
         fleet_dir = tmp / "clusters"
-        localfleet.up(fleet_dir, [("one", {"env": "dev", "region": "eu"})])
+        localfleet.up(fleet_dir, [(manyapps.CLUSTER, manyapps.CLUSTER_LABELS)])
         server = GitServer(tmp / "git" / "repos")
         server.start()
         try:

@@ -3,7 +3,11 @@
 The `git daemon` of `servers.py` has no authentication; this one answers 401 until a request
 carries `Authorization: Basic` with the expected username and token, the way GitHub or
 GitLab do over HTTPS (plain HTTP on loopback here: the transport is not what is tested).
-It runs in a thread of the test process and serves the bare repositories under `base`.
+It runs in a thread of the test process and serves the bare repositories under `base`;
+with `token=None` it asks for nothing (a public repository), and `python -m
+tests.support.git_http BASE` runs it so in a process of its own (bench_flux.py: Flux's
+source-controller clones over HTTP, not git://, and the bench process stays out of the
+measured CPU).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from urllib.parse import urlsplit
 
 @dataclass
 class GitHttpServer:
-    """`git http-backend` over HTTP on `host` with Basic auth (`username`:`token`)."""
+    """`git http-backend` over HTTP on `host` with Basic auth (`username`:`token`), or none
+    when `token` is None."""
 
     base: Path
-    token: str
+    token: str | None
     username: str | None = None  # None: any username with the right token (like GitHub)
     port: int = 0
     host: str = "127.0.0.1"  # any of 127.0.0.0/8: a second "host" on the same machine
@@ -66,6 +71,8 @@ class GitHttpServer:
             self._thread = None
 
     def _authorised_user(self, header: str | None) -> str | None:
+        if self.token is None:
+            return "anonymous"
         if not header or not header.startswith("Basic "):
             return None
         try:
@@ -204,3 +211,27 @@ class RedirectServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve BASE's bare repositories without authentication until SIGTERM; prints the port."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("base", type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = GitHttpServer(args.base, token=None, port=args.port)
+    server.start()
+    print(server.port, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
