@@ -1,25 +1,26 @@
 """fleet vs. Flux on the same bundles, one local cluster (a script: figures, no verdict).
 
 Both tools get the same N bundles of plain manifests (manyapps.py: a Namespace, a
-Deployment, a Service and a ConfigMap each) from the same Git server (`git http-backend`
+Deployment, a headless Service and a ConfigMap each) from the same Git server (`git http-backend`
 over smart HTTP, in a process of its own: Flux's source-controller does not speak git://).
 Each round is a fresh repository deploying into fresh namespaces; the tools alternate.
 
-- fleet: `fleet sync <url>` (a new process, the CLI a user runs, default
-  --cluster-concurrency); seconds from the push until it exits 0 (every unit Ready).
+- fleet: `fleet sync <url>` (a new process: the CLI a user runs, interpreter start-up
+  included), with its default --cluster-concurrency (8) and with --cluster-concurrency=N;
+  seconds from the push until it exits 0 (every unit Ready).
 - Flux v1.7.3 (fluxpeer.py): source-controller and kustomize-controller out of cluster;
   one GitRepository and N Kustomizations (wait: true, prune: true) created right after the
   push (what a webhook Receiver does: the push is the trigger for both); seconds until all N
-  are Ready=True at the pushed commit. Two configurations: Flux's defaults
-  (kustomize-controller --concurrent=4) and tuned (--concurrent=N, client QPS/burst raised
-  to 500/1000 so no client-side limit throttles it).
-- No-op: with N bundles deployed and nothing changing, CPU seconds over a window
-  (default 300 s): Flux's two controllers (defaults, GitRepository and Kustomization
-  interval = --noop-interval) vs. `fleet sync` run every --noop-interval seconds (each a
-  full drift-correcting pass, start-up included), plus the API server's CPU meanwhile.
+  are Ready=True at the pushed commit. Flux's defaults (kustomize-controller
+  --concurrent=4) and tuned (--concurrent=N, client QPS/burst raised to 500/1000 so no
+  client-side limit throttles it). Flux's controllers are stopped while fleet runs.
+- No-op (noop_cpu.py): with N bundles deployed and nothing changing, CPU seconds over a
+  window (default 300 s) with a Git poll and a drift pass every --noop-interval: Flux's two
+  controllers vs. `fleet serve` + one worker + Redis (and, with --noop-sync-cron, `fleet
+  sync` every interval), the API server's CPU beside each.
 
     python tests/bench/bench_flux.py [--bundles 10,40,100] [--rounds 1]
-        [--noop-bundles 100] [--noop-window 300] [--noop-interval 60]
+        [--noop-bundles 100] [--noop-window 300] [--noop-interval 60] [--noop-sync-cron]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,10 +50,11 @@ import noop_cpu  # noqa: E402
 from tests.support.servers import GitWorkTree, run_git  # noqa: E402
 
 FLEET = "fleet"
+FLEET_TUNED = "fleet --cluster-concurrency=N"
 FLUX = "Flux"
 FLUX_TUNED = "Flux --concurrent=N"
-TOOLS = (FLEET, FLUX, FLUX_TUNED)
-WIDTHS = (5, 8, 8, 11, 9, 12)  # the table's columns
+TOOLS = (FLEET, FLUX, FLEET_TUNED, FLUX_TUNED)
+WIDTHS = (5, 7, 7, 11, 10, 9, 12)  # the table's columns
 
 
 def flux_variant(tool: str, bundles: int) -> fluxpeer.Variant:
@@ -103,7 +106,7 @@ class Bed:
         run_git("checkout", "--quiet", "-b", "main", cwd=work)
         return GitWorkTree(work, str(bare))
 
-    def fleet_sync(self, name: str) -> tuple[int, float]:
+    def fleet_sync(self, name: str, *extra: str) -> tuple[int, float]:
         """`fleet sync` of repository `name` in a new process: (exit code, CPU seconds of it
         and its children, from wait4's rusage)."""
         log = self.tmp / "logs" / f"fleet-{name}.log"
@@ -115,7 +118,7 @@ class Bed:
         }
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "fleet", "sync", self.url(name), "--branch", "main"],
+                [sys.executable, "-m", "fleet", "sync", self.url(name), "--branch", "main", *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -163,12 +166,13 @@ def raise_pod_capacity(kubeconfig: Path, pods: int) -> None:
                          "-p", json.dumps(patch))  # fmt: skip
 
 
-def fleet_round(bed: Bed, name: str, bundles: int) -> float:
+def fleet_round(bed: Bed, name: str, bundles: int, tool: str) -> float:
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, namespace_object=True)
+    manyapps.write_repo(work.path, name, bundles, self_contained=True)
     pushed = time.perf_counter()
     work.commit_and_push("bundles")
-    code, _ = bed.fleet_sync(name)
+    extra = [f"--cluster-concurrency={bundles}"] if tool == FLEET_TUNED else []
+    code, _ = bed.fleet_sync(name, *extra)
     took = time.perf_counter() - pushed
     if code != 0:
         raise RuntimeError(f"fleet sync {name} exited {code} (log: {bed.tmp}/logs)")
@@ -178,7 +182,7 @@ def fleet_round(bed: Bed, name: str, bundles: int) -> float:
 def flux_round(bed: Bed, api: fluxpeer.FluxApi, name: str, bundles: int, tool: str) -> float:
     bed.run_flux(flux_variant(tool, bundles))
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, namespace_object=True)
+    manyapps.write_repo(work.path, name, bundles, self_contained=True)
     paths = [manyapps.bundle_path(i) for i in range(bundles)]
     pushed = time.perf_counter()
     sha = work.commit_and_push("bundles")
@@ -198,14 +202,16 @@ def timed_rounds(
     for bundles in sizes:
         results[bundles] = {tool: [] for tool in TOOLS}
         for round_no in range(rounds):
-            order = TOOLS[turn % 3 :] + TOOLS[: turn % 3]  # who goes first rotates
+            first = turn % len(TOOLS)
+            order = TOOLS[first:] + TOOLS[:first]  # who goes first rotates
             turn += 1
             for tool in order:
-                name = f"{tool.split()[0].lower()}{'-tuned' if tool == FLUX_TUNED else ''}"
+                tuned = "-tuned" if tool in (FLEET_TUNED, FLUX_TUNED) else ""
+                name = f"{tool.split()[0].lower()}{tuned}"
                 name = f"{name}-n{bundles}-r{round_no}"
-                if tool == FLEET:
+                if tool in (FLEET, FLEET_TUNED):
                     bed.stop_flux()  # no idle controllers on the 2 cores while fleet runs
-                    took = fleet_round(bed, name, bundles)
+                    took = fleet_round(bed, name, bundles, tool)
                 else:
                     took = flux_round(bed, api, name, bundles, tool)
                 results[bundles][tool].append(took)
@@ -235,13 +241,17 @@ def noop(bed: Bed, api: fluxpeer.FluxApi, args: argparse.Namespace) -> None:
 
 def print_table(results: dict[int, dict[str, list[float]]], rounds: int) -> None:
     print(f"\npush -> all Ready, seconds (median of {rounds}), one cluster:")
-    heads = ("N", "fleet", "Flux", "fleet/Flux", "Flux c=N", "fleet/(c=N)")
+    heads = ("N", "fleet", "Flux", "fleet/Flux", "fleet c=N", "Flux c=N", "ratio c=N")
     print(" ".join(f"{head:>{width}}" for head, width in zip(heads, WIDTHS, strict=True)))
     for bundles, times in results.items():
-        fleet, flux, tuned = (statistics.median(times[tool]) for tool in TOOLS)
+        fleet, flux, fleet_n, flux_n = (statistics.median(times[tool]) for tool in TOOLS)
         cells = (f"{bundles}", f"{fleet:.1f}", f"{flux:.1f}", f"{fleet / flux:.2f}",
-                 f"{tuned:.1f}", f"{fleet / tuned:.2f}")  # fmt: skip
+                 f"{fleet_n:.1f}", f"{flux_n:.1f}", f"{fleet_n / flux_n:.2f}")  # fmt: skip
         print(" ".join(f"{cell:>{width}}" for cell, width in zip(cells, WIDTHS, strict=True)))
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:
@@ -257,6 +267,9 @@ def main() -> None:
         help="also `fleet sync` every interval (a new process each time)",
     )
     args = parser.parse_args()
+    # a SIGTERM (or a SIGINT a background shell set to be ignored) still runs the clean-up
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     sizes = [int(n) for n in args.bundles.split(",") if n.strip()]
     pods = sum(sizes) * args.rounds * len(TOOLS) + 2 * args.noop_bundles + 110
     with tempfile.TemporaryDirectory(prefix="fleet-bench-flux-") as tmp_text:

@@ -16,13 +16,17 @@ CLUSTER = "one"
 CLUSTER_LABELS = {"env": "dev", "region": "eu"}
 
 
-def bundle(ns: str, *, namespace_object: bool = False) -> str:
-    """One bundle's manifests; with `namespace_object` the Namespace too (Flux creates no
-    namespace by itself, so the peer benchmark ships it to both tools)."""
+def bundle(ns: str, *, self_contained: bool = False) -> str:
+    """One bundle's manifests. `self_contained` (the peer benchmark, for both tools): the
+    Namespace object too, since Flux creates no namespace by itself, and a headless Service,
+    since the test bed's /24 service range has 254 cluster IPs and every round deploys into
+    fresh namespaces."""
     labels = {"app": "web"}
+    service: dict[str, object] = {"selector": labels, "ports": [{"port": 80}]}
     docs: list[dict[str, object]] = []
-    if namespace_object:
+    if self_contained:
         docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        service["clusterIP"] = "None"
     docs += [
         {
             "apiVersion": "apps/v1",
@@ -41,7 +45,7 @@ def bundle(ns: str, *, namespace_object: bool = False) -> str:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "web", "namespace": ns},
-            "spec": {"selector": labels, "ports": [{"port": 80}]},
+            "spec": service,
         },
         {
             "apiVersion": "v1",
@@ -62,7 +66,7 @@ def bundle_path(index: int) -> str:
     return f"apps/b{index}"
 
 
-def write_repo(work: Path, name: str, bundles: int, *, namespace_object: bool = False) -> None:
+def write_repo(work: Path, name: str, bundles: int, *, self_contained: bool = False) -> None:
     """fleet.yaml (fleet `name`, the one cluster) and `bundles` bundles under apps/."""
     labels = ", ".join(f"{key}: {value}" for key, value in CLUSTER_LABELS.items())
     (work / "fleet.yaml").write_text(
@@ -73,4 +77,4 @@ def write_repo(work: Path, name: str, bundles: int, *, namespace_object: bool = 
     for index in range(bundles):
         target = work / bundle_path(index) / "app.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(bundle(namespace(name, index), namespace_object=namespace_object))
+        target.write_text(bundle(namespace(name, index), self_contained=self_contained))
