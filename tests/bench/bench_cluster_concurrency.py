@@ -61,7 +61,8 @@ def main() -> None:
         try:
             os.environ["FLEET_CREDENTIALS_DIR"] = str(fleet_dir)
             os.environ["FLEET_CACHE_DIR"] = str(tmp / "cache")
-            one, many = [], []
+            one: list[float] = []
+            many: list[float] = []
             for index in range(args.rounds):  # alternate which goes first
                 order = [(1, one), (default, many)]
                 for concurrency, sink in order if index % 2 == 0 else order[::-1]:

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,22 +222,28 @@ def timed_rounds(
 
 
 def noop(bed: Bed, api: fluxpeer.FluxApi, args: argparse.Namespace) -> None:
+    """Print each side's no-op CPU as soon as it is measured (Flux first: the base)."""
     bundles, window, interval = args.noop_bundles, args.noop_window, args.noop_interval
-    rows = [(FLUX, noop_cpu.flux(bed, api, flux_variant(FLUX, bundles), bundles, window,
-                                 interval))]  # fmt: skip
-    rows.append(("fleet serve + worker", noop_cpu.fleet_serve(bed, bundles, window, interval)))
-    if args.noop_sync_cron:
-        rows.append(("fleet sync (cron)", noop_cpu.fleet_cron(bed, bundles, window, interval)))
     print(
         f"\nno-op: {bundles} bundles deployed, nothing changing, {window:.0f} s, a Git poll "
-        f"and a drift pass every {interval:.0f} s; CPU seconds:"
+        f"and a drift pass every {interval:.0f} s; CPU seconds:",
+        flush=True,
     )
-    flux_cpu = rows[0][1][0]
-    for label, (used, api_used) in rows:
-        print(
-            f"  {label:<22} {used:>7.1f}  (API server {api_used:.1f}), "
-            f"ratio to Flux {used / flux_cpu:.2f}"
+    variant = flux_variant(FLUX, bundles)
+    sides: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+        (FLUX, lambda: noop_cpu.flux(bed, api, variant, bundles, window, interval)),
+        ("fleet serve + worker", lambda: noop_cpu.fleet_serve(bed, bundles, window, interval)),
+    ]
+    if args.noop_sync_cron:
+        sides.append(
+            ("fleet sync (cron)", lambda: noop_cpu.fleet_cron(bed, bundles, window, interval))
         )
+    flux_cpu = 0.0
+    for label, measure in sides:
+        used, api_used = measure()
+        flux_cpu = flux_cpu or used
+        ratio = f", ratio to Flux {used / flux_cpu:.2f}" if label != FLUX else ""
+        print(f"  {label:<22} {used:>7.1f}  (API server {api_used:.1f}){ratio}", flush=True)
 
 
 def print_table(results: dict[int, dict[str, list[float]]], rounds: int) -> None:
