@@ -98,9 +98,28 @@ def fleet_serve(bed: Bed, bundles: int, window: float, interval: float) -> tuple
             api_before = bed.apiserver_cpu()
             used = window_cpu(window, lambda: sum(cpu_seconds(pid) for pid in pids))
             api_used = bed.apiserver_cpu() - api_before
+            recent = drift_checked_since(redis.url, time.time() - interval - 10)
+            print(f"  (fleet: {recent}/{bundles} units drift-checked in the last interval)")
     finally:
         redis.stop()
     return used, api_used
+
+
+def drift_checked_since(url: str, since: float) -> int:
+    """Units whose last drift check (the scheduler's `drift-checked` hash) is after `since`:
+    proof that the window really had fleet's drift passes in it."""
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sum(
+            1
+            for key in client.scan_iter("fleet:*drift-checked")
+            for at in client.hvals(key)
+            if float(at) >= since
+        )
+    finally:
+        client.close()
 
 
 def fleet_cron(bed: Bed, bundles: int, window: float, interval: float) -> tuple[float, float]:
