@@ -151,3 +151,29 @@ def test_a_token_over_plain_http_is_refused_unless_allowed(
 
     monkeypatch.setenv("FLEET_GIT_ALLOW_HTTP", "1")
     assert GitSource(http_git.url("cfg"), "main").update().sha
+
+
+def test_a_public_server_in_a_process_of_its_own(tmp_path: Path, source_cache: Path) -> None:
+    """`python -m tests.support.git_http BASE` (what bench_flux.py runs: Flux clones over
+    smart HTTP) serves without asking for credentials and stops on SIGTERM."""
+    import subprocess
+    import sys
+
+    base = tmp_path / "public-git"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.git_http", str(base)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        server = GitHttpServer(base, token=None, port=port)
+        sha = push_commit(server, "open", tmp_path / "work", "first")
+        revision = GitSource(server.url("open"), "main").update()  # no token anywhere
+        assert revision.sha == sha
+        assert (revision.path / "fleet.yaml").read_text() == "# first\n"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
