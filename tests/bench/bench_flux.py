@@ -158,8 +158,11 @@ class Bed:
 
 
 def raise_pod_capacity(kubeconfig: Path, pods: int) -> None:
-    """The fake node takes 110 pods, like a kubelet's default: every round deploys into fresh
-    namespaces, so give it room for all of them (scheduling is the test bed's, not a tool's)."""
+    """Every round deploys into fresh namespaces: give the fake node room for all of their
+    pods when it has less (localfleet.FAKE_NODE_PODS); scheduling is the test bed's, not a
+    tool's."""
+    if pods <= localfleet.FAKE_NODE_PODS:
+        return
     names = fluxpeer.kubectl(kubeconfig, "get", "nodes", "-o", "name").split()
     patch = {"status": {"capacity": {"pods": str(pods)}, "allocatable": {"pods": str(pods)}}}
     for node in names:
