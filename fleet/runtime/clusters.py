@@ -53,6 +53,7 @@ class ClusterLink:
     _idle: list[ClusterConnection] = field(default_factory=list, repr=False)
     _siblings: list[ClusterConnection] = field(default_factory=list, repr=False)
     _lending: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _conn_lent: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -65,13 +66,22 @@ class ClusterLink:
             return 0
         return self.conn.writes + sum(c.writes for c in self._siblings)
 
+    @property
+    def requests(self) -> int:
+        """API requests of every connection this link lent (lock heartbeats and health
+        watches run on connections of their own and are not counted)."""
+        if self.conn is None:
+            return 0
+        return self.conn.requests + sum(c.requests for c in self._siblings)
+
     def _borrow(self) -> ClusterConnection:
         assert self.conn is not None, "connect() first"
         with self._lending:
-            if not self._idle and not self._siblings:
-                self._idle.append(self.conn)
             if self._idle:
                 return self._idle.pop()
+            if not self._conn_lent:  # `conn` is in circulation from its first loan on
+                self._conn_lent = True
+                return self.conn
             sibling = self.conn.sibling()
             self._siblings.append(sibling)
             return sibling
@@ -179,6 +189,10 @@ class ClusterSet:
     @property
     def writes(self) -> int:
         return sum(link.writes for link in self.links.values())
+
+    @property
+    def requests(self) -> int:
+        return sum(link.requests for link in self.links.values())
 
     def connect(self, env: Mapping[str, str]) -> None:
         """Connect every link; a cluster without a credential is down, all of them an error."""

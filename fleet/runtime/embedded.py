@@ -114,6 +114,7 @@ class SyncReport:
     waiting: dict[UnitKey, str] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     writes: int = 0
+    requests: int = 0  # every API request of the pass (reads too): the benchmarks print it
     seconds: float = 0.0
     renders: int = 0
     units: int = 0
@@ -592,6 +593,7 @@ class SyncRun:
             waiting,
             self.clusters.down,
             writes=self.clusters.writes,
+            requests=self.clusters.requests,
             renders=self.desired.renders,
             units=len(self.desired.units),
         )
