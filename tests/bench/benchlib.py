@@ -84,11 +84,15 @@ def cluster_specs(count: int, prefix: str = "c") -> list[tuple[str, Labels]]:
     return [(f"{prefix}{i}", {"env": "dev", "region": regions[i % 2]}) for i in range(count)]
 
 
-def fleet_yaml(name: str, clusters: Sequence[tuple[str, Labels]], paths: str = "apps/*") -> str:
+def fleet_yaml(
+    name: str, clusters: Sequence[tuple[str, Labels]], paths: str | None = "apps/*"
+) -> str:
+    """A definition; `paths` None: no bundles yet (a bundle path must match something)."""
     rows = "".join(f"  - name: {c}\n    labels: {json.dumps(labels)}\n" for c, labels in clusters)
+    bundles = f"bundles:\n  paths: ['{paths}']\n" if paths else ""
     return (
         f"apiVersion: fleet-gitops.io/v1alpha1\nkind: Fleet\nname: {name}\n"
-        f"clusters:\n{rows}bundles:\n  paths: ['{paths}']\n"
+        f"clusters:\n{rows}{bundles}"
     )
 
 
@@ -244,3 +248,16 @@ def trace_requests() -> Iterator[list[Traced]]:
         yield seen
     finally:
         ClusterConnection.request = original  # type: ignore[method-assign]
+
+
+def session_peaks_mib(session: int) -> list[float]:
+    """VmHWM of each live process of a session (a `fleet worker` and what it started)."""
+    peaks = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            peaks.append(vm_hwm_mib(int(stat.parent.name)))
+    return peaks
