@@ -326,7 +326,9 @@ class SyncRun:
         rollout = self.desired.repo.definition.rollout
         verifier = self.rollout.tracker if self.rollout is not None else None
         offline = [name for name, link in self.links.items() if link.down is not None]
-        return plan(self.desired.units, self.actual, rollout, now=time.time(),
+        with self._lock:  # units finishing on other threads add to it while we plan
+            actual = dict(self.actual)
+        return plan(self.desired.units, actual, rollout, now=time.time(),
                     verifier=verifier, drift_check=True, offline=offline,
                     completed_at=verifier.completed_at() if verifier else None)  # fmt: skip
 

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import benchlib
 import localfleet
@@ -114,9 +115,9 @@ def main() -> None:
             redis.start()
         try:
             for count in counts:
-                runs = [lambda c=count: embedded(bed, c, args.bundles)]
+                runs = [partial(embedded, bed, count, args.bundles)]
                 if redis is not None:
-                    runs.append(lambda c=count: distributed(bed, c, args.bundles, redis.url))
+                    runs.append(partial(distributed, bed, count, args.bundles, redis.url))
                 for run in runs:
                     row = run()
                     rows.append(row)
