@@ -35,7 +35,7 @@ Labels = dict[str, str]
 
 
 def web_bundle(ns: str) -> str:
-    """A Deployment (one pod), a Service and a ConfigMap in namespace `ns`."""
+    """A Deployment (one pod), a (headless) Service and a ConfigMap in namespace `ns`."""
     labels = {"app": "web"}
     docs: list[dict[str, Any]] = [
         {
@@ -55,7 +55,9 @@ def web_bundle(ns: str) -> str:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "web", "namespace": ns},
-            "spec": {"selector": labels, "ports": [{"port": 80}]},
+            # headless: a local cluster's service range has 254 addresses, and the
+            # benchmarks deploy more Services than that to one cluster over their rounds
+            "spec": {"clusterIP": "None", "selector": labels, "ports": [{"port": 80}]},
         },
         {
             "apiVersion": "v1",
