@@ -32,7 +32,7 @@ def run_round(bed: benchlib.Bed, name: str, bundles: int, concurrency: int) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     default = config.DEFAULT_CLUSTER_CONCURRENCY
     nodes = max(1, -(-2 * args.rounds * args.bundles // 100))

@@ -125,7 +125,7 @@ class Bed:
 
 @contextmanager
 def bed(prefix: str, clusters: Sequence[tuple[str, Labels]], *, nodes: int = 1) -> Iterator[Bed]:
-    """Start the clusters (each with `nodes` fake nodes of 110 pods) and a git daemon; set
+    """Start the clusters (each with `nodes` fake nodes) and a git daemon; set
     FLEET_CREDENTIALS_DIR and a cold FLEET_CACHE_DIR; stop everything on the way out."""
     localfleet.FAKE_NODES = nodes
     with tempfile.TemporaryDirectory(prefix=f"fleet-bench-{prefix}-") as tmp_text:
