@@ -172,7 +172,7 @@ def raise_pod_capacity(kubeconfig: Path, pods: int) -> None:
 
 def fleet_round(bed: Bed, name: str, bundles: int, tool: str) -> float:
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, self_contained=True)
+    manyapps.write_repo(work.path, name, bundles)
     pushed = time.perf_counter()
     work.commit_and_push("bundles")
     extra = [f"--cluster-concurrency={bundles}"] if tool == FLEET_TUNED else []
@@ -186,7 +186,7 @@ def fleet_round(bed: Bed, name: str, bundles: int, tool: str) -> float:
 def flux_round(bed: Bed, api: fluxpeer.FluxApi, name: str, bundles: int, tool: str) -> float:
     bed.run_flux(flux_variant(tool, bundles))
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, self_contained=True)
+    manyapps.write_repo(work.path, name, bundles)
     paths = [manyapps.bundle_path(i) for i in range(bundles)]
     pushed = time.perf_counter()
     sha = work.commit_and_push("bundles")

@@ -55,7 +55,7 @@ def flux(
     name = f"noop-flux-n{bundles}"
     bed.run_flux(variant)
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, self_contained=True)
+    manyapps.write_repo(work.path, name, bundles)
     sha = work.commit_and_push("bundles")
     paths = [manyapps.bundle_path(i) for i in range(bundles)]
     api.create_round(name, bed.url(name), paths, interval=f"{int(interval)}s")
@@ -78,7 +78,7 @@ def fleet_serve(bed: Bed, bundles: int, window: float, interval: float) -> tuple
 
     name = f"noop-serve-n{bundles}"
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, self_contained=True)
+    manyapps.write_repo(work.path, name, bundles)
     sha = work.commit_and_push("bundles")
     redis = RedisServer(bed.tmp / "redis")
     redis.start()
@@ -126,7 +126,7 @@ def fleet_cron(bed: Bed, bundles: int, window: float, interval: float) -> tuple[
     """(CPU seconds of `fleet sync` every interval, of the API server)."""
     name = f"noop-sync-n{bundles}"
     work = bed.new_repo(name)
-    manyapps.write_repo(work.path, name, bundles, self_contained=True)
+    manyapps.write_repo(work.path, name, bundles)
     work.commit_and_push("bundles")
     code, _ = bed.fleet_sync(name)
     if code != 0:
